@@ -1,0 +1,72 @@
+"""`lab clean`: remove what a crashed run left behind, and only the lab's own.
+
+The lab's namespaces are recognised by their Mininet shells, tagged
+`mininet:icelab.<node>`; every process inside those namespaces is the lab's.
+Nothing is matched by a pattern over other processes' names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.network.build import HOST_PREFIX, namespace_members
+
+SHELL_TAG = ("mininet:" + HOST_PREFIX).encode()
+
+
+@dataclass
+class CleanReport:
+    shells: list[int] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)
+    directories: list[str] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.shells or self.processes or self.directories)
+
+
+def lab_shells() -> dict[int, str]:
+    """Pid -> network namespace of every Mininet shell the lab started."""
+    shells = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            if any(arg.startswith(SHELL_TAG) for arg in argv):
+                shells[int(entry.name)] = os.readlink(f"/proc/{entry.name}/ns/net")
+        except OSError:
+            continue
+    return shells
+
+
+def _kill(pids: list[int]) -> list[int]:
+    killed = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            continue
+    return killed
+
+
+def clean(run_root: Path) -> CleanReport:
+    """Kill every process in the lab's namespaces, then the namespaces' shells."""
+    report = CleanReport()
+    shells = lab_shells()
+    namespaces = set(shells.values())
+    members = [p for p in namespace_members(namespaces) if p not in shells and p != os.getpid()]
+    report.processes = _kill(members)
+    report.shells = _kill(list(shells))
+    time.sleep(0.05 if report.shells else 0)
+    if run_root.is_dir():
+        for path in run_root.iterdir():
+            shutil.rmtree(path, ignore_errors=True)
+            report.directories.append(str(path))
+    return report

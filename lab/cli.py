@@ -1,0 +1,187 @@
+"""The `lab` command line: list, show, validate, run, schema, clean.
+
+Exit status: 0 all expectations held, 1 an expectation did not hold, 2 bad input
+(unknown scenario, invalid file, missing tool, not root), 3 the lab itself failed.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from lab.documents import load_document, read_yaml
+from lab.errors import EXIT_BAD_INPUT, EXIT_EXPECTATIONS_FAILED, LabError, LabInputError
+from lab.scenario import bundled_scenarios, load_scenario
+from lab.topology import load_topology
+
+EXIT_LAB_FAILED = 3
+
+app = typer.Typer(
+    help="ice-lab: build a real network for a WebRTC connectivity scenario and watch ICE.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+class Timing(StrEnum):
+    fast = "fast"
+    kvs = "kvs"
+
+
+class Mode(StrEnum):
+    stun_turn = "stun-turn"
+    turn_only = "turn-only"
+    stun_only = "stun-only"
+    disabled = "disabled"
+
+
+class Servers(StrEnum):
+    coturn = "coturn"
+    mock = "mock"
+
+
+def fail(error: LabError) -> typer.Exit:
+    """Print one line and pick the exit status for this kind of error."""
+    errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT if isinstance(error, LabInputError) else EXIT_LAB_FAILED)
+
+
+@app.command("list")
+def list_scenarios(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """The bundled scenarios, one line each with what it shows."""
+    entries = []
+    for path in bundled_scenarios():
+        document = read_yaml(path) or {}
+        entries.append({"name": path.stem, "description": document.get("description", "")})
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    width = max((len(e["name"]) for e in entries), default=0)
+    for entry in entries:
+        console.print(
+            f"{entry['name']:<{width}}  {entry['description']}", highlight=False, soft_wrap=True
+        )
+
+
+@app.command()
+def show(scenario: Annotated[str, typer.Argument(help="scenario name or path")]) -> None:
+    """The resolved scenario: its lesson, topology, conditions, servers and expectations."""
+    try:
+        resolved = load_scenario(scenario).resolved()
+    except LabError as exc:
+        raise fail(exc) from None
+    teaches = resolved.pop("teaches", "")
+    if teaches:
+        console.print(f"[bold]{resolved['name']}[/bold]: {teaches}\n", highlight=False)
+    print(yaml.safe_dump(resolved, sort_keys=False, width=100))
+
+
+def _kind_of(path: Path, document: Any) -> str:
+    if isinstance(document, dict) and "links" in document:
+        return "topology"
+    return "scenario"
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="scenario or topology files")],
+) -> None:
+    """Validate scenario and topology files against their JSON Schemas (exit 2 if any fails)."""
+    bad = 0
+    for path in files:
+        try:
+            kind = _kind_of(path, read_yaml(path))
+            if kind == "topology":
+                load_topology(str(path))
+            else:
+                load_document(path, "scenario")
+                load_scenario(str(path))
+            console.print(f"ok {path} ({kind})", highlight=False)
+        except LabInputError as exc:
+            errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            bad += 1
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="scenario name or path")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+    timing: Annotated[Timing | None, typer.Option(help="fast (default) or kvs timeouts")] = None,
+    mode: Annotated[Mode | None, typer.Option(help="NAT traversal mode for both peers")] = None,
+    viewer_mode: Annotated[Mode | None, typer.Option(help="the viewer's mode")] = None,
+    master_mode: Annotated[Mode | None, typer.Option(help="the master's mode")] = None,
+    servers: Annotated[Servers | None, typer.Option(help="STUN/TURN server software")] = None,
+    keep: Annotated[bool, typer.Option(help="keep the run directory (configs, logs)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary")] = False,
+) -> None:
+    """Build the scenario's network, run the master and viewer, report what ICE did."""
+    from lab.report import render
+    from lab.run import RunOptions, Terminated, run_scenario
+
+    options = RunOptions(
+        timing=timing.value if timing else None,
+        servers=servers.value if servers else None,
+        mode=mode.value if mode else None,
+        viewer_mode=viewer_mode.value if viewer_mode else None,
+        master_mode=master_mode.value if master_mode else None,
+        keep_workdir=keep,
+    )
+    try:
+        loaded = load_scenario(scenario)
+        result = run_scenario(loaded, options)
+    except LabError as exc:
+        raise fail(exc) from None
+    except (KeyboardInterrupt, Terminated):
+        errors.print("interrupted: the lab network was torn down")
+        raise typer.Exit(130) from None
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if not quiet:
+        render(result, console)
+    if not result["expectations_met"]:
+        raise typer.Exit(EXIT_EXPECTATIONS_FAILED)
+
+
+@app.command()
+def schema(kind: Annotated[str, typer.Argument(help="result, scenario or topology")]) -> None:
+    """Print a JSON Schema shipped with the lab."""
+    from lab.documents import load_schema
+
+    try:
+        print(json.dumps(load_schema(kind), indent=2))
+    except LabError as exc:
+        raise fail(exc) from None
+
+
+@app.command()
+def clean() -> None:
+    """Remove what a crashed run left behind: the lab's namespaces, processes and files."""
+    from lab.cleanup import clean as clean_lab
+    from lab.preflight import require_root
+    from lab.run import RUN_ROOT
+
+    try:
+        require_root()
+    except LabError as exc:
+        raise fail(exc) from None
+    report = clean_lab(RUN_ROOT)
+    if not report.anything:
+        console.print("nothing to clean")
+        return
+    console.print(
+        f"killed {len(report.processes)} process(es) and {len(report.shells)} namespace "
+        f"shell(s); removed {len(report.directories)} run director(ies)"
+    )

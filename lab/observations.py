@@ -1,0 +1,68 @@
+"""Observations: ICE facts named as the standards name them (RTCIceCandidateStats,
+RTCIceCandidatePairStats), built from what each peer's agent saw, then merged.
+
+A peer process turns its aioice objects into plain records here; the runner merges
+both peers' records into the result's `peers`, `pairs` and `selected`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CandidateRecord = dict[str, Any]
+
+
+def candidate_record(
+    candidate: Any, server: str | None = None, relay_protocol: str | None = None
+) -> CandidateRecord:
+    """One candidate as the result schema names it (from an aioice Candidate)."""
+    return {
+        "type": candidate.type,
+        "protocol": candidate.transport.lower(),
+        "address": candidate.host,
+        "port": candidate.port,
+        "relay_protocol": relay_protocol if candidate.type == "relay" else None,
+        "server": server,
+        "priority": candidate.priority,
+        "foundation": candidate.foundation,
+    }
+
+
+def pair_priority(local_priority: int, remote_priority: int, controlling: bool) -> int:
+    """RFC 8445 section 6.1.2.3: 2^32*min(G,D) + 2*max(G,D) + (G>D ? 1 : 0)."""
+    g, d = (local_priority, remote_priority) if controlling else (remote_priority, local_priority)
+    return (1 << 32) * min(g, d) + 2 * max(g, d) + (1 if g > d else 0)
+
+
+def same_candidate(a: CandidateRecord, b: CandidateRecord) -> bool:
+    return (a["address"], a["port"], a["type"]) == (b["address"], b["port"], b["type"])
+
+
+def enrich_remote(record: CandidateRecord, peer_candidates: list[CandidateRecord]) -> None:
+    """Fill a remote candidate's server and relay protocol from the peer that gathered it."""
+    for local in peer_candidates:
+        if (local["address"], local["port"]) == (record["address"], record["port"]):
+            record["server"] = local["server"]
+            record["relay_protocol"] = local["relay_protocol"]
+            return
+
+
+def merge_pairs(observations: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pair both agents formed, each tagged with its agent, remote sides enriched."""
+    pairs = []
+    for role, other in (("viewer", "master"), ("master", "viewer")):
+        theirs = observations.get(other, {}).get("candidates", [])
+        for pair in observations.get(role, {}).get("pairs", []):
+            enrich_remote(pair["remote"], theirs)
+            pairs.append({"agent": role, **pair})
+    return pairs
+
+
+def selected_pairs(observations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    selected: dict[str, Any] = {}
+    for role, other in (("viewer", "master"), ("master", "viewer")):
+        pair = observations.get(role, {}).get("selected")
+        if pair is not None:
+            enrich_remote(pair["remote"], observations.get(other, {}).get("candidates", []))
+        selected[role] = pair
+    return selected

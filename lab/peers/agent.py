@@ -1,0 +1,253 @@
+"""A WebRTC peer process (aiortc) in its own namespace: the viewer offers, the master answers.
+
+Run as `python -m lab.peers.agent CONFIG.json` inside a lab host. The peer signals
+through the lab's KVS-like server, opens a data channel, echoes a message (so
+"connected" means data flowed) and writes what its ICE agent saw to a JSON file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aioice import stun
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, rtcicetransport
+
+from lab.observations import candidate_record, pair_priority
+from lab.peers.config import PeerConfig
+from lab.peers.ice_agent import LabConnection
+from lab.peers.ice_servers import ServerPlan, parse_url, plan_servers
+from lab.peers.signaling_client import SignalingClient, SignalingMessage
+
+log = logging.getLogger("lab.peer")
+PING = "ice-lab ping"
+BYE = "ice-lab bye"
+
+
+def server_plan(config: PeerConfig) -> ServerPlan:
+    urls = [parse_url(u, s.username, s.password) for s in config.ice_servers for u in s.urls]
+    return plan_servers(urls, config.mode)
+
+
+def install_lab_agent(config: PeerConfig, plan: ServerPlan) -> list[LabConnection]:
+    """Make aiortc build LabConnection agents; returns the list they are added to."""
+    stun.RETRY_RTO = config.timing["stun_rto_s"]
+    stun.RETRY_MAX = config.timing["stun_retries"]
+    context = ssl.create_default_context(cafile=config.ca_file)
+    created: list[LabConnection] = []
+
+    def factory(**kwargs: Any) -> LabConnection:
+        connection = LabConnection(
+            plan=plan,
+            gathering_timeout_s=config.timing["gathering_timeout_s"],
+            ssl_context=context,
+            on_log=log.info,
+            **kwargs,
+        )
+        created.append(connection)
+        return connection
+
+    # aiortc offers no hook for its ICE agent; this process runs exactly one peer.
+    rtcicetransport.Connection = factory  # type: ignore[misc,assignment]
+    return created
+
+
+class Peer:
+    """One side of the call; `run()` returns its observations."""
+
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        self.plan = server_plan(config)
+        self.connections = install_lab_agent(config, self.plan)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.timing = config.timing
+        self.started = time.monotonic()
+        self.connected_s: float | None = None
+        self.echo = False
+        self.error: str | None = None
+        self.ice_failed = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.pc.on("iceconnectionstatechange", self._ice_state_changed)
+
+    def _ice_state_changed(self) -> None:
+        log.info("ICE connection state: %s", self.pc.iceConnectionState)
+        if self.pc.iceConnectionState == "failed":
+            self.ice_failed.set()
+
+    async def wait_for(self, signaling: SignalingClient, message_type: str) -> SignalingMessage:
+        deadline = self.timing["signaling_timeout_s"]
+        async with asyncio.timeout(deadline):
+            while True:
+                message = await signaling.receive()
+                if message.message_type == message_type:
+                    return message
+                log.info("signaling: ignored %s", message.message_type)
+
+    async def wait_outcome(self, success: asyncio.Event) -> None:
+        """Until data flowed, ICE failed, or the check budget ran out."""
+        waits = [asyncio.create_task(e.wait()) for e in (success, self.ice_failed, self.finished)]
+        budget = self.timing["check_timeout_s"] + self.timing["gathering_timeout_s"]
+        done, pending = await asyncio.wait(
+            waits, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if not done:
+            self.error = f"no pair connected within {budget:g} s"
+
+    # -- observations -------------------------------------------------------------------
+
+    def observations(self) -> dict[str, Any]:
+        connection = self.connections[0] if self.connections else None
+        result: dict[str, Any] = {
+            "role": self.config.role,
+            "host": self.config.host,
+            "mode": self.config.mode,
+            "ice_state": self.pc.iceConnectionState,
+            "connected_s": self.connected_s,
+            "echo": self.echo,
+            "error": self.error,
+            "skipped_servers": [{"url": s.url, "reason": s.reason} for s in self.plan.skipped],
+        }
+        if connection is None:
+            return result | {"candidates": [], "pairs": [], "selected": None}
+        return result | agent_observations(connection)
+
+
+def agent_observations(connection: LabConnection) -> dict[str, Any]:
+    """Candidates, pairs and the selected pair of one aioice agent, as result records."""
+
+    def local(candidate: Any) -> dict[str, Any]:
+        origin = connection.origin(candidate)
+        return candidate_record(candidate, origin.server, origin.relay_protocol)
+
+    def pair_record(pair: Any) -> dict[str, Any]:
+        counters = connection.pair_counters(pair)
+        return {
+            "local": local(pair.local_candidate),
+            "remote": candidate_record(pair.remote_candidate),
+            "state": pair.state.name.lower(),
+            "nominated": bool(pair.nominated),
+            "priority": pair_priority(
+                pair.local_candidate.priority,
+                pair.remote_candidate.priority,
+                connection.ice_controlling,
+            ),
+            "checks_sent": counters.requests_sent,
+            "responses_received": counters.responses_received,
+            "rtt_ms": counters.rtt_ms,
+        }
+
+    nominated = connection._nominated.get(1)
+    return {
+        "candidates": [local(c) for c in connection.local_candidates],
+        "remote_candidates": [candidate_record(c) for c in connection.remote_candidates],
+        "gathering_s": round(connection.gathering_s, 4) if connection.gathering_s else None,
+        "gathering_errors": [e.__dict__ for e in connection.gathering_errors],
+        "pairs": [pair_record(p) for p in connection.all_pairs],
+        "selected": (
+            {k: v for k, v in pair_record(nominated).items() if k in ("local", "remote", "rtt_ms")}
+            if nominated is not None
+            else None
+        ),
+        "ice_role": "controlling" if connection.ice_controlling else "controlled",
+    }
+
+
+class Viewer(Peer):
+    """Offers, opens the data channel, sends a ping and waits for the echo."""
+
+    async def run(self, signaling: SignalingClient) -> None:
+        channel = self.pc.createDataChannel("ice-lab")
+        echoed = asyncio.Event()
+        channel.on("open", lambda: channel.send(PING))
+        channel.on("message", lambda message: echoed.set() if message == PING else None)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await signaling.send_sdp(_description(self.pc), recipient=None)
+        answer = await self.wait_for(signaling, "SDP_ANSWER")
+        await self.pc.setRemoteDescription(RTCSessionDescription(**answer.payload))
+        await self.wait_outcome(echoed)
+        if echoed.is_set():
+            self.echo = True
+            self.connected_s = round(time.monotonic() - self.started, 4)
+            channel.send(BYE)
+            await asyncio.sleep(0.02)  # let the bye leave before the channel closes
+
+
+class Master(Peer):
+    """Answers the viewer's offer and echoes every data channel message."""
+
+    async def run(self, signaling: SignalingClient) -> None:
+        connected = asyncio.Event()
+        self.pc.on("datachannel", lambda channel: self._serve(channel, connected))
+        offer = await self.wait_for(signaling, "SDP_OFFER")
+        await self.pc.setRemoteDescription(RTCSessionDescription(**offer.payload))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await signaling.send_sdp(_description(self.pc), recipient=offer.sender_client_id)
+        await self.wait_outcome(connected)
+        if connected.is_set():
+            self.connected_s = round(time.monotonic() - self.started, 4)
+            # Stay until the viewer says bye, so its checks still get answers.
+            async with asyncio.timeout(self.timing["check_timeout_s"]):
+                await self.finished.wait()
+
+    def _serve(self, channel: Any, connected: asyncio.Event) -> None:
+        def on_message(message: Any) -> None:
+            if message == PING:
+                channel.send(PING)
+                self.echo = True
+                connected.set()
+            elif message == BYE:
+                self.finished.set()
+
+        channel.on("message", on_message)
+        channel.on("close", self.finished.set)
+
+
+def _description(pc: RTCPeerConnection) -> dict[str, str]:
+    return {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
+
+
+async def main_async(config: PeerConfig) -> dict[str, Any]:
+    peer: Peer = Viewer(config) if config.role == "viewer" else Master(config)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, peer.finished.set)
+    signaling: SignalingClient | None = None
+    try:
+        signaling = await SignalingClient.connect(
+            config.signaling_url,
+            ca_file=config.ca_file,
+            timeout=config.timing["signaling_timeout_s"],
+        )
+        await peer.run(signaling)
+    except TimeoutError:
+        peer.error = peer.error or "timed out waiting for the other peer"
+    except Exception as exc:  # the run must still report what was observed
+        log.exception("peer failed")
+        peer.error = f"{type(exc).__name__}: {exc}"
+    observations = peer.observations()
+    await peer.pc.close()
+    if signaling is not None:
+        await signaling.close()
+    return observations
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(relativeCreated)6.0fms %(name)s %(message)s",
+    )
+    config = PeerConfig.read(Path(sys.argv[1]))
+    observations = asyncio.run(main_async(config))
+    Path(config.result_path).write_text(json.dumps(observations, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""What the runner tells a peer process: its role, signaling, ICE servers and timing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class IceServerConfig:
+    urls: list[str]
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass
+class PeerConfig:
+    role: str  # viewer | master
+    host: str
+    mode: str
+    signaling_url: str
+    client_id: str  # the viewer's X-Amz-ClientId; the master answers this viewer
+    ca_file: str
+    ice_servers: list[IceServerConfig]
+    timing: dict[str, Any]
+    result_path: str
+    kvs_log: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, path: Path) -> PeerConfig:
+        document = json.loads(path.read_text())
+        document["ice_servers"] = [IceServerConfig(**s) for s in document["ice_servers"]]
+        return cls(**document)

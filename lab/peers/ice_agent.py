@@ -1,0 +1,268 @@
+"""An aioice Connection that gathers through every STUN/TURN URL and records what it sees.
+
+aiortc on its own uses only the first STUN and the first TURN URL and drops the
+rest silently; it also has no API to observe connectivity checks. The lab needs
+both, so this subclass replaces candidate gathering (one relay per usable TURN URL,
+each failure kept as a gathering error) and counts every check and its round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aioice import stun, turn
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.ice import CandidatePair, Connection, StunProtocol, TransportPolicy
+
+from lab.peers.ice_servers import ServerPlan, ServerUrl
+
+
+@dataclass
+class GatheringError:
+    url: str
+    reason: str
+    elapsed_s: float
+
+
+@dataclass
+class CheckCounters:
+    """Connectivity checks on one pair, as RTCIceCandidatePairStats counts them."""
+
+    requests_sent: int = 0
+    responses_received: int = 0
+    rtt_ms: float | None = None
+    last_sent: dict[bytes, float] = field(default_factory=dict)
+
+
+@dataclass
+class CandidateOrigin:
+    server: str | None
+    relay_protocol: str | None
+
+
+class ObservedStunProtocol(StunProtocol):
+    """A StunProtocol that reports every Binding request and response to its Connection."""
+
+    receiver: LabConnection
+
+    def send_stun(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if message.message_class == stun.Class.REQUEST:
+            self.receiver.note_request(self, addr, message.transaction_id)
+        super().send_stun(message, addr)
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        try:
+            message = stun.parse_message(data)  # type: ignore[arg-type]
+        except ValueError:
+            message = None
+        if message is not None and message.message_class in (stun.Class.RESPONSE, stun.Class.ERROR):
+            self.receiver.note_response(self, (addr[0], addr[1]), message.transaction_id)
+        super().datagram_received(data, addr)
+
+
+class LabConnection(Connection):
+    """aioice's ICE agent, gathering through a ServerPlan and keeping observations."""
+
+    def __init__(
+        self,
+        *,
+        plan: ServerPlan,
+        gathering_timeout_s: float,
+        ssl_context: ssl.SSLContext | None,
+        on_log: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if plan.relay_only:
+            kwargs["transport_policy"] = TransportPolicy.RELAY
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.gathering_timeout_s = gathering_timeout_s
+        self.ssl_context = ssl_context
+        self.gathering_errors: list[GatheringError] = []
+        self.origins: dict[tuple[str, int, str], CandidateOrigin] = {}
+        self.checks: dict[tuple[int, tuple[str, int]], CheckCounters] = {}
+        self.all_pairs: list[CandidatePair] = []
+        self.gathering_s: float | None = None
+        self.on_log = on_log or (lambda line: None)
+
+    # -- gathering ----------------------------------------------------------------------
+
+    async def get_component_candidates(
+        self, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[Candidate]:
+        started = time.monotonic()
+        host_protocols = await self._host_protocols(component, addresses)
+        candidates = [p.local_candidate for p in host_protocols]
+        self._protocols += host_protocols
+        jobs: dict[asyncio.Task[Any], ServerUrl] = {}
+        for server in self.plan.stun:
+            for protocol in host_protocols:
+                jobs[asyncio.create_task(self._srflx(protocol, server))] = server
+        for server in self.plan.turn:
+            jobs[asyncio.create_task(self._relay(component, server))] = server
+        if jobs:
+            done, pending = await asyncio.wait(jobs, timeout=self.gathering_timeout_s)
+            for task in pending:
+                task.cancel()
+                self._gathering_error(jobs[task], "no answer before the gathering timeout", started)
+            for task in done:
+                candidates += self._collect(task, jobs[task], started)
+        self.gathering_s = time.monotonic() - started
+        return candidates
+
+    async def _host_protocols(self, component: int, addresses: list[str]) -> list[StunProtocol]:
+        loop = asyncio.get_running_loop()
+        protocols = []
+        for address in addresses:
+            if ipaddress.ip_address(address).is_loopback:
+                continue
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: ObservedStunProtocol(self), local_addr=(address, 0)
+            )
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
+            host, port = transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", host),
+                component=component,
+                transport="udp",
+                priority=candidate_priority(component, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            protocols.append(protocol)
+        return protocols
+
+    async def _srflx(self, protocol: StunProtocol, server: ServerUrl) -> tuple[Candidate, None]:
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        response, _ = await protocol.request(request, server.address)
+        local = protocol.local_candidate
+        mapped_host, mapped_port = response.attributes["XOR-MAPPED-ADDRESS"]
+        candidate = Candidate(
+            foundation=candidate_foundation("srflx", "udp", local.host),
+            component=local.component,
+            transport="udp",
+            priority=candidate_priority(local.component, "srflx"),
+            host=mapped_host,
+            port=mapped_port,
+            type="srflx",
+            related_address=local.host,
+            related_port=local.port,
+        )
+        return candidate, None
+
+    async def _relay(self, component: int, server: ServerUrl) -> tuple[Candidate, StunProtocol]:
+        use_tls = server.relay_protocol == "tls"
+        _, protocol = await turn.create_turn_endpoint(
+            lambda: ObservedStunProtocol(self),
+            server_addr=server.address,
+            username=server.username,
+            password=server.password,
+            ssl=self.ssl_context if use_tls else False,
+            transport=server.transport or "udp",
+        )
+        host, port = protocol.transport.get_extra_info("sockname")[:2]
+        related = protocol.transport.get_extra_info("related_address")
+        if self._transport_policy == TransportPolicy.RELAY:
+            # RFC 9429 section 3.5.3: do not reveal the host address in relay-only mode.
+            related = ("0.0.0.0", 9)
+        protocol.local_candidate = Candidate(
+            # The server URL is part of the foundation: relays through different servers
+            # or transports are different candidates to pair and to report.
+            foundation=candidate_foundation("relay", server.relay_protocol or "udp", host),
+            component=component,
+            transport="udp",
+            priority=candidate_priority(component, "relay"),
+            host=host,
+            port=port,
+            type="relay",
+            related_address=related[0],
+            related_port=related[1],
+        )
+        return protocol.local_candidate, protocol
+
+    def _collect(
+        self, task: asyncio.Task[Any], server: ServerUrl, started: float
+    ) -> list[Candidate]:
+        error = task.exception()
+        if error is not None:
+            self._gathering_error(server, describe_error(error), started)
+            return []
+        candidate, protocol = task.result()
+        key = (candidate.host, candidate.port, candidate.type)
+        if candidate.type == "srflx" and any(
+            (c.host, c.port, c.type) == key for c in self._local_candidates
+        ):
+            return []
+        self.origins[key] = CandidateOrigin(server.url, server.relay_protocol)
+        if protocol is not None:
+            self._protocols.append(protocol)
+        return [candidate]
+
+    def _gathering_error(self, server: ServerUrl, reason: str, started: float) -> None:
+        error = GatheringError(server.url, reason, round(time.monotonic() - started, 3))
+        self.gathering_errors.append(error)
+        self.on_log(f"gathering error for {server.url}: {reason}")
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _counters(self, protocol: StunProtocol, addr: tuple[str, int]) -> CheckCounters:
+        return self.checks.setdefault((id(protocol), addr), CheckCounters())
+
+    def note_request(self, protocol: StunProtocol, addr: tuple[str, int], tid: bytes) -> None:
+        counters = self._counters(protocol, addr)
+        counters.requests_sent += 1
+        counters.last_sent[tid] = time.monotonic()
+
+    def note_response(self, protocol: StunProtocol, addr: tuple[str, int], tid: bytes) -> None:
+        counters = self.checks.get((id(protocol), addr))
+        if counters is None or tid not in counters.last_sent:
+            return
+        counters.responses_received += 1
+        if counters.rtt_ms is None:
+            counters.rtt_ms = round((time.monotonic() - counters.last_sent[tid]) * 1000, 2)
+
+    def pair_counters(self, pair: CandidatePair) -> CheckCounters:
+        return self.checks.get((id(pair.protocol), pair.remote_addr), CheckCounters())
+
+    def sort_check_list(self) -> None:
+        # Keep every pair ever formed: aioice drops unchecked pairs at nomination.
+        super().sort_check_list()
+        self._remember_pairs()
+
+    def _pair_remote_candidate(self, remote_candidate: Candidate) -> None:
+        super()._pair_remote_candidate(remote_candidate)
+        self._remember_pairs()
+
+    def _remember_pairs(self) -> None:
+        known = {id(p) for p in self.all_pairs}
+        self.all_pairs += [p for p in self._check_list if id(p) not in known]
+
+    def origin(self, candidate: Candidate) -> CandidateOrigin:
+        return self.origins.get(
+            (candidate.host, candidate.port, candidate.type), CandidateOrigin(None, None)
+        )
+
+
+def describe_error(error: BaseException) -> str:
+    """One phrase for why a STUN/TURN server gave no candidate."""
+    if isinstance(error, stun.TransactionFailed):
+        code, phrase = error.response.attributes.get("ERROR-CODE", (0, ""))
+        return f"TURN error {code} {phrase}".strip()
+    if isinstance(error, stun.TransactionTimeout):
+        return "timeout: no response"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS: {error.reason or error}"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,109 @@
+"""Start the master and the viewer in their hosts and collect what each observed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.network.build import LabNetwork, terminate_processes
+from lab.peers.config import IceServerConfig, PeerConfig
+from lab.peers.timing import TimingProfile
+from lab.scenario import Scenario
+from lab.servers.credentials import rest_credentials
+from lab.servers.launch import RunningServers
+
+VIEWER_CLIENT_ID = "ice-lab-viewer-1"
+MASTER_GRACE_S = 1.0
+
+
+def ice_server_configs(
+    scenario: Scenario, servers: RunningServers, role: str
+) -> list[IceServerConfig]:
+    """The scenario's ICE servers with credentials filled in for this peer."""
+    configs = []
+    for server in scenario.ice_servers:
+        username = password = None
+        if server.credentials == "rest":
+            credentials = rest_credentials(servers.turn_secret, f"{role}-{scenario.name}")
+            username, password = credentials.username, credentials.password
+        elif isinstance(server.credentials, dict):
+            username, password = server.credentials["username"], server.credentials["password"]
+        configs.append(IceServerConfig(list(server.urls), username, password))
+    return configs
+
+
+def peer_config(
+    scenario: Scenario,
+    servers: RunningServers,
+    role: str,
+    mode: str,
+    profile: TimingProfile,
+    workdir: Path,
+    kvs_log: bool,
+) -> PeerConfig:
+    from lab.peers.signaling_client import channel_url
+
+    placement = scenario.peers[role]
+    client_id = VIEWER_CLIENT_ID if role == "viewer" else None
+    return PeerConfig(
+        role=role,
+        host=placement.host,
+        mode=mode,
+        signaling_url=channel_url(servers.signaling_url, servers.channel_arn, client_id),
+        client_id=VIEWER_CLIENT_ID,
+        ca_file=str(servers.ca_file),
+        ice_servers=ice_server_configs(scenario, servers, role),
+        timing=profile.as_dict(),
+        result_path=str(workdir / f"{role}.observations.json"),
+        kvs_log=kvs_log,
+    )
+
+
+def run_peers(
+    network: LabNetwork, configs: dict[str, PeerConfig], profile: TimingProfile, workdir: Path
+) -> dict[str, dict[str, Any]]:
+    """Run both peers to the end; return each one's observations (or its error)."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for role in ("master", "viewer"):
+        config = configs[role]
+        path = workdir / f"{role}.config.json"
+        config.write(path)
+        processes[role] = network.popen(
+            config.host,
+            [sys.executable, "-m", "lab.peers.agent", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / f"{role}.log").open("wb"),
+        )
+    _wait(processes["viewer"], profile.peer_deadline_s)
+    _wait(processes["master"], MASTER_GRACE_S)
+    return {role: _observations(configs[role], workdir) for role in processes}
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for a peer; SIGTERM lets it write what it saw, SIGKILL if it will not."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        terminate_processes([process], grace=2.0)
+
+
+def _observations(config: PeerConfig, workdir: Path) -> dict[str, Any]:
+    path = Path(config.result_path)
+    if path.exists():
+        return json.loads(path.read_text())
+    log = workdir / f"{config.role}.log"
+    tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+    return {
+        "role": config.role,
+        "host": config.host,
+        "mode": config.mode,
+        "candidates": [],
+        "pairs": [],
+        "selected": None,
+        "error": f"peer process wrote no observations ({tail[0] if tail else 'no log'})",
+        "finished_at": time.time(),
+    }

@@ -1,0 +1,38 @@
+"""Timing profiles: how long a peer waits for servers and candidate pairs.
+
+`kvs` uses the C SDK's budgets so a run lasts as long as it would for a customer;
+`fast` (the default) shortens STUN retransmissions so a scenario whose pairs fail
+still ends in seconds. Both are recorded in the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TimingProfile:
+    name: str
+    stun_rto_s: float  # first STUN retransmission timeout (aioice RETRY_RTO)
+    stun_retries: int  # retransmissions after the first send (aioice RETRY_MAX)
+    gathering_timeout_s: float  # per STUN/TURN server
+    check_timeout_s: float  # connectivity checks: no pair by then -> failed
+    signaling_timeout_s: float  # waiting for the other peer's description
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def peer_deadline_s(self) -> float:
+        """Longest a peer process may live; the runner kills it a little after."""
+        return self.gathering_timeout_s * 2 + self.signaling_timeout_s + self.check_timeout_s + 2
+
+
+PROFILES: dict[str, TimingProfile] = {
+    # Emulated links answer in well under a millisecond: 50 ms, 100, 200, 400 -> 0.75 s
+    # until a STUN transaction gives up.
+    "fast": TimingProfile("fast", 0.05, 3, 1.0, 4.0, 8.0),
+    # The C SDK: gathering 10 s, connectivity checks 10 s (KVS.md).
+    "kvs": TimingProfile("kvs", 0.5, 6, 10.0, 10.0, 30.0),
+}

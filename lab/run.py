@@ -1,0 +1,99 @@
+"""One run, start to end: scenario -> topology -> network -> servers -> peers ->
+observations -> report. Everything it creates is torn down on success, failure,
+Ctrl-C and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from lab.errors import LabInputError
+from lab.network.build import LabNetwork
+from lab.peers.launch import peer_config, run_peers
+from lab.peers.timing import PROFILES
+from lab.preflight import require_root, require_tools
+from lab.report import build_result
+from lab.scenario import Scenario
+from lab.servers.launch import start_servers
+
+RUN_ROOT = Path("/run/ice-lab")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so `finally` blocks tear the lab down."""
+
+
+@dataclass
+class RunOptions:
+    timing: str | None = None
+    servers: str | None = None
+    mode: str | None = None
+    viewer_mode: str | None = None
+    master_mode: str | None = None
+    keep_workdir: bool = False
+    kvs_log: bool = False
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def run_directory(keep: bool) -> Iterator[Path]:
+    """A private directory for the run's configs, certificates and logs."""
+    RUN_ROOT.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="run-", dir=RUN_ROOT))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def peer_modes(scenario: Scenario, options: RunOptions) -> dict[str, str]:
+    modes = {}
+    for role in ("viewer", "master"):
+        override = getattr(options, f"{role}_mode") or options.mode
+        modes[role] = override or scenario.peers[role].mode
+    return modes
+
+
+def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
+    """Build the network, run both peers, tear everything down; return the result."""
+    require_root()
+    software = options.servers or (scenario.stun_turn.software if scenario.stun_turn else "none")
+    if software == "mock":
+        raise LabInputError("--servers mock: the mock STUN/TURN server is not available yet")
+    require_tools(need_coturn=software == "coturn")
+    profile = PROFILES[options.timing or scenario.timing]
+    started = time.monotonic()
+    with sigterm_raises(), run_directory(options.keep_workdir) as workdir:
+        with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
+            servers = start_servers(network, scenario, workdir)
+            modes = peer_modes(scenario, options)
+            configs = {
+                role: peer_config(
+                    scenario, servers, role, modes[role], profile, workdir, options.kvs_log
+                )
+                for role in ("viewer", "master")
+            }
+            observations = run_peers(network, configs, profile, workdir)
+        total_s = time.monotonic() - started
+        return build_result(scenario, observations, profile.name, total_s, software)

@@ -1,0 +1,290 @@
+"""Scenarios: a topology plus the conditions on its nodes, servers, peers and expectations.
+
+`load_scenario` accepts a bundled name or a path, validates against the JSON Schema,
+then checks what a schema cannot (that every named node exists and fits its job).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.documents import load_document
+from lab.errors import LabInputError
+from lab.network.firewall import FirewallPolicy, firewall_from_spec
+from lab.network.nat import NatBehaviour, nat_from_spec
+from lab.topology import REPO_ROOT, Topology, load_topology
+
+SCENARIO_DIR = REPO_ROOT / "scenarios"
+ROLES = ("viewer", "master")
+MODES = ("stun-turn", "turn-only", "stun-only", "disabled")
+URL_HOST = re.compile(r"^(?P<scheme>stun|turns?):(?P<host>[^:?]+)(?P<rest>.*)$")
+
+DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
+    {"urls": ["stun:{stun_turn}:3478"]},
+    {
+        "urls": [
+            "turn:{stun_turn}:3478?transport=udp",
+            "turn:{stun_turn}:3478?transport=tcp",
+            "turns:{stun_turn}:443?transport=tcp",
+        ],
+        "credentials": "rest",
+    },
+]
+
+
+@dataclass(frozen=True)
+class NodeConditions:
+    nat: NatBehaviour | None = None
+    firewall: FirewallPolicy | None = None
+
+
+@dataclass(frozen=True)
+class PeerPlacement:
+    role: str
+    host: str
+    mode: str = "stun-turn"
+
+
+@dataclass(frozen=True)
+class StunTurnServer:
+    host: str
+    software: str = "coturn"
+    denied_peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One RTCIceServer entry with node names already resolved to addresses."""
+
+    urls: tuple[str, ...]
+    credentials: str | dict[str, str] = "none"
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    teaches: str
+    topology: Topology
+    conditions: dict[str, NodeConditions]
+    peers: dict[str, PeerPlacement]
+    stun_turn: StunTurnServer | None
+    signaling_host: str
+    ice_servers: list[IceServer]
+    timing: str
+    expect: dict[str, Any]
+    source: Path
+    document: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """The scenario with defaults filled in and the topology spelled out (`lab show`)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "teaches": self.teaches,
+            "source": str(self.source),
+            "topology": self.topology.resolved(),
+            "conditions": {
+                node: {
+                    "nat": c.nat.describe() if c.nat else None,
+                    "firewall": _firewall_doc(c.firewall),
+                }
+                for node, c in self.conditions.items()
+            },
+            "peers": {r: {"host": p.host, "mode": p.mode} for r, p in self.peers.items()},
+            "servers": {
+                "stun_turn": (
+                    {
+                        "host": self.stun_turn.host,
+                        "software": self.stun_turn.software,
+                        "denied_peers": list(self.stun_turn.denied_peers),
+                    }
+                    if self.stun_turn
+                    else None
+                ),
+                "signaling": {"host": self.signaling_host},
+            },
+            "ice_servers": [
+                {"urls": list(s.urls), "credentials": s.credentials} for s in self.ice_servers
+            ],
+            "timing": self.timing,
+            "expect": self.expect,
+        }
+
+
+def _firewall_doc(policy: FirewallPolicy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    from dataclasses import asdict
+
+    return asdict(policy)
+
+
+def bundled_scenarios() -> list[Path]:
+    return sorted(SCENARIO_DIR.glob("*.yaml"))
+
+
+def resolve_scenario_path(reference: str) -> Path:
+    """A bundled scenario name or a path to a scenario file."""
+    path = Path(reference)
+    if reference.endswith((".yaml", ".yml")) or "/" in reference:
+        if path.is_file():
+            return path
+        raise LabInputError(f"{reference}: no such scenario file")
+    bundled = SCENARIO_DIR / f"{reference}.yaml"
+    if bundled.is_file():
+        return bundled
+    known = ", ".join(p.stem for p in bundled_scenarios())
+    raise LabInputError(f"unknown scenario '{reference}' (bundled: {known}; see `lab list`)")
+
+
+def load_scenario(reference: str) -> Scenario:
+    """Load, validate and cross-check a scenario and its topology."""
+    path = resolve_scenario_path(reference)
+    document = load_document(path, "scenario")
+    try:
+        topology = load_topology(document["topology"], relative_to=path)
+    except LabInputError as exc:
+        if str(exc).startswith("unknown topology"):
+            raise LabInputError(f"{path}: topology: {exc}") from None
+        raise
+    return build_scenario(document, topology, path)
+
+
+def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> Scenario:
+    """Turn a schema-valid scenario document into a checked Scenario."""
+    checker = _Checker(path, topology)
+    peers = {
+        role: PeerPlacement(role, spec["host"], spec.get("mode", "stun-turn"))
+        for role, spec in document["peers"].items()
+    }
+    for role, placement in peers.items():
+        checker.node(f"peers.{role}.host", placement.host, {"peer"})
+    if peers["viewer"].host == peers["master"].host:
+        raise LabInputError(f"{path}: peers: viewer and master need hosts of their own")
+    servers = document.get("servers", {})
+    stun_turn = _stun_turn(servers, topology, checker)
+    signaling_host = servers.get("signaling", {}).get("host") or checker.only_role("signaling")
+    checker.node("servers.signaling.host", signaling_host, {"signaling"})
+    conditions = _conditions(document.get("conditions", {}), topology, checker)
+    ice_servers = _ice_servers(document, topology, stun_turn, checker)
+    return Scenario(
+        name=document["name"],
+        description=document["description"],
+        teaches=document.get("teaches", "").strip(),
+        topology=topology,
+        conditions=conditions,
+        peers=peers,
+        stun_turn=stun_turn,
+        signaling_host=signaling_host,
+        ice_servers=ice_servers,
+        timing=document.get("timing", "fast"),
+        expect=document["expect"],
+        source=path,
+        document=document,
+    )
+
+
+class _Checker:
+    """Cross-reference checks whose errors name the scenario file and field."""
+
+    def __init__(self, path: Path, topology: Topology) -> None:
+        self.path = path
+        self.topology = topology
+
+    def fail(self, where: str, message: str) -> LabInputError:
+        return LabInputError(f"{self.path}: {where}: {message}")
+
+    def node(self, where: str, name: str, roles: set[str]) -> None:
+        node = self.topology.nodes.get(name)
+        if node is None:
+            known = ", ".join(self.topology.nodes)
+            raise self.fail(where, f"no node '{name}' in topology {self.topology.name} ({known})")
+        if node.role not in roles:
+            raise self.fail(where, f"node '{name}' is a {node.role}, expected {'/'.join(roles)}")
+
+    def only_role(self, role: str) -> str:
+        names = [n.name for n in self.topology.nodes.values() if n.role == role]
+        if len(names) != 1:
+            raise self.fail("servers", f"name the {role} host (topology has {len(names)})")
+        return names[0]
+
+
+def _stun_turn(
+    servers: dict[str, Any], topology: Topology, checker: _Checker
+) -> StunTurnServer | None:
+    spec = servers.get("stun_turn")
+    if spec is None:
+        hosts = [n.name for n in topology.nodes.values() if n.role == "stun-turn"]
+        if not hosts:
+            return None
+        spec = {"host": hosts[0]}
+    checker.node("servers.stun_turn.host", spec["host"], {"stun-turn"})
+    return StunTurnServer(
+        host=spec["host"],
+        software=spec.get("software", "coturn"),
+        denied_peers=tuple(spec.get("denied_peers", ())),
+    )
+
+
+def _conditions(
+    spec: dict[str, Any], topology: Topology, checker: _Checker
+) -> dict[str, NodeConditions]:
+    conditions = {}
+    for name, node in topology.nodes.items():
+        if node.role == "nat":
+            conditions[name] = NodeConditions(nat=nat_from_spec("port-restricted-cone", name))
+    for name, condition in spec.items():
+        checker.node(f"conditions.{name}", name, {"nat", "firewall", "router"})
+        node = topology.node(name)
+        if node.uplink() is None:
+            raise checker.fail(f"conditions.{name}", "the node has no gateway, so no uplink")
+        default_nat = conditions.get(name, NodeConditions()).nat
+        nat = (
+            nat_from_spec(condition["nat"], f"{checker.path}: conditions.{name}.nat")
+            if "nat" in condition
+            else default_nat
+        )
+        conditions[name] = NodeConditions(nat, firewall_from_spec(condition.get("firewall")))
+    return conditions
+
+
+def _ice_servers(
+    document: dict[str, Any],
+    topology: Topology,
+    stun_turn: StunTurnServer | None,
+    checker: _Checker,
+) -> list[IceServer]:
+    if "ice_servers" in document:
+        raw = document["ice_servers"]
+    elif stun_turn is not None:
+        raw = [
+            {**s, "urls": [u.format(stun_turn=stun_turn.host) for u in s["urls"]]}
+            for s in DEFAULT_ICE_SERVERS
+        ]
+    else:
+        raw = []
+    servers = []
+    for index, spec in enumerate(raw):
+        urls = tuple(
+            _resolve_url(url, topology, checker, f"ice_servers[{index}].urls[{n}]")
+            for n, url in enumerate(spec["urls"])
+        )
+        servers.append(IceServer(urls, spec.get("credentials", "none")))
+    return servers
+
+
+def _resolve_url(url: str, topology: Topology, checker: _Checker, where: str) -> str:
+    """Replace a node name in a STUN/TURN URL by that node's primary address."""
+    match = URL_HOST.match(url)
+    if match is None:
+        raise checker.fail(where, f"not a STUN/TURN URL: {url}")
+    host = match["host"]
+    if host in topology.nodes:
+        host = topology.node(host).primary_address
+    elif not re.fullmatch(r"[0-9.]+", host):
+        raise checker.fail(where, f"'{host}' is neither a node of the topology nor an address")
+    return f"{match['scheme']}:{host}{match['rest']}"

@@ -1,0 +1,148 @@
+"""Start the run's servers in their hosts and wait until each is ready.
+
+coturn (or the lab's mock STUN/TURN server) and the KVS-like signaling server
+start in parallel; a server that is not ready in time stops the run with the
+tail of its log.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.errors import LabRunError
+from lab.network.build import LabNetwork
+from lab.scenario import Scenario
+from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
+from lab.servers.coturn import CoturnSetup, coturn_args, log_path, ready_markers
+from lab.servers.credentials import new_secret
+
+SIGNALING_PORT = 443
+READY_TIMEOUT_S = 10.0
+
+
+@dataclass
+class RunningServers:
+    ca_file: Path
+    turn_secret: str
+    signaling_url: str
+    channel_arn: str
+    logs: dict[str, Path] = field(default_factory=dict)
+
+
+def channel_arn(scenario: Scenario) -> str:
+    return f"arn:aws:kinesisvideo:us-west-2:123456789012:channel/ice-lab-{scenario.name}/1"
+
+
+def start_servers(network: LabNetwork, scenario: Scenario, workdir: Path) -> RunningServers:
+    """Start every server the scenario names; return how peers reach them."""
+    ca = make_ca(workdir)
+    secret = new_secret()
+    signaling_node = scenario.topology.node(scenario.signaling_host)
+    signaling_cert = issue_server_certificate(
+        workdir, "signaling", [signaling_node.primary_address], ca
+    )
+    servers = RunningServers(
+        ca_file=ca[0],
+        turn_secret=secret,
+        signaling_url=f"wss://{signaling_node.primary_address}:{SIGNALING_PORT}",
+        channel_arn=channel_arn(scenario),
+    )
+    waits = [_start_signaling(network, scenario, signaling_cert, servers, workdir)]
+    if scenario.stun_turn is not None:
+        turn_node = scenario.topology.node(scenario.stun_turn.host)
+        turn_cert = issue_server_certificate(workdir, "turn", turn_node.addresses, ca)
+        waits.append(_start_coturn(network, scenario, turn_cert, secret, servers, workdir))
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    for wait in waits:
+        wait(deadline)
+    return servers
+
+
+def _start_signaling(
+    network: LabNetwork,
+    scenario: Scenario,
+    cert: ServerCertificate,
+    servers: RunningServers,
+    workdir: Path,
+):  # type: ignore[no-untyped-def]
+    address = scenario.topology.node(scenario.signaling_host).primary_address
+    stderr_path = workdir / "signaling.stderr"
+    servers.logs["signaling"] = workdir / "signaling.jsonl"
+    args = [
+        sys.executable, "-m", "lab.servers.signaling",
+        "--listen", address, "--port", str(SIGNALING_PORT),
+        "--cert", str(cert.cert), "--key", str(cert.key),
+        "--channel-arn", servers.channel_arn, "--log", str(servers.logs["signaling"]),
+    ]  # fmt: skip
+    process = network.popen(
+        scenario.signaling_host, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb")
+    )
+
+    def wait(deadline: float) -> None:
+        line = _read_line(process, deadline)
+        if not line.startswith("READY"):
+            raise LabRunError(
+                f"signaling server did not start: {_tail(stderr_path) or line or 'no output'}"
+            )
+
+    return wait
+
+
+def _start_coturn(
+    network: LabNetwork,
+    scenario: Scenario,
+    cert: ServerCertificate,
+    secret: str,
+    servers: RunningServers,
+    workdir: Path,
+):  # type: ignore[no-untyped-def]
+    assert scenario.stun_turn is not None
+    node = scenario.topology.node(scenario.stun_turn.host)
+    setup = CoturnSetup(
+        addresses=tuple(node.addresses),
+        cert=cert.cert,
+        key=cert.key,
+        secret=secret,
+        workdir=workdir,
+        denied_peers=scenario.stun_turn.denied_peers,
+    )
+    servers.logs["stun_turn"] = log_path(setup)
+    process = network.popen(
+        node.name, coturn_args(setup), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    markers = ready_markers(setup)
+
+    def wait(deadline: float) -> None:
+        while time.monotonic() < deadline:
+            text = log_path(setup).read_text() if log_path(setup).exists() else ""
+            if all(marker in text for marker in markers):
+                return
+            if process.poll() is not None:
+                break
+            time.sleep(0.005)
+        raise LabRunError(f"coturn did not start: {_tail(log_path(setup)) or 'no log'}")
+
+    return wait
+
+
+def _read_line(process: subprocess.Popen[bytes], deadline: float) -> str:
+    import select
+
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.05)
+        if ready:
+            return process.stdout.readline().decode().strip()
+        if process.poll() is not None:
+            return ""
+    return ""
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    if not path.exists():
+        return ""
+    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])

@@ -1,0 +1,222 @@
+"""Topologies: the nodes (network namespaces) and links (veth pairs) of a lab network.
+
+A topology is only shape and addresses; what the NATs and firewalls do is the
+scenario's business (see `lab.scenario`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.documents import load_document
+from lab.errors import LabInputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOPOLOGY_DIR = REPO_ROOT / "topologies"
+
+#: Every emulated address must be in one of these: documentation ranges for the
+#: emulated internet, shared address space for carrier-grade NAT, RFC 1918 for LANs.
+ALLOWED_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "192.0.2.0/24",
+        "100.64.0.0/10",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    )
+)
+FORWARDING_ROLES = frozenset({"nat", "firewall", "router"})
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One end of a link, inside a node's namespace."""
+
+    node: str
+    name: str
+    addresses: tuple[ipaddress.IPv4Interface, ...]
+    peer_node: str
+
+    @property
+    def primary(self) -> ipaddress.IPv4Interface:
+        return self.addresses[0]
+
+
+@dataclass
+class Node:
+    """A host, router, NAT, firewall or server: one network namespace."""
+
+    name: str
+    role: str
+    gateway: ipaddress.IPv4Address | None
+    interfaces: list[Interface] = field(default_factory=list)
+    description: str = ""
+
+    @property
+    def forwards(self) -> bool:
+        return self.role in FORWARDING_ROLES
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address of the node, primary interface first."""
+        return [str(a.ip) for i in self.interfaces for a in i.addresses]
+
+    @property
+    def primary_address(self) -> str:
+        return str(self.interfaces[0].primary.ip)
+
+    def uplink(self) -> Interface | None:
+        """The interface whose subnet holds the default gateway (a NAT's WAN side)."""
+        if self.gateway is None:
+            return None
+        for interface in self.interfaces:
+            if any(self.gateway in a.network for a in interface.addresses):
+                return interface
+        return None
+
+    def downlinks(self) -> list[Interface]:
+        """Interfaces other than the uplink (a NAT's or firewall's inside)."""
+        up = self.uplink()
+        return [i for i in self.interfaces if i != up]
+
+
+@dataclass(frozen=True)
+class Link:
+    a: Interface
+    b: Interface
+
+
+@dataclass
+class Topology:
+    name: str
+    description: str
+    nodes: dict[str, Node]
+    links: list[Link]
+    source: Path
+
+    def node(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def resolved(self) -> dict[str, Any]:
+        """A plain document of the topology with every interface and address spelled out."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "nodes": {
+                n.name: {
+                    "role": n.role,
+                    "gateway": str(n.gateway) if n.gateway else None,
+                    "interfaces": {
+                        i.name: {"addresses": [str(a) for a in i.addresses], "to": i.peer_node}
+                        for i in n.interfaces
+                    },
+                }
+                for n in self.nodes.values()
+            },
+        }
+
+
+def resolve_topology_path(reference: str, relative_to: Path | None = None) -> Path:
+    """Map a bundled topology name or a file path to a file."""
+    candidates = []
+    if reference.endswith((".yaml", ".yml")) or "/" in reference:
+        base = relative_to.parent if relative_to else Path.cwd()
+        candidates += [Path(reference), base / reference]
+    else:
+        candidates.append(TOPOLOGY_DIR / f"{reference}.yaml")
+    for path in candidates:
+        if path.is_file():
+            return path
+    known = ", ".join(sorted(p.stem for p in TOPOLOGY_DIR.glob("*.yaml")))
+    raise LabInputError(f"unknown topology '{reference}' (bundled: {known})")
+
+
+def load_topology(reference: str, relative_to: Path | None = None) -> Topology:
+    """Load, validate and cross-check a topology; errors name the file and field."""
+    path = resolve_topology_path(reference, relative_to)
+    document = load_document(path, "topology")
+    return build_topology(document, path)
+
+
+def build_topology(document: dict[str, Any], path: Path) -> Topology:
+    """Turn a schema-valid topology document into a checked Topology."""
+    nodes = {
+        name: Node(
+            name=name,
+            role=spec["role"],
+            gateway=_address(path, f"nodes.{name}.gateway", spec.get("gateway")),
+            description=spec.get("description", ""),
+        )
+        for name, spec in document["nodes"].items()
+    }
+    links = [_build_link(path, index, spec, nodes) for index, spec in enumerate(document["links"])]
+    for node in nodes.values():
+        _check_node(path, node)
+    return Topology(document["name"], document.get("description", ""), nodes, links, path)
+
+
+def _address(path: Path, where: str, value: str | None) -> ipaddress.IPv4Address | None:
+    if value is None:
+        return None
+    address = ipaddress.IPv4Address(value)
+    _check_allowed(path, where, address)
+    return address
+
+
+def _check_allowed(path: Path, where: str, address: ipaddress.IPv4Address) -> None:
+    if not any(address in network for network in ALLOWED_NETWORKS):
+        raise LabInputError(
+            f"{path}: {where}: {address} is outside the lab's ranges "
+            "(documentation ranges, 100.64.0.0/10, RFC 1918)"
+        )
+
+
+def _interface_addresses(path: Path, where: str, value: Any) -> tuple[ipaddress.IPv4Interface, ...]:
+    values = value if isinstance(value, list) else [value]
+    try:
+        addresses = tuple(ipaddress.IPv4Interface(v) for v in values)
+    except ValueError as exc:
+        raise LabInputError(f"{path}: {where}: {exc}") from None
+    for address in addresses:
+        _check_allowed(path, where, address.ip)
+    return addresses
+
+
+def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, Node]) -> Link:
+    ends = []
+    names = [e.split(":")[0] for e in spec["endpoints"]]
+    for side, endpoint in enumerate(spec["endpoints"]):
+        node_name, interface_name = endpoint.split(":")
+        where = f"links[{index}].endpoints[{side}]"
+        node = nodes.get(node_name)
+        if node is None:
+            raise LabInputError(f"{path}: {where}: no node named '{node_name}'")
+        if any(i.name == interface_name for i in node.interfaces):
+            raise LabInputError(f"{path}: {where}: {endpoint} is already linked")
+        addresses = _interface_addresses(
+            path, f"links[{index}].addresses[{side}]", spec["addresses"][side]
+        )
+        interface = Interface(node_name, interface_name, addresses, names[1 - side])
+        node.interfaces.append(interface)
+        ends.append(interface)
+    if ends[0].primary.network != ends[1].primary.network:
+        raise LabInputError(
+            f"{path}: links[{index}].addresses: {ends[0].primary} and {ends[1].primary} "
+            "are not in one subnet"
+        )
+    return Link(ends[0], ends[1])
+
+
+def _check_node(path: Path, node: Node) -> None:
+    if not node.interfaces:
+        raise LabInputError(f"{path}: nodes.{node.name}: the node has no link")
+    if node.gateway is not None and node.uplink() is None:
+        raise LabInputError(
+            f"{path}: nodes.{node.name}.gateway: {node.gateway} is on none of its links"
+        )

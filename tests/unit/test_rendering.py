@@ -1,0 +1,98 @@
+"""Rendering of nftables rulesets, node set-up, coturn's command line and credentials:
+pure functions, tested without root."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+from lab.network.build import render_node_setup
+from lab.network.firewall import Direction, FirewallPolicy, Rule, firewall_from_spec, render_firewall
+from lab.network.nat import nat_from_spec, render_nat
+from lab.scenario import load_scenario
+from lab.servers.coturn import CoturnSetup, cidr_to_range, coturn_args
+from lab.servers.credentials import rest_credentials
+
+
+def test_tcp_web_only_allows_dns_and_web_then_drops_the_rest() -> None:
+    ruleset = render_firewall(firewall_from_spec("tcp-web-only"), "eth1", ["eth0"])
+    lines = [line.strip() for line in ruleset.splitlines()]
+    allow_dns = lines.index('iifname "eth0" oifname "eth1" meta l4proto udp th dport 53 accept')
+    allow_web = lines.index(
+        'iifname "eth0" oifname "eth1" meta l4proto tcp th dport { 80, 443 } accept'
+    )
+    deny_rest = lines.index('iifname "eth0" oifname "eth1" drop')
+    assert lines.index("ct state established,related accept") < allow_dns < allow_web < deny_rest
+
+
+def test_reject_answers_tcp_with_reset_and_the_rest_with_icmp() -> None:
+    policy = FirewallPolicy(outbound=Direction("allow", (Rule("deny", "udp"),)), deny_with="reject")
+    ruleset = render_firewall(policy, "eth1", ["eth0", "eth2"])
+    assert 'iifname { "eth0", "eth2" } oifname "eth1" meta l4proto udp reject' in ruleset
+    assert "meta l4proto tcp reject with tcp reset" in ruleset
+
+
+def test_rule_with_ports_and_addresses_for_any_protocol() -> None:
+    rule = Rule("allow", "any", ("443",), ("203.0.113.10",))
+    policy = FirewallPolicy(outbound=Direction("deny", (rule,)))
+    ruleset = render_firewall(policy, "eth1", ["eth0"])
+    assert "meta l4proto { tcp, udp } th dport 443 ip daddr 203.0.113.10 accept" in ruleset
+
+
+def test_port_restricted_cone_is_plain_masquerade_and_symmetric_is_fully_random() -> None:
+    cone = render_nat(nat_from_spec("port-restricted-cone", "x"), "eth1")
+    symmetric = render_nat(nat_from_spec("symmetric", "x"), "eth1")
+    assert 'oifname "eth1" masquerade\n' in cone
+    assert 'oifname "eth1" masquerade fully-random' in symmetric
+
+
+def test_nat_preset_names_round_trip() -> None:
+    for preset in ("port-restricted-cone", "symmetric"):
+        assert nat_from_spec(preset, "x").preset == preset
+
+
+def test_enterprise_firewall_node_setup() -> None:
+    scenario = load_scenario("enterprise-firewall")
+    office = scenario.topology.node("office-gw")
+    setup = render_node_setup(office, scenario.conditions["office-gw"])
+    assert "ip addr add 10.10.0.1/24 dev eth0" in setup.commands
+    assert "ip route add default via 198.51.100.1" in setup.commands
+    assert any("net.ipv4.ip_forward=1" in c for c in setup.commands)
+    assert "table ip icelab_nat" in setup.ruleset and "table inet icelab_filter" in setup.ruleset
+    viewer = render_node_setup(scenario.topology.node("viewer"), None)
+    assert viewer.ruleset == ""
+    assert any("net.ipv4.ip_forward=0" in c for c in viewer.commands)
+
+
+def test_coturn_args_never_touch_system_paths(tmp_path: Path) -> None:
+    setup = CoturnSetup(
+        addresses=("203.0.113.10", "203.0.113.11"),
+        cert=tmp_path / "c.pem",
+        key=tmp_path / "c.key",
+        secret="s",
+        workdir=tmp_path,
+        denied_peers=("192.168.0.0/16",),
+    )
+    args = coturn_args(setup)
+    assert args[:2] == ["turnserver", "-n"]  # -n: no configuration file
+    for option in ("--log-file", "--pidfile", "--userdb"):
+        assert args[args.index(option) + 1].startswith(str(tmp_path))
+    assert args.count("--listening-ip") == 2
+    assert args[args.index("--relay-ip") + 1] == "203.0.113.10"
+    assert args[args.index("--denied-peer-ip") + 1] == "192.168.0.0-192.168.255.255"
+    assert args[args.index("--tls-listening-port") + 1] == "443"
+
+
+def test_cidr_to_range() -> None:
+    assert cidr_to_range("10.0.0.0/8") == "10.0.0.0-10.255.255.255"
+
+
+def test_rest_credentials_match_coturn_formula() -> None:
+    credentials = rest_credentials("secret", "viewer", ttl_s=300, now=1_000_000)
+    assert credentials.username == "1000300:viewer"
+    expected = base64.b64encode(
+        hmac.new(b"secret", b"1000300:viewer", hashlib.sha1).digest()
+    ).decode()
+    assert credentials.password == expected
