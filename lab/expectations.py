@@ -50,6 +50,16 @@ def _selected_checks(
                     "observed": observed,
                 }
             )
+    if "involves" in wanted:
+        types = _as_list(wanted["involves"])
+        observed = [pair["local"]["type"], pair["remote"]["type"]] if pair else None
+        checks.append(
+            {
+                "check": f"{role}'s selected pair involves a {'/'.join(types)} candidate",
+                "met": bool(observed and set(observed) & set(types)),
+                "observed": observed,
+            }
+        )
     if "relay_protocol" in wanted:
         protocols = wanted["relay_protocol"]
         observed = pair["local"]["relay_protocol"] if pair else None

@@ -65,9 +65,10 @@ def build_result(
 
 
 def describe_candidate(candidate: dict[str, Any]) -> str:
+    """`relay 203.0.113.10:50349/tls`: type, address, port and relay protocol."""
     text = f"{candidate['type']} {candidate['address']}:{candidate['port']}"
     if candidate.get("relay_protocol"):
-        text += f" via {candidate['relay_protocol']}"
+        text += f"/{candidate['relay_protocol']}"
     return text
 
 

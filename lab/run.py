@@ -79,14 +79,17 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
     """Build the network, run both peers, tear everything down; return the result."""
     require_root()
     software = options.servers or (scenario.stun_turn.software if scenario.stun_turn else "none")
-    if software == "mock":
-        raise LabInputError("--servers mock: the mock STUN/TURN server is not available yet")
+    if scenario.stun_turn and scenario.stun_turn.faults and software != "mock":
+        raise LabInputError(
+            f"{scenario.source}: servers.stun_turn.faults: fault injection needs the mock "
+            "server (software: mock or --servers mock)"
+        )
     require_tools(need_coturn=software == "coturn")
     profile = PROFILES[options.timing or scenario.timing]
     started = time.monotonic()
     with sigterm_raises(), run_directory(options.keep_workdir) as workdir:
         with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
-            servers = start_servers(network, scenario, workdir)
+            servers = start_servers(network, scenario, workdir, software)
             modes = peer_modes(scenario, options)
             configs = {
                 role: peer_config(

@@ -53,6 +53,7 @@ class StunTurnServer:
     host: str
     software: str = "coturn"
     denied_peers: tuple[str, ...] = ()
+    faults: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Scenario:
                         "host": self.stun_turn.host,
                         "software": self.stun_turn.software,
                         "denied_peers": list(self.stun_turn.denied_peers),
+                        "faults": self.stun_turn.faults,
                     }
                     if self.stun_turn
                     else None
@@ -227,6 +229,7 @@ def _stun_turn(
         host=spec["host"],
         software=spec.get("software", "coturn"),
         denied_peers=tuple(spec.get("denied_peers", ())),
+        faults=dict(spec.get("faults", {})),
     )
 
 

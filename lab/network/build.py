@@ -13,8 +13,10 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +91,12 @@ class LabNetwork:
         self._namespaces: set[str] = set()
 
     def __enter__(self) -> LabNetwork:
-        self.build()
+        try:
+            self.build()
+        except BaseException:
+            # Interrupted or failed half-way: tear down the part that exists.
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -168,13 +175,33 @@ class LabNetwork:
 
     def stop(self) -> None:
         """Kill the lab's processes, then its namespaces; the veth links die with them."""
-        terminate_processes(self.processes)
-        kill_namespace_members(self._namespaces, exclude={h.pid for h in self.hosts.values()})
-        for host in self.hosts.values():
-            if host.shell is not None:
-                host.terminate()
-        self.hosts.clear()
-        self.net = None
+        with signals_deferred():
+            terminate_processes(self.processes)
+            shells = {h.pid for h in self.hosts.values()}
+            kill_namespace_members(self._namespaces, exclude=shells)
+            for host in self.hosts.values():
+                if host.shell is not None:
+                    host.terminate()
+            self.hosts.clear()
+            self.net = None
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while tearing down, so a second signal cannot cut it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def terminate_processes(processes: list[subprocess.Popen[bytes]], grace: float = 1.0) -> None:

@@ -28,7 +28,7 @@ from lab.peers.signaling_client import SignalingClient, SignalingMessage
 
 log = logging.getLogger("lab.peer")
 PING = "ice-lab ping"
-BYE = "ice-lab bye"
+DONE = "ice-lab done"  # "I have finished checking my pairs; you may close"
 
 
 def server_plan(config: PeerConfig) -> ServerPlan:
@@ -73,7 +73,8 @@ class Peer:
         self.echo = False
         self.error: str | None = None
         self.ice_failed = asyncio.Event()
-        self.finished = asyncio.Event()
+        self.finished = asyncio.Event()  # SIGTERM, or the channel closed
+        self.peer_done = asyncio.Event()  # the other peer finished its checks
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
 
     def _ice_state_changed(self) -> None:
@@ -101,6 +102,24 @@ class Peer:
             task.cancel()
         if not done:
             self.error = f"no pair connected within {budget:g} s"
+
+    async def finish_checks(self, channel: Any) -> None:
+        """Drive every pair to a final state, then wait (bounded) until the peer has too."""
+        if self.connections:
+            pacing = self.timing.get("check_pacing_s", 0.005)
+            await self.connections[0].audit_pairs(pacing)
+        if channel is not None and channel.readyState == "open":
+            channel.send(DONE)
+            waits = [asyncio.create_task(e.wait()) for e in (self.peer_done, self.finished)]
+            await asyncio.wait(
+                waits, timeout=self.timing["check_timeout_s"], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in waits:
+                task.cancel()
+
+    def on_channel_message(self, message: Any) -> None:
+        if message == DONE:
+            self.peer_done.set()
 
     # -- observations -------------------------------------------------------------------
 
@@ -130,10 +149,13 @@ def agent_observations(connection: LabConnection) -> dict[str, Any]:
 
     def pair_record(pair: Any) -> dict[str, Any]:
         counters = connection.pair_counters(pair)
+        failure = connection.failure(pair)
         return {
             "local": local(pair.local_candidate),
             "remote": candidate_record(pair.remote_candidate),
-            "state": pair.state.name.lower(),
+            "state": connection.final_state(pair) or pair.state.name.lower(),
+            "agent_state": pair.state.name.lower(),
+            "failure": failure.as_dict() if failure else None,
             "nominated": bool(pair.nominated),
             "priority": pair_priority(
                 pair.local_candidate.priority,
@@ -146,12 +168,13 @@ def agent_observations(connection: LabConnection) -> dict[str, Any]:
         }
 
     nominated = connection._nominated.get(1)
+    pairs = merge_duplicate_pairs([pair_record(p) for p in connection.all_pairs])
     return {
         "candidates": [local(c) for c in connection.local_candidates],
         "remote_candidates": [candidate_record(c) for c in connection.remote_candidates],
         "gathering_s": round(connection.gathering_s, 4) if connection.gathering_s else None,
         "gathering_errors": [e.__dict__ for e in connection.gathering_errors],
-        "pairs": [pair_record(p) for p in connection.all_pairs],
+        "pairs": pairs,
         "selected": (
             {k: v for k, v in pair_record(nominated).items() if k in ("local", "remote", "rtt_ms")}
             if nominated is not None
@@ -161,6 +184,29 @@ def agent_observations(connection: LabConnection) -> dict[str, Any]:
     }
 
 
+def merge_duplicate_pairs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (local, remote) pair.
+
+    aioice drops unchecked pairs at nomination and makes a new pair object when a check
+    later arrives for the same candidates; to the user it is one pair.
+    """
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        key = tuple(
+            record[side][field] for side in ("local", "remote") for field in ("address", "port")
+        ) + (record["local"]["type"],)
+        kept = merged.setdefault(key, record)
+        if kept is record:
+            continue
+        if record["state"] == "succeeded" and kept["state"] != "succeeded":
+            record = {**record, "nominated": record["nominated"] or kept["nominated"]}
+            merged[key] = kept = record
+        kept["nominated"] = kept["nominated"] or record["nominated"]
+        if kept["state"] == "succeeded":
+            kept["failure"] = None
+    return list(merged.values())
+
+
 class Viewer(Peer):
     """Offers, opens the data channel, sends a ping and waits for the echo."""
 
@@ -168,7 +214,13 @@ class Viewer(Peer):
         channel = self.pc.createDataChannel("ice-lab")
         echoed = asyncio.Event()
         channel.on("open", lambda: channel.send(PING))
-        channel.on("message", lambda message: echoed.set() if message == PING else None)
+
+        @channel.on("message")
+        def on_message(message: Any) -> None:
+            if message == PING:
+                echoed.set()
+            self.on_channel_message(message)
+
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await signaling.send_sdp(_description(self.pc), recipient=None)
         answer = await self.wait_for(signaling, "SDP_ANSWER")
@@ -177,8 +229,7 @@ class Viewer(Peer):
         if echoed.is_set():
             self.echo = True
             self.connected_s = round(time.monotonic() - self.started, 4)
-            channel.send(BYE)
-            await asyncio.sleep(0.02)  # let the bye leave before the channel closes
+        await self.finish_checks(channel)
 
 
 class Master(Peer):
@@ -186,6 +237,7 @@ class Master(Peer):
 
     async def run(self, signaling: SignalingClient) -> None:
         connected = asyncio.Event()
+        self.channel: Any = None
         self.pc.on("datachannel", lambda channel: self._serve(channel, connected))
         offer = await self.wait_for(signaling, "SDP_OFFER")
         await self.pc.setRemoteDescription(RTCSessionDescription(**offer.payload))
@@ -194,18 +246,17 @@ class Master(Peer):
         await self.wait_outcome(connected)
         if connected.is_set():
             self.connected_s = round(time.monotonic() - self.started, 4)
-            # Stay until the viewer says bye, so its checks still get answers.
-            async with asyncio.timeout(self.timing["check_timeout_s"]):
-                await self.finished.wait()
+        await self.finish_checks(self.channel)
 
     def _serve(self, channel: Any, connected: asyncio.Event) -> None:
+        self.channel = channel
+
         def on_message(message: Any) -> None:
             if message == PING:
                 channel.send(PING)
                 self.echo = True
                 connected.set()
-            elif message == BYE:
-                self.finished.set()
+            self.on_channel_message(message)
 
         channel.on("message", on_message)
         channel.on("close", self.finished.set)

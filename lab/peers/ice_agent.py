@@ -37,8 +37,26 @@ class CheckCounters:
 
     requests_sent: int = 0
     responses_received: int = 0
+    error_responses: int = 0
     rtt_ms: float | None = None
     last_sent: dict[bytes, float] = field(default_factory=dict)
+
+
+@dataclass
+class PairFailure:
+    """Why a pair failed: timeout, icmp_unreachable, turn_error, policy, error_response."""
+
+    reason: str
+    message: str
+    code: int | None = None
+    phrase: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        failure: dict[str, Any] = {"reason": self.reason, "message": self.message}
+        if self.code is not None:
+            failure["code"] = self.code
+            failure["phrase"] = self.phrase
+        return failure
 
 
 @dataclass
@@ -51,6 +69,13 @@ class ObservedStunProtocol(StunProtocol):
     """A StunProtocol that reports every Binding request and response to its Connection."""
 
     receiver: LabConnection
+    turn_error: tuple[int, str] | None = None
+
+    def error_received(self, exc: Exception) -> None:
+        # A relayed send whose ChannelBind was refused (e.g. 403 Forbidden IP) lands here.
+        if isinstance(exc, stun.TransactionFailed):
+            self.turn_error = tuple(exc.response.attributes.get("ERROR-CODE", (0, "")))  # type: ignore[assignment]
+        super().error_received(exc)
 
     def send_stun(self, message: stun.Message, addr: tuple[str, int]) -> None:
         if message.message_class == stun.Class.REQUEST:
@@ -63,7 +88,12 @@ class ObservedStunProtocol(StunProtocol):
         except ValueError:
             message = None
         if message is not None and message.message_class in (stun.Class.RESPONSE, stun.Class.ERROR):
-            self.receiver.note_response(self, (addr[0], addr[1]), message.transaction_id)
+            self.receiver.note_response(
+                self,
+                (addr[0], addr[1]),
+                message.transaction_id,
+                error=message.message_class == stun.Class.ERROR,
+            )
         super().datagram_received(data, addr)
 
 
@@ -89,6 +119,7 @@ class LabConnection(Connection):
         self.origins: dict[tuple[str, int, str], CandidateOrigin] = {}
         self.checks: dict[tuple[int, tuple[str, int]], CheckCounters] = {}
         self.all_pairs: list[CandidatePair] = []
+        self.audited: dict[int, str] = {}
         self.gathering_s: float | None = None
         self.on_log = on_log or (lambda line: None)
 
@@ -222,9 +253,14 @@ class LabConnection(Connection):
         counters.requests_sent += 1
         counters.last_sent[tid] = time.monotonic()
 
-    def note_response(self, protocol: StunProtocol, addr: tuple[str, int], tid: bytes) -> None:
+    def note_response(
+        self, protocol: StunProtocol, addr: tuple[str, int], tid: bytes, error: bool = False
+    ) -> None:
         counters = self.checks.get((id(protocol), addr))
         if counters is None or tid not in counters.last_sent:
+            return
+        if error:
+            counters.error_responses += 1
             return
         counters.responses_received += 1
         if counters.rtt_ms is None:
@@ -246,10 +282,82 @@ class LabConnection(Connection):
         known = {id(p) for p in self.all_pairs}
         self.all_pairs += [p for p in self._check_list if id(p) not in known]
 
+    # -- driving every pair to a final state ------------------------------------------------
+
+    def final_state(self, pair: CandidatePair) -> str | None:
+        if id(pair) in self.audited:
+            return self.audited[id(pair)]
+        if pair.state in (CandidatePair.State.SUCCEEDED, CandidatePair.State.FAILED):
+            return pair.state.name.lower()
+        return None
+
+    async def audit_pairs(self, pacing_s: float) -> None:
+        """Check every pair the agent left unfinished, without nominating it.
+
+        aioice stops checking once a pair is nominated (RFC 8445 allows it), which leaves
+        the other pairs waiting or in progress; the lab needs each pair's verdict.
+        """
+        if self.remote_password is None:
+            return
+        tasks = []
+        for pair in list(self.all_pairs):
+            if self.final_state(pair) is None:
+                tasks.append(asyncio.create_task(self._audit(pair)))
+                await asyncio.sleep(pacing_s)
+        await asyncio.gather(*tasks)
+
+    async def _audit(self, pair: CandidatePair) -> None:
+        assert self.remote_password is not None
+        request = self.build_request(pair, nominate=False)
+        try:
+            _, addr = await pair.protocol.request(
+                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
+            )
+        except (stun.TransactionError, ConnectionError, OSError):
+            self.audited[id(pair)] = "failed"
+            return
+        self.audited[id(pair)] = "succeeded" if addr == pair.remote_addr else "failed"
+
+    def failure(self, pair: CandidatePair) -> PairFailure | None:
+        """Why a failed pair failed, from what its checks and its TURN client saw."""
+        if self.final_state(pair) != "failed":
+            return None
+        counters = self.pair_counters(pair)
+        protocol = pair.protocol
+        turn_error = getattr(protocol, "turn_error", None)
+        if pair.local_candidate.type == "relay" and turn_error and _binding_failed(pair):
+            code, phrase = turn_error
+            return PairFailure(
+                "turn_error",
+                f"the TURN server refused to relay to {pair.remote_addr[0]}: {code} {phrase}",
+                code,
+                phrase,
+            )
+        if counters.error_responses:
+            return PairFailure(
+                "error_response", "the remote agent answered the check with an error"
+            )
+        if counters.responses_received == 0:
+            return PairFailure(
+                "timeout",
+                f"no response to {counters.requests_sent} check(s): a NAT or firewall "
+                "on the path dropped them",
+            )
+        return PairFailure("timeout", "responses came from an unexpected address")
+
     def origin(self, candidate: Candidate) -> CandidateOrigin:
         return self.origins.get(
             (candidate.host, candidate.port, candidate.type), CandidateOrigin(None, None)
         )
+
+
+def _binding_failed(pair: CandidatePair) -> bool:
+    """Did the relay's TURN client fail to bind a channel to the pair's remote address?"""
+    transport = pair.protocol.transport
+    # aioice keeps the TURN client inside its transport (name-mangled attribute).
+    client = getattr(transport, "_TurnTransport__inner_protocol", None)
+    failed = getattr(client, "peer_to_failed_channel", {})
+    return pair.remote_addr in failed
 
 
 def describe_error(error: BaseException) -> str:

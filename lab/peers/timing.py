@@ -19,6 +19,7 @@ class TimingProfile:
     gathering_timeout_s: float  # per STUN/TURN server
     check_timeout_s: float  # connectivity checks: no pair by then -> failed
     signaling_timeout_s: float  # waiting for the other peer's description
+    check_pacing_s: float  # between starting two checks (RFC 8445's Ta)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -26,13 +27,14 @@ class TimingProfile:
     @property
     def peer_deadline_s(self) -> float:
         """Longest a peer process may live; the runner kills it a little after."""
-        return self.gathering_timeout_s * 2 + self.signaling_timeout_s + self.check_timeout_s + 2
+        checks = self.check_timeout_s * 2  # connecting, then finishing every pair
+        return self.gathering_timeout_s * 2 + self.signaling_timeout_s + checks + 2
 
 
 PROFILES: dict[str, TimingProfile] = {
     # Emulated links answer in well under a millisecond: 50 ms, 100, 200, 400 -> 0.75 s
     # until a STUN transaction gives up.
-    "fast": TimingProfile("fast", 0.05, 3, 1.0, 4.0, 8.0),
+    "fast": TimingProfile("fast", 0.05, 3, 1.0, 4.0, 8.0, 0.005),
     # The C SDK: gathering 10 s, connectivity checks 10 s (KVS.md).
-    "kvs": TimingProfile("kvs", 0.5, 6, 10.0, 10.0, 30.0),
+    "kvs": TimingProfile("kvs", 0.5, 6, 10.0, 10.0, 30.0, 0.05),
 }

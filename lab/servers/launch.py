@@ -7,11 +7,13 @@ tail of its log.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lab.errors import LabRunError
 from lab.network.build import LabNetwork
@@ -19,6 +21,7 @@ from lab.scenario import Scenario
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
 from lab.servers.coturn import CoturnSetup, coturn_args, log_path, ready_markers
 from lab.servers.credentials import new_secret
+from lab.servers.mock import mock_config
 
 SIGNALING_PORT = 443
 READY_TIMEOUT_S = 10.0
@@ -37,7 +40,9 @@ def channel_arn(scenario: Scenario) -> str:
     return f"arn:aws:kinesisvideo:us-west-2:123456789012:channel/ice-lab-{scenario.name}/1"
 
 
-def start_servers(network: LabNetwork, scenario: Scenario, workdir: Path) -> RunningServers:
+def start_servers(
+    network: LabNetwork, scenario: Scenario, workdir: Path, software: str
+) -> RunningServers:
     """Start every server the scenario names; return how peers reach them."""
     ca = make_ca(workdir)
     secret = new_secret()
@@ -54,12 +59,62 @@ def start_servers(network: LabNetwork, scenario: Scenario, workdir: Path) -> Run
     waits = [_start_signaling(network, scenario, signaling_cert, servers, workdir)]
     if scenario.stun_turn is not None:
         turn_node = scenario.topology.node(scenario.stun_turn.host)
-        turn_cert = issue_server_certificate(workdir, "turn", turn_node.addresses, ca)
-        waits.append(_start_coturn(network, scenario, turn_cert, secret, servers, workdir))
+        turn_cert = _turn_certificate(workdir, turn_node.addresses, ca, scenario.stun_turn.faults)
+        start = _start_mock if software == "mock" else _start_coturn
+        waits.append(start(network, scenario, turn_cert, secret, servers, workdir))
     deadline = time.monotonic() + READY_TIMEOUT_S
     for wait in waits:
         wait(deadline)
     return servers
+
+
+def _turn_certificate(
+    workdir: Path, addresses: list[str], ca: Any, faults: dict[str, Any]
+) -> ServerCertificate:
+    """The TURN server's certificate; a `tls` fault makes it expired or for another name."""
+    kind = faults.get("tls", "valid")
+    if kind == "wrong-name":
+        return issue_server_certificate(
+            workdir, "turn", ["192.0.2.250"], ca, dns_names=["turn.invalid"]
+        )
+    return issue_server_certificate(workdir, "turn", addresses, ca, expired=kind == "expired")
+
+
+def _start_mock(
+    network: LabNetwork,
+    scenario: Scenario,
+    cert: ServerCertificate,
+    secret: str,
+    servers: RunningServers,
+    workdir: Path,
+):  # type: ignore[no-untyped-def]
+    assert scenario.stun_turn is not None
+    node = scenario.topology.node(scenario.stun_turn.host)
+    servers.logs["stun_turn"] = workdir / "mock-turn.requests.jsonl"
+    config = mock_config(
+        tuple(node.addresses),
+        cert.cert,
+        cert.key,
+        secret,
+        scenario.stun_turn.denied_peers,
+        scenario.stun_turn.faults,
+        servers.logs["stun_turn"],
+    )
+    config_path = workdir / "mock-turn.json"
+    config_path.write_text(json.dumps(config, indent=2))
+    stderr_path = workdir / "mock-turn.stderr"
+    args = [sys.executable, "-m", "lab.servers.mock_turn", "--config", str(config_path)]
+    process = network.popen(node.name, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb"))
+    return _ready_line_waiter(process, "mock STUN/TURN server", stderr_path)
+
+
+def _ready_line_waiter(process: subprocess.Popen[bytes], what: str, stderr_path: Path):  # type: ignore[no-untyped-def]
+    def wait(deadline: float) -> None:
+        line = _read_line(process, deadline)
+        if not line.startswith("READY"):
+            raise LabRunError(f"{what} did not start: {_tail(stderr_path) or line or 'no output'}")
+
+    return wait
 
 
 def _start_signaling(
@@ -81,15 +136,7 @@ def _start_signaling(
     process = network.popen(
         scenario.signaling_host, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb")
     )
-
-    def wait(deadline: float) -> None:
-        line = _read_line(process, deadline)
-        if not line.startswith("READY"):
-            raise LabRunError(
-                f"signaling server did not start: {_tail(stderr_path) or line or 'no output'}"
-            )
-
-    return wait
+    return _ready_line_waiter(process, "signaling server", stderr_path)
 
 
 def _start_coturn(

@@ -9,7 +9,13 @@ import hmac
 from pathlib import Path
 
 from lab.network.build import render_node_setup
-from lab.network.firewall import Direction, FirewallPolicy, Rule, firewall_from_spec, render_firewall
+from lab.network.firewall import (
+    Direction,
+    FirewallPolicy,
+    Rule,
+    firewall_from_spec,
+    render_firewall,
+)
 from lab.network.nat import nat_from_spec, render_nat
 from lab.scenario import load_scenario
 from lab.servers.coturn import CoturnSetup, cidr_to_range, coturn_args
