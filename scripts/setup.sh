@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # The one set-up for bare machines, CI and the Vagrant VM: installs what is missing,
 # idempotently, and says in one line what is wrong when it cannot.
+#
+#   scripts/setup.sh                       install what is missing (what `make setup` runs)
+#   scripts/setup.sh --check-distribution  only say whether this system is supported
+#
+# ICE_LAB_OS_RELEASE names the os-release file to read instead of /etc/os-release, so the
+# tests can put the distribution check to other systems without having one.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${REPO}/.venv"
+OS_RELEASE="${ICE_LAB_OS_RELEASE:-/etc/os-release}"
+# `.` looks a bare name up in PATH first: keep a relative path relative.
+case "$OS_RELEASE" in */*) ;; *) OS_RELEASE="./${OS_RELEASE}" ;; esac
+DISTRO_ID=""
+DISTRO_NAME=""
+DISTRO_SUPPORTED=0
 
 die() { echo "setup: $*" >&2; exit 2; }
 
@@ -15,18 +27,28 @@ as_root() {
 }
 
 check_distribution() {
-    [ -r /etc/os-release ] || die "cannot read /etc/os-release: only Debian 12 and Ubuntu 24.04 are supported"
-    # shellcheck disable=SC1091
-    . /etc/os-release
-    case "${ID}:${VERSION_ID:-}" in
-        debian:12|ubuntu:24.04) ;;
-        debian:*|ubuntu:*) echo "setup: ${PRETTY_NAME} is untested; Debian 12 and Ubuntu 24.04 are supported" >&2 ;;
-        *) die "${PRETTY_NAME:-this system} is not supported: the lab needs Debian 12 or Ubuntu 24.04" ;;
+    [ -r "$OS_RELEASE" ] || die "cannot read ${OS_RELEASE}: only Debian 12 and Ubuntu 24.04 are supported"
+    local fields id version
+    # os-release is shell syntax by specification; it is read in a subshell so that none of
+    # its variables can land in this script's.
+    # shellcheck disable=SC1090
+    fields="$(. "$OS_RELEASE" 2>/dev/null && printf '%s|%s|%s' "${ID:-}" "${VERSION_ID:-}" "${PRETTY_NAME:-${NAME:-}}")" ||
+        die "cannot parse ${OS_RELEASE}: only Debian 12 and Ubuntu 24.04 are supported"
+    IFS='|' read -r id version DISTRO_NAME <<<"$fields"
+    DISTRO_ID="$id"
+    case "${id}:${version}" in
+        debian:12|ubuntu:24.04) DISTRO_SUPPORTED=1 ;;
+        debian:*|ubuntu:*) echo "setup: ${DISTRO_NAME:-${id} ${version}} is untested; Debian 12 and Ubuntu 24.04 are supported" >&2 ;;
+        *) die "${DISTRO_NAME:-this system} is not supported: the lab needs Debian 12 or Ubuntu 24.04" ;;
     esac
 }
 
-# Debian package names; the same on Debian 12 and Ubuntu 24.04 except where noted.
-SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack openssl ca-certificates make)
+# The same names on Debian 12 and Ubuntu 24.04. On Ubuntu, mininet and coturn come from the
+# universe component, which Ubuntu's server, cloud and Vagrant images enable.
+SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make)
+# CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
+# takes about 25 MB installed, which a lab machine or the VM has no use for.
+if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi
 
 python_for_venv() {
     # Prefer an interpreter >= 3.11 that can make a virtualenv.
@@ -39,19 +61,55 @@ python_for_venv() {
     return 1
 }
 
-install_system_packages() {
-    local missing=()
-    for pkg in "${SYSTEM_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+apt_get() {
+    # DPkg::Lock::Timeout: on a VM's first boot unattended-upgrades can hold the dpkg lock for
+    # minutes; wait for it rather than fail `vagrant up`. NEEDRESTART_SUSPEND: Ubuntu's
+    # needrestart would otherwise restart services (sshd among them) mid-provisioning.
+    as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
+        apt-get -o DPkg::Lock::Timeout=300 "$@"
+}
+
+apt_update() {
+    # `apt-get update` takes the package-lists lock, which DPkg::Lock::Timeout does not cover:
+    # retry while a boot-time apt-daily holds it, and fail at once on anything else.
+    local try output
+    for try in $(seq 1 30); do
+        if output="$(apt_get update -qq 2>&1)"; then return 0; fi
+        case "$output" in
+            *"Could not get lock"*) [ "$try" -eq 1 ] && echo "setup: waiting for another apt to finish"; sleep 5 ;;
+            *) printf '%s\n' "$output" >&2; die "apt-get update failed (see above)" ;;
+        esac
     done
-    if ! python_for_venv >/dev/null; then
+    die "apt-get update: the package lists stayed locked for 150 s"
+}
+
+install_system_packages() {
+    local missing=() hint="" pkg status
+    # One dpkg-query for every package keeps a run that installs nothing fast; unknown names
+    # print nothing and so count as missing.
+    declare -A installed=()
+    while read -r pkg status; do
+        [ "$status" = "install ok installed" ] && installed["$pkg"]=1
+    done < <(dpkg-query -W -f='${Package} ${Status}\n' "${SYSTEM_PACKAGES[@]}" 2>/dev/null || true)
+    for pkg in "${SYSTEM_PACKAGES[@]}"; do
+        [ -n "${installed[$pkg]:-}" ] || missing+=("$pkg")
+    done
+    # Probing interpreters costs a few hundred ms; a working venv needs none.
+    if [ ! -x "${VENV}/bin/python" ] && ! python_for_venv >/dev/null; then
         missing+=(python3-venv python3-pip)
     fi
     if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+            die "needs root to install ${missing[*]}: run as root or install sudo"
+        fi
         echo "setup: installing ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        apt_update
+        if [ "$DISTRO_ID" = ubuntu ]; then
+            hint=" (on Ubuntu, mininet and coturn are in universe: sudo add-apt-repository universe)"
+        fi
         # --no-install-recommends: mininet recommends Open vSwitch, which the lab never uses.
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+            die "apt-get could not install ${missing[*]}${hint}"
     fi
     # The distribution's coturn service is not ours: the lab starts its own per run.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled coturn >/dev/null 2>&1; then
@@ -59,12 +117,46 @@ install_system_packages() {
     fi
 }
 
+netem_ready() {
+    # Loaded, built into the kernel, or loadable now.
+    [ -d /sys/module/sch_netem ] && return 0
+    grep -qs '/sch_netem\.ko' "/lib/modules/$(uname -r)/modules.builtin" && return 0
+    command -v modprobe >/dev/null 2>&1 && modprobe -q sch_netem 2>/dev/null
+}
+
+load_netem() {
+    # Link delay, jitter and loss are tc netem qdiscs, which need the kernel's sch_netem.
+    # Loading a module needs root; the lab runs as root, so a set-up without root (e.g.
+    # `make unit`) leaves this to the next one with root rather than ask for a password.
+    [ "$(id -u)" -eq 0 ] || return 0
+    netem_ready && return 0
+    local kernel extra
+    kernel="$(uname -r)"
+    extra="linux-modules-extra-${kernel}"
+    # Ubuntu ships sch_netem in linux-modules-extra-<kernel> for some kernel flavours, and
+    # minimal and cloud installs may lack that package; some newer kernels have no such
+    # package at all, so it is installed only when the archive has it. Debian's kernel
+    # packages carry sch_netem themselves.
+    if [ "$DISTRO_ID" = ubuntu ] && [ -d "/lib/modules/${kernel}" ] &&
+        [ "$(dpkg-query -W -f='${Status}' "$extra" 2>/dev/null || true)" != "install ok installed" ] &&
+        apt-cache show "$extra" >/dev/null 2>&1; then
+        echo "setup: installing ${extra} for sch_netem (link delay, jitter and loss)"
+        apt_get install -y -qq --no-install-recommends "$extra" >/dev/null ||
+            echo "setup: could not install ${extra}" >&2
+        netem_ready && return 0
+    fi
+    echo "setup: note: kernel ${kernel} has no sch_netem, so link delay, jitter and loss cannot be" \
+        "emulated here; the Vagrant VM can (README.md, \"Run it in a VM\")" >&2
+}
+
 install_virtualenv() {
     local python stamp want
-    python="$(python_for_venv)" || die "no Python >= 3.11 with venv support found"
-    [ -x "${VENV}/bin/python" ] || "$python" -m venv "$VENV"
+    if [ ! -x "${VENV}/bin/python" ]; then
+        python="$(python_for_venv)" || die "no Python >= 3.11 with venv support found"
+        "$python" -m venv "$VENV"
+    fi
     stamp="${VENV}/.ice-lab-installed"
-    want="$(cat "${REPO}/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    want="$(sha256sum < "${REPO}/pyproject.toml" | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "setup: installing the lab into ${VENV}"
         "${VENV}/bin/pip" install -q --disable-pip-version-check -e "${REPO}[dev]"
@@ -72,6 +164,16 @@ install_virtualenv() {
     fi
 }
 
+case "${1:-}" in
+    "") ;;
+    --check-distribution)
+        check_distribution
+        [ "$DISTRO_SUPPORTED" -eq 1 ] && echo "setup: ${DISTRO_NAME} is supported"
+        exit 0 ;;
+    *) die "unknown argument '$1' (usage: scripts/setup.sh [--check-distribution])" ;;
+esac
+
 check_distribution
 install_system_packages
+load_netem
 install_virtualenv
