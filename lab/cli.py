@@ -185,3 +185,14 @@ def clean() -> None:
         f"killed {len(report.processes)} process(es) and {len(report.shells)} namespace "
         f"shell(s); removed {len(report.directories)} run director(ies)"
     )
+
+
+def _register_extensions() -> None:
+    """Commands that live in their own modules (each imports its heavy parts lazily)."""
+    from lab import hands_on, matrix, probe
+
+    for module in (hands_on, probe, matrix):
+        module.register(app)
+
+
+_register_extensions()

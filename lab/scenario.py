@@ -39,6 +39,7 @@ DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
 class NodeConditions:
     nat: NatBehaviour | None = None
     firewall: FirewallPolicy | None = None
+    impairments: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,28 @@ class IceServer:
 
     urls: tuple[str, ...]
     credentials: str | dict[str, str] = "none"
+    ttl_s: int = 300
+
+
+def kvs_ice_servers(spec: dict[str, Any], addresses: list[str]) -> list[dict[str, Any]]:
+    """The service's ICE servers: STUN on 443, then TURN sets of three URLs on 443.
+
+    Set i uses the STUN/TURN node's address i (the node may have several), as the
+    service's sets name different TURN hosts.
+    """
+    sets = spec.get("turn_sets", 2)
+    used = 1 if spec.get("use_sets", "all") == "first" else sets
+    ttl = spec.get("ttl_s", 300)
+    servers: list[dict[str, Any]] = [{"urls": [f"stun:{addresses[0]}:443"]}]
+    for index in range(used):
+        host = addresses[index % len(addresses)]
+        urls = [
+            f"turn:{host}:443?transport=udp",
+            f"turns:{host}:443?transport=udp",
+            f"turns:{host}:443?transport=tcp",
+        ]
+        servers.append({"urls": urls, "credentials": "rest", "ttl_s": ttl})
+    return servers
 
 
 @dataclass
@@ -110,7 +133,8 @@ class Scenario:
                 "signaling": {"host": self.signaling_host},
             },
             "ice_servers": [
-                {"urls": list(s.urls), "credentials": s.credentials} for s in self.ice_servers
+                {"urls": list(s.urls), "credentials": s.credentials, "ttl_s": s.ttl_s}
+                for s in self.ice_servers
             ],
             "timing": self.timing,
             "expect": self.expect,
@@ -241,9 +265,9 @@ def _conditions(
         if node.role == "nat":
             conditions[name] = NodeConditions(nat=nat_from_spec("port-restricted-cone", name))
     for name, condition in spec.items():
-        checker.node(f"conditions.{name}", name, {"nat", "firewall", "router"})
+        checker.node(f"conditions.{name}", name, {"nat", "firewall", "router", "peer"})
         node = topology.node(name)
-        if node.uplink() is None:
+        if node.uplink() is None and ("nat" in condition or "firewall" in condition):
             raise checker.fail(f"conditions.{name}", "the node has no gateway, so no uplink")
         default_nat = conditions.get(name, NodeConditions()).nat
         nat = (
@@ -251,7 +275,9 @@ def _conditions(
             if "nat" in condition
             else default_nat
         )
-        conditions[name] = NodeConditions(nat, firewall_from_spec(condition.get("firewall")))
+        conditions[name] = NodeConditions(
+            nat, firewall_from_spec(condition.get("firewall")), condition.get("impairments")
+        )
     return conditions
 
 
@@ -261,7 +287,14 @@ def _ice_servers(
     stun_turn: StunTurnServer | None,
     checker: _Checker,
 ) -> list[IceServer]:
-    if "ice_servers" in document:
+    if isinstance(document.get("ice_servers"), dict):
+        spec = document["ice_servers"]["kvs"]
+        host = spec.get("host") or (stun_turn.host if stun_turn else None)
+        if host is None:
+            raise checker.fail("ice_servers.kvs.host", "no STUN/TURN node to point at")
+        checker.node("ice_servers.kvs.host", host, {"stun-turn"})
+        raw = kvs_ice_servers(spec, topology.node(host).addresses)
+    elif "ice_servers" in document:
         raw = document["ice_servers"]
     elif stun_turn is not None:
         raw = [
@@ -276,7 +309,7 @@ def _ice_servers(
             _resolve_url(url, topology, checker, f"ice_servers[{index}].urls[{n}]")
             for n, url in enumerate(spec["urls"])
         )
-        servers.append(IceServer(urls, spec.get("credentials", "none")))
+        servers.append(IceServer(urls, spec.get("credentials", "none"), spec.get("ttl_s", 300)))
     return servers
 
 

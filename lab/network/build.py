@@ -27,6 +27,7 @@ from mininet.node import Host
 
 from lab.errors import LabRunError
 from lab.network.firewall import render_firewall
+from lab.network.impairments import render_impairments
 from lab.network.nat import conntrack_sysctls, render_nat
 from lab.scenario import NodeConditions
 from lab.topology import Node, Topology
@@ -70,6 +71,7 @@ def render_node_setup(node: Node, conditions: NodeConditions | None) -> NodeSetu
     if node.gateway is not None:
         commands.append(f"ip route add default via {node.gateway}")
     commands.append("sysctl -q -w " + " ".join(f"{k}={v}" for k, v in sysctls.items()))
+    commands += render_impairments(node, conditions.impairments if conditions else None)
     return NodeSetup(commands, ruleset)
 
 

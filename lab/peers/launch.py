@@ -28,7 +28,9 @@ def ice_server_configs(
     for server in scenario.ice_servers:
         username = password = None
         if server.credentials == "rest":
-            credentials = rest_credentials(servers.turn_secret, f"{role}-{scenario.name}")
+            credentials = rest_credentials(
+                servers.turn_secret, f"{role}-{scenario.name}", ttl_s=server.ttl_s
+            )
             username, password = credentials.username, credentials.password
         elif isinstance(server.credentials, dict):
             username, password = server.credentials["username"], server.credentials["password"]
