@@ -125,12 +125,21 @@ def run(
     master_mode: Annotated[Mode | None, typer.Option(help="the master's mode")] = None,
     servers: Annotated[Servers | None, typer.Option(help="STUN/TURN server software")] = None,
     keep: Annotated[bool, typer.Option(help="keep the run directory (configs, logs)")] = False,
+    log: Annotated[
+        str | None, typer.Option(help="kvs: print the lines the KVS C SDK would log")
+    ] = None,
+    show_server_log: Annotated[
+        bool, typer.Option(help="print every request the STUN/TURN server handled")
+    ] = False,
+    pairs: Annotated[bool, typer.Option(help="also list every pair of both agents")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary")] = False,
 ) -> None:
     """Build the scenario's network, run the master and viewer, report what ICE did."""
     from lab.report import render
     from lab.run import RunOptions, Terminated, run_scenario
 
+    if log not in (None, "kvs"):
+        raise fail(LabInputError(f"--log: unknown log style '{log}' (known: kvs)"))
     options = RunOptions(
         timing=timing.value if timing else None,
         servers=servers.value if servers else None,
@@ -150,7 +159,7 @@ def run(
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
     if not quiet:
-        render(result, console)
+        render(result, console, kvs_log=log == "kvs", server_log=show_server_log, pair_list=pairs)
     if not result["expectations_met"]:
         raise typer.Exit(EXIT_EXPECTATIONS_FAILED)
 

@@ -14,12 +14,14 @@ from rich.table import Table
 from lab.documents import schema_errors
 from lab.errors import LabRunError
 from lab.expectations import evaluate
+from lab.kvs import kvs_log_lines, kvs_status
 from lab.observations import merge_pairs, selected_pairs
 from lab.scenario import Scenario
 
 PEER_FIELDS = (
     "host", "mode", "candidates", "remote_candidates", "gathering_errors",
-    "skipped_servers", "ice_state", "ice_role", "error",
+    "skipped_servers", "ice_state", "ice_states", "ice_role", "gathering_s", "connected_s",
+    "error",
 )  # fmt: skip
 
 
@@ -28,7 +30,7 @@ def build_result(
     observations: dict[str, dict[str, Any]],
     timing_profile: str,
     total_s: float,
-    servers: str,
+    servers: dict[str, Any],
 ) -> dict[str, Any]:
     """Assemble and validate the result document from both peers' observations."""
     viewer, master = observations["viewer"], observations["master"]
@@ -39,7 +41,7 @@ def build_result(
         "outcome": "connected" if echo else "failed",
         "expectations_met": False,
         "timing_profile": timing_profile,
-        "servers": {"stun_turn": servers},
+        "servers": servers,
         "echo": echo,
         "peers": {
             role: {k: observations[role].get(k) for k in PEER_FIELDS if k in observations[role]}
@@ -56,6 +58,7 @@ def build_result(
             "total_s": round(total_s, 3),
         },
     }
+    result["kvs_status"] = kvs_status(result)
     result["expectations"] = evaluate(scenario.expect, result)
     result["expectations_met"] = all(c["met"] for c in result["expectations"])
     errors = schema_errors(result, "result")
@@ -72,12 +75,28 @@ def describe_candidate(candidate: dict[str, Any]) -> str:
     return text
 
 
-def render(result: dict[str, Any], console: Console) -> None:
+def render(
+    result: dict[str, Any],
+    console: Console,
+    *,
+    kvs_log: bool = False,
+    server_log: bool = False,
+    pair_list: bool = False,
+) -> None:
     """Print the run's summary: candidates, pairs, selected pairs, outcome, expectations."""
     console.print(f"[bold]{result['scenario']}[/bold]: {result.get('description', '')}")
     for role in ("viewer", "master"):
         _render_candidates(role, result["peers"][role], console)
-    _render_pairs(result["pairs"], console)
+    if pair_list:
+        _render_pairs(result["pairs"], console)
+    console.print(pair_grid(result))
+    if kvs_log:
+        for role in ("viewer", "master"):
+            console.print(f"[bold]{role}: what the KVS C SDK would log[/bold]")
+            for line in kvs_log_lines(result, role):
+                console.print(f"  {line}", highlight=False, markup=False)
+    if server_log:
+        _render_server_log(result, console)
     for role in ("viewer", "master"):
         pair = result["selected"].get(role)
         if pair:
@@ -96,6 +115,12 @@ def render(result: dict[str, Any], console: Console) -> None:
         + (f" in {connected:.3f} s" if connected is not None else "")
         + f" (run {timings['total_s']:.2f} s, timing {result['timing_profile']})"
     )
+    status = result.get("kvs_status")
+    if status:
+        console.print(
+            f"KVS C SDK status: {status['code']} {status['name']}: {status['meaning']}",
+            highlight=False,
+        )
     for check in result["expectations"]:
         mark = "[green]ok[/green]  " if check["met"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']} (observed: {check['observed']})")
@@ -131,5 +156,99 @@ def _render_pairs(pairs: list[dict[str, Any]], console: Console) -> None:
             p["state"],
             "*" if p["nominated"] else "",
             rtt,
+        )
+    console.print(table)
+
+
+def _cell(pair: dict[str, Any] | None, selected: bool) -> str:
+    if pair is None:
+        return "-"
+    state = pair["state"]
+    text = {"succeeded": "ok", "failed": "fail"}.get(state, state)
+    if state == "succeeded" and pair.get("rtt_ms") is not None:
+        text += f" {pair['rtt_ms']:.1f}"
+    elif state == "failed" and pair.get("failure"):
+        text += " " + {
+            "timeout": "t/o",
+            "turn_error": str(pair["failure"].get("code", "turn")),
+        }.get(pair["failure"]["reason"], pair["failure"]["reason"])
+    return f"[bold]*{text}[/bold]" if selected else text
+
+
+def _short(candidate: dict[str, Any]) -> str:
+    label = f"{candidate['type']} {candidate['address']}:{candidate['port']}"
+    if candidate.get("relay_protocol"):
+        label += f"/{candidate['relay_protocol']}"
+    return label
+
+
+def pair_grid(result: dict[str, Any]) -> Table:
+    """Rows: the viewer's local candidates; columns: the master's; cells: the viewer's checks.
+
+    A cell shows the pair's final state (ok with the RTT in ms, or fail with why: t/o for
+    no response, a TURN error code); `*` marks the pair the viewer selected. A pair sits in
+    the row of its valid local candidate (a check from the host base that came back through
+    a NAT belongs to the srflx row); peer-reflexive candidates add rows or columns.
+    """
+    viewer = list(result["peers"]["viewer"].get("candidates", []))
+    columns = list(result["peers"]["master"].get("candidates", []))
+    pairs = [p for p in result["pairs"] if p["agent"] == "viewer"]
+    for pair in pairs:
+        if not any(_same(pair["remote"], c) for c in columns):
+            columns.append(pair["remote"])
+        if not any(_same(pair["local"], c) for c in viewer):
+            viewer.append(pair["local"])  # a peer-reflexive local learned from a check
+    selected = result["selected"].get("viewer")
+    table = Table(
+        title="pairs (viewer's checks; rows: viewer, columns: master)", title_justify="left"
+    )
+    table.add_column("viewer \\ master", no_wrap=True)
+    for column in columns:
+        table.add_column(_header(column), justify="center")
+    for row in viewer:
+        cells = []
+        for column in columns:
+            pair = next(
+                (p for p in pairs if _same(p["local"], row) and _same(p["remote"], column)), None
+            )
+            chosen = bool(
+                selected
+                and pair
+                and _same(selected["local"], row)
+                and _same(selected["remote"], column)
+            )
+            cells.append(_cell(pair, chosen))
+        table.add_row(_short(row), *cells)
+    return table
+
+
+def _header(candidate: dict[str, Any]) -> str:
+    """Two short lines, `relay/tls` over `.10:50219`, so five columns fit in 100."""
+    kind = candidate["type"] + (
+        f"/{candidate['relay_protocol']}" if candidate.get("relay_protocol") else ""
+    )
+    host = candidate["address"].rsplit(".", 1)[-1]
+    return f"{kind}\n.{host}:{candidate['port']}"
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a["address"], a["port"]) == (b["address"], b["port"])
+
+
+def _render_server_log(result: dict[str, Any], console: Console) -> None:
+    turn = result.get("servers", {}).get("turn", {})
+    table = Table(title=f"STUN/TURN server requests ({turn.get('software')})", title_justify="left")
+    for column in ("t", "client", "transport", "method", "outcome", "code", "reason", "fault"):
+        table.add_column(column)
+    for r in turn.get("requests", []):
+        table.add_row(
+            f"{r.get('t', 0):.3f}" if isinstance(r.get("t"), float) else str(r.get("t")),
+            str(r.get("client") or ""),
+            str(r.get("transport") or ""),
+            str(r.get("method") or ""),
+            str(r.get("outcome") or ""),
+            str(r.get("error_code") or ""),
+            str(r.get("reason") or ""),
+            str(r.get("fault") or ""),
         )
     console.print(table)

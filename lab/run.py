@@ -24,6 +24,7 @@ from lab.preflight import require_root, require_tools
 from lab.report import build_result
 from lab.scenario import Scenario
 from lab.servers.launch import start_servers
+from lab.servers.requestlog import read_requests
 
 RUN_ROOT = Path("/run/ice-lab")
 
@@ -99,4 +100,8 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             }
             observations = run_peers(network, configs, profile, workdir)
         total_s = time.monotonic() - started
-        return build_result(scenario, observations, profile.name, total_s, software)
+        turn_log = servers.logs.get("stun_turn")
+        server_facts = {
+            "turn": {"software": software, "requests": read_requests(software, turn_log)},
+        }
+        return build_result(scenario, observations, profile.name, total_s, server_facts)

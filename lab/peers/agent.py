@@ -48,6 +48,7 @@ def install_lab_agent(config: PeerConfig, plan: ServerPlan) -> list[LabConnectio
             plan=plan,
             gathering_timeout_s=config.timing["gathering_timeout_s"],
             ssl_context=context,
+            nomination_wait_s=config.timing.get("nomination_wait_s", 0.2),
             on_log=log.info,
             **kwargs,
         )
@@ -72,6 +73,7 @@ class Peer:
         self.connected_s: float | None = None
         self.echo = False
         self.error: str | None = None
+        self.ice_states: list[dict[str, Any]] = []
         self.ice_failed = asyncio.Event()
         self.finished = asyncio.Event()  # SIGTERM, or the channel closed
         self.peer_done = asyncio.Event()  # the other peer finished its checks
@@ -79,6 +81,8 @@ class Peer:
 
     def _ice_state_changed(self) -> None:
         log.info("ICE connection state: %s", self.pc.iceConnectionState)
+        elapsed = round(time.monotonic() - self.started, 4)
+        self.ice_states.append({"t_s": elapsed, "state": self.pc.iceConnectionState})
         if self.pc.iceConnectionState == "failed":
             self.ice_failed.set()
 
@@ -130,6 +134,7 @@ class Peer:
             "host": self.config.host,
             "mode": self.config.mode,
             "ice_state": self.pc.iceConnectionState,
+            "ice_states": list(self.ice_states),
             "connected_s": self.connected_s,
             "echo": self.echo,
             "error": self.error,
@@ -151,7 +156,8 @@ def agent_observations(connection: LabConnection) -> dict[str, Any]:
         counters = connection.pair_counters(pair)
         failure = connection.failure(pair)
         return {
-            "local": local(pair.local_candidate),
+            "local": local(connection.valid_local(pair)),
+            "local_base": local(pair.local_candidate),
             "remote": candidate_record(pair.remote_candidate),
             "state": connection.final_state(pair) or pair.state.name.lower(),
             "agent_state": pair.state.name.lower(),

@@ -19,7 +19,13 @@ from typing import Any
 
 from aioice import stun, turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
-from aioice.ice import CandidatePair, Connection, StunProtocol, TransportPolicy
+from aioice.ice import (
+    CandidatePair,
+    Connection,
+    StunProtocol,
+    TransportPolicy,
+    candidate_pair_priority,
+)
 
 from lab.peers.ice_servers import ServerPlan, ServerUrl
 
@@ -39,6 +45,7 @@ class CheckCounters:
     responses_received: int = 0
     error_responses: int = 0
     rtt_ms: float | None = None
+    mapped: tuple[str, int] | None = None  # XOR-MAPPED-ADDRESS of the first success
     last_sent: dict[bytes, float] = field(default_factory=dict)
 
 
@@ -93,6 +100,7 @@ class ObservedStunProtocol(StunProtocol):
                 (addr[0], addr[1]),
                 message.transaction_id,
                 error=message.message_class == stun.Class.ERROR,
+                mapped=message.attributes.get("XOR-MAPPED-ADDRESS"),
             )
         super().datagram_received(data, addr)
 
@@ -106,6 +114,7 @@ class LabConnection(Connection):
         plan: ServerPlan,
         gathering_timeout_s: float,
         ssl_context: ssl.SSLContext | None,
+        nomination_wait_s: float = 0.2,
         on_log: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -120,6 +129,9 @@ class LabConnection(Connection):
         self.checks: dict[tuple[int, tuple[str, int]], CheckCounters] = {}
         self.all_pairs: list[CandidatePair] = []
         self.audited: dict[int, str] = {}
+        self.nomination_wait_s = nomination_wait_s
+        self._nomination_task: asyncio.Task[None] | None = None
+        self._nomination_timer: asyncio.TimerHandle | None = None
         self.gathering_s: float | None = None
         self.on_log = on_log or (lambda line: None)
 
@@ -254,7 +266,12 @@ class LabConnection(Connection):
         counters.last_sent[tid] = time.monotonic()
 
     def note_response(
-        self, protocol: StunProtocol, addr: tuple[str, int], tid: bytes, error: bool = False
+        self,
+        protocol: StunProtocol,
+        addr: tuple[str, int],
+        tid: bytes,
+        error: bool = False,
+        mapped: tuple[str, int] | None = None,
     ) -> None:
         counters = self.checks.get((id(protocol), addr))
         if counters is None or tid not in counters.last_sent:
@@ -263,6 +280,8 @@ class LabConnection(Connection):
             counters.error_responses += 1
             return
         counters.responses_received += 1
+        if counters.mapped is None and mapped is not None:
+            counters.mapped = (mapped[0], mapped[1])
         if counters.rtt_ms is None:
             counters.rtt_ms = round((time.monotonic() - counters.last_sent[tid]) * 1000, 2)
 
@@ -281,6 +300,91 @@ class LabConnection(Connection):
     def _remember_pairs(self) -> None:
         known = {id(p) for p in self.all_pairs}
         self.all_pairs += [p for p in self._check_list if id(p) not in known]
+
+    # -- regular nomination (RFC 8445 section 8.1.1) ----------------------------------------
+    #
+    # aioice's controlling agent nominates aggressively: whichever pair answers first wins,
+    # often a relay. Browsers and the KVS C SDK check first, then nominate the best pair
+    # that worked; so does the lab, so the selected pair is the one a customer would get.
+
+    def _priority(self, pair: CandidatePair) -> int:
+        return candidate_pair_priority(
+            pair.local_candidate, pair.remote_candidate, self.ice_controlling
+        )
+
+    async def check_start(self, pair: CandidatePair) -> None:
+        if not self.ice_controlling or self.remote_is_lite:
+            return await super().check_start(pair)
+        assert self.remote_password is not None
+        self.check_state(pair, CandidatePair.State.IN_PROGRESS)
+        request = self.build_request(pair, nominate=False)
+        try:
+            _, addr = await pair.protocol.request(
+                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
+            )
+        except stun.TransactionError as exc:
+            if exc.response and exc.response.error_code == 487:
+                self.switch_role(ice_controlling=False)  # role conflict: the peer controls
+                return await self.check_start(pair)
+            addr = None
+        state = CandidatePair.State.SUCCEEDED if addr == pair.remote_addr else None
+        self.check_state(pair, state or CandidatePair.State.FAILED)
+        self.check_complete(pair)
+        self._consider_nomination()
+
+    def _check_list_maybe_fail(self) -> None:
+        succeeded = any(p.state == CandidatePair.State.SUCCEEDED for p in self._check_list)
+        if self.ice_controlling and not self._nominated and succeeded:
+            self._consider_nomination()  # a working pair exists: nominate, do not fail
+            return
+        super()._check_list_maybe_fail()
+
+    def _consider_nomination(self) -> None:
+        """Nominate the best succeeded pair once no better pair is still being checked."""
+        if not self.ice_controlling or self._nominated or self._nomination_task is not None:
+            return
+        succeeded = [p for p in self._check_list if p.state == CandidatePair.State.SUCCEEDED]
+        if not succeeded:
+            return
+        best = max(succeeded, key=self._priority)
+        better_pending = [
+            p
+            for p in self._check_list
+            if self._priority(p) > self._priority(best)
+            and p.state not in (CandidatePair.State.SUCCEEDED, CandidatePair.State.FAILED)
+        ]
+        if not better_pending:
+            self._start_nomination(best)
+        elif self._nomination_timer is None:
+            loop = asyncio.get_running_loop()
+            self._nomination_timer = loop.call_later(self.nomination_wait_s, self._nominate_now)
+
+    def _nominate_now(self) -> None:
+        """The nomination wait is over: take the best pair that has worked so far."""
+        succeeded = [p for p in self._check_list if p.state == CandidatePair.State.SUCCEEDED]
+        if succeeded and not self._nominated and self._nomination_task is None:
+            self._start_nomination(max(succeeded, key=self._priority))
+
+    def _start_nomination(self, pair: CandidatePair) -> None:
+        if self._nomination_timer is not None:
+            self._nomination_timer.cancel()
+        self._nomination_task = asyncio.create_task(self._nominate(pair))
+
+    async def _nominate(self, pair: CandidatePair) -> None:
+        assert self.remote_password is not None
+        self.on_log(f"nominating {pair.local_candidate} -> {pair.remote_candidate}")
+        request = self.build_request(pair, nominate=True)
+        try:
+            await pair.protocol.request(
+                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8")
+            )
+        except stun.TransactionError:
+            self._nomination_task = None
+            self.check_state(pair, CandidatePair.State.FAILED)
+            self.check_complete(pair)  # the next best pair, or failure
+            return
+        pair.nominated = True
+        self.check_complete(pair)
 
     # -- driving every pair to a final state ------------------------------------------------
 
@@ -344,6 +448,33 @@ class LabConnection(Connection):
                 "on the path dropped them",
             )
         return PairFailure("timeout", "responses came from an unexpected address")
+
+    def valid_local(self, pair: CandidatePair) -> Candidate:
+        """The local candidate of the valid pair (RFC 8445 section 7.2.5.3.2).
+
+        A check sent from a host base through a NAT comes back mapped to the NAT's public
+        address: the valid pair's local candidate is then the server-reflexive candidate
+        with that address, or a peer-reflexive one if the NAT mapped it anew (what
+        getStats() and the C SDK's "local candidate type" report).
+        """
+        base = pair.local_candidate
+        mapped = self.pair_counters(pair).mapped
+        if mapped is None or mapped == (base.host, base.port) or base.type == "relay":
+            return base
+        for candidate in self._local_candidates:
+            if (candidate.host, candidate.port) == mapped:
+                return candidate
+        return Candidate(
+            foundation=candidate_foundation("prflx", "udp", base.host),
+            component=base.component,
+            transport="udp",
+            priority=candidate_priority(base.component, "prflx"),
+            host=mapped[0],
+            port=mapped[1],
+            type="prflx",
+            related_address=base.host,
+            related_port=base.port,
+        )
 
     def origin(self, candidate: Candidate) -> CandidateOrigin:
         return self.origins.get(

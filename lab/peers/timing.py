@@ -20,6 +20,7 @@ class TimingProfile:
     check_timeout_s: float  # connectivity checks: no pair by then -> failed
     signaling_timeout_s: float  # waiting for the other peer's description
     check_pacing_s: float  # between starting two checks (RFC 8445's Ta)
+    nomination_wait_s: float  # after a pair works, how long better pairs may still finish
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,7 +35,7 @@ class TimingProfile:
 PROFILES: dict[str, TimingProfile] = {
     # Emulated links answer in well under a millisecond: 50 ms, 100, 200, 400 -> 0.75 s
     # until a STUN transaction gives up.
-    "fast": TimingProfile("fast", 0.05, 3, 1.0, 4.0, 8.0, 0.005),
+    "fast": TimingProfile("fast", 0.05, 3, 1.0, 4.0, 8.0, 0.005, 0.2),
     # The C SDK: gathering 10 s, connectivity checks 10 s (KVS.md).
-    "kvs": TimingProfile("kvs", 0.5, 6, 10.0, 10.0, 30.0, 0.05),
+    "kvs": TimingProfile("kvs", 0.5, 6, 10.0, 10.0, 30.0, 0.05, 0.5),
 }
