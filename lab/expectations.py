@@ -21,6 +21,15 @@ def evaluate(expect: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
             "observed": result["outcome"],
         }
     ]
+    if "kvs_status" in expect:
+        observed = (result.get("kvs_status") or {}).get("code")
+        checks.append(
+            {
+                "check": f"the KVS C SDK would report {expect['kvs_status']}",
+                "met": observed == expect["kvs_status"],
+                "observed": observed,
+            }
+        )
     for role, wanted in expect.get("selected", {}).items():
         checks += _selected_checks(role, wanted, result["selected"].get(role))
     for role, absent in expect.get("absent_candidates", {}).items():

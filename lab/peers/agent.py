@@ -70,6 +70,7 @@ class Peer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.timing = config.timing
         self.started = time.monotonic()
+        self.check_deadline = self.started + config.timing["check_timeout_s"]
         self.connected_s: float | None = None
         self.echo = False
         self.error: str | None = None
@@ -95,28 +96,35 @@ class Peer:
                     return message
                 log.info("signaling: ignored %s", message.message_type)
 
+    def remaining(self) -> float:
+        """Seconds left of the check budget (the C SDK's connectivity check timeout)."""
+        return max(0.0, self.check_deadline - time.monotonic())
+
     async def wait_outcome(self, success: asyncio.Event) -> None:
-        """Until data flowed, ICE failed, or the check budget ran out."""
+        """Until data flowed, ICE failed, or the check timeout ran out."""
+        self.check_deadline = time.monotonic() + self.timing["check_timeout_s"]
         waits = [asyncio.create_task(e.wait()) for e in (success, self.ice_failed, self.finished)]
-        budget = self.timing["check_timeout_s"] + self.timing["gathering_timeout_s"]
         done, pending = await asyncio.wait(
-            waits, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+            waits, timeout=self.remaining(), return_when=asyncio.FIRST_COMPLETED
         )
         for task in pending:
             task.cancel()
         if not done:
-            self.error = f"no pair connected within {budget:g} s"
+            self.error = (
+                f"no pair connected within the {self.timing['check_timeout_s']:g} s check timeout"
+            )
 
     async def finish_checks(self, channel: Any) -> None:
-        """Drive every pair to a final state, then wait (bounded) until the peer has too."""
+        """Drive every pair to a final state within the check budget, then wait (bounded)
+        until the other peer has too, so that its checks still get answers."""
         if self.connections:
             pacing = self.timing.get("check_pacing_s", 0.005)
-            await self.connections[0].audit_pairs(pacing)
+            await self.connections[0].audit_pairs(pacing, budget_s=self.remaining())
         if channel is not None and channel.readyState == "open":
             channel.send(DONE)
             waits = [asyncio.create_task(e.wait()) for e in (self.peer_done, self.finished)]
             await asyncio.wait(
-                waits, timeout=self.timing["check_timeout_s"], return_when=asyncio.FIRST_COMPLETED
+                waits, timeout=self.remaining() + 0.5, return_when=asyncio.FIRST_COMPLETED
             )
             for task in waits:
                 task.cancel()

@@ -9,6 +9,7 @@ each failure kept as a gathering error) and counts every check and its round tri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -129,6 +130,7 @@ class LabConnection(Connection):
         self.checks: dict[tuple[int, tuple[str, int]], CheckCounters] = {}
         self.all_pairs: list[CandidatePair] = []
         self.audited: dict[int, str] = {}
+        self.expired: set[int] = set()  # pairs still unanswered when the check budget ran out
         self.nomination_wait_s = nomination_wait_s
         self._nomination_task: asyncio.Task[None] | None = None
         self._nomination_timer: asyncio.TimerHandle | None = None
@@ -395,20 +397,32 @@ class LabConnection(Connection):
             return pair.state.name.lower()
         return None
 
-    async def audit_pairs(self, pacing_s: float) -> None:
+    async def audit_pairs(self, pacing_s: float, budget_s: float) -> None:
         """Check every pair the agent left unfinished, without nominating it.
 
         aioice stops checking once a pair is nominated (RFC 8445 allows it), which leaves
-        the other pairs waiting or in progress; the lab needs each pair's verdict.
+        the other pairs waiting or in progress; the lab needs each pair's verdict. Checks
+        still unanswered when the budget runs out count as failed (no response in time).
         """
-        if self.remote_password is None:
-            return
-        tasks = []
-        for pair in list(self.all_pairs):
+        if self.remote_password is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._audit_all(pacing_s), timeout=budget_s)
+        for pair in self.all_pairs:
             if self.final_state(pair) is None:
-                tasks.append(asyncio.create_task(self._audit(pair)))
-                await asyncio.sleep(pacing_s)
-        await asyncio.gather(*tasks)
+                self.audited[id(pair)] = "failed"
+                self.expired.add(id(pair))
+
+    async def _audit_all(self, pacing_s: float) -> None:
+        tasks = []
+        try:
+            for pair in list(self.all_pairs):
+                if self.final_state(pair) is None:
+                    tasks.append(asyncio.create_task(self._audit(pair)))
+                    await asyncio.sleep(pacing_s)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     async def _audit(self, pair: CandidatePair) -> None:
         assert self.remote_password is not None
@@ -440,6 +454,11 @@ class LabConnection(Connection):
         if counters.error_responses:
             return PairFailure(
                 "error_response", "the remote agent answered the check with an error"
+            )
+        if id(pair) in self.expired:
+            return PairFailure(
+                "timeout",
+                f"no response to {counters.requests_sent} check(s) within the check timeout",
             )
         if counters.responses_received == 0:
             return PairFailure(
