@@ -30,6 +30,29 @@ def evaluate(expect: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
                 "observed": observed,
             }
         )
+    checks += [_failing_check(spec, result) for spec in expect.get("failing_pairs", [])]
+    for role, phrases in expect.get("gathering_errors", {}).items():
+        reasons = [
+            f"{e['url']}: {e['reason']}"
+            for e in result["peers"][role].get("gathering_errors") or []
+        ]
+        for phrase in phrases:
+            checks.append(
+                {
+                    "check": f"{role} has a gathering error mentioning '{phrase}'",
+                    "met": any(phrase in reason for reason in reasons),
+                    "observed": reasons,
+                }
+            )
+    for role, minimum in expect.get("min_gathering_s", {}).items():
+        observed = result["timings"]["gathering_s"].get(role)
+        checks.append(
+            {
+                "check": f"{role}'s gathering took at least {minimum:g} s",
+                "met": observed is not None and observed >= minimum,
+                "observed": observed,
+            }
+        )
     for role, wanted in expect.get("selected", {}).items():
         checks += _selected_checks(role, wanted, result["selected"].get(role))
     for role, absent in expect.get("absent_candidates", {}).items():
@@ -80,3 +103,33 @@ def _selected_checks(
             }
         )
     return checks
+
+
+def _failing_check(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Every pair of the given types failed (for the given reason), and there was one."""
+    local, remote = _as_list(spec["local"]), _as_list(spec["remote"])
+    agents = [spec["agent"]] if "agent" in spec else ["viewer", "master"]
+    pairs = [
+        p
+        for p in result["pairs"]
+        if p["agent"] in agents and p["local"]["type"] in local and p["remote"]["type"] in remote
+    ]
+    label = f"{'/'.join(local)} -> {'/'.join(remote)} pairs fail"
+    if "reason" in spec:
+        label += f" with {spec['reason']}" + (f" {spec['code']}" if "code" in spec else "")
+
+    def matches(pair: dict[str, Any]) -> bool:
+        failure = pair.get("failure") or {}
+        return (
+            pair["state"] == "failed"
+            and failure.get("reason", spec.get("reason"))
+            == spec.get("reason", failure.get("reason"))
+            and ("code" not in spec or failure.get("code") == spec["code"])
+        )
+
+    observed = sorted({f"{p['state']}:{(p.get('failure') or {}).get('reason')}" for p in pairs})
+    return {
+        "check": label,
+        "met": bool(pairs) and all(matches(p) for p in pairs),
+        "observed": observed,
+    }

@@ -238,11 +238,13 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _render_server_log(result: dict[str, Any], console: Console) -> None:
     turn = result.get("servers", {}).get("turn", {})
     table = Table(title=f"STUN/TURN server requests ({turn.get('software')})", title_justify="left")
-    for column in ("t", "client", "transport", "method", "outcome", "code", "reason", "fault"):
-        table.add_column(column)
-    for r in turn.get("requests", []):
+    for column in ("s", "client", "transport", "method", "outcome", "code", "reason", "fault"):
+        table.add_column(column, no_wrap=column in ("client", "method"))
+    requests = turn.get("requests", [])
+    start = min((r["t"] for r in requests if isinstance(r.get("t"), int | float)), default=0)
+    for r in requests:
         table.add_row(
-            f"{r.get('t', 0):.3f}" if isinstance(r.get("t"), float) else str(r.get("t")),
+            f"{r['t'] - start:.3f}" if isinstance(r.get("t"), int | float) else "",
             str(r.get("client") or ""),
             str(r.get("transport") or ""),
             str(r.get("method") or ""),

@@ -1,8 +1,8 @@
 """The lab's mock STUN/TURN server as the run's server: its configuration, from the scenario.
 
-The mock listens where coturn would (UDP and TCP 3478, TLS 443, RFC 5780 on the
-second address) so `--servers mock` and `--servers coturn` are interchangeable;
-the scenario's `faults` turn on what coturn cannot do.
+The mock listens where coturn would (UDP and TCP 3478, TLS and UDP 443, on both
+addresses, with RFC 5780 across them) so `--servers mock` and `--servers coturn` are
+interchangeable; the scenario's `faults` turn on what coturn cannot do.
 """
 
 from __future__ import annotations
@@ -13,6 +13,28 @@ from typing import Any
 from lab.servers.coturn import REALM, STUN_TURN_PORT, TLS_PORT
 
 ALL_TRANSPORTS = ("udp", "tcp", "tls")
+
+
+def listeners(addresses: tuple[str, ...], transports: tuple[str, ...] | list[str]) -> list[dict]:
+    """Where coturn listens: UDP and TCP 3478 and TLS 443 on every address, and UDP 443
+    (coturn's TLS port takes UDP too), which the service-shaped URLs use.
+
+    On a second address UDP comes from the RFC 5780 socket set (`alternate`), which the
+    mock builds for every UDP listener of the first address.
+    """
+    wanted = [
+        ("udp", STUN_TURN_PORT),
+        ("udp", TLS_PORT),
+        ("tcp", STUN_TURN_PORT),
+        ("tls", TLS_PORT),
+    ]
+    result = []
+    for index, address in enumerate(addresses[:2]):
+        for transport, port in wanted:
+            if transport not in transports or (index > 0 and transport == "udp"):
+                continue
+            result.append({"address": address, "port": port, "transport": transport})
+    return result
 
 
 def mock_config(
@@ -26,10 +48,8 @@ def mock_config(
 ) -> dict[str, Any]:
     """The mock server's JSON configuration (pure: unit-tested)."""
     primary = addresses[0]
-    ports = {"udp": STUN_TURN_PORT, "tcp": STUN_TURN_PORT, "tls": TLS_PORT}
-    transports = faults.get("transports", ALL_TRANSPORTS)
     config: dict[str, Any] = {
-        "listen": [{"address": primary, "port": ports[t], "transport": t} for t in transports],
+        "listen": listeners(addresses, faults.get("transports", ALL_TRANSPORTS)),
         "relay_address": primary,
         "realm": REALM,
         "auth": {"mode": "rest", "secret": secret},
