@@ -52,12 +52,16 @@ def test_mock_faults_and_transports_come_from_the_scenario(tmp_path: Path) -> No
     assert "alternate" not in config
 
 
-COTURN_LOG = """\
-1: : session 000000000000000001: realm <ice-lab> user <>: incoming packet message processed, error 401: Unauthorized
-1: : session 000000000000000001: realm <ice-lab> user <1:v>: incoming packet ALLOCATE processed, success
-2: : session 000000000000000001: realm <ice-lab> user <1:v>: incoming packet CHANNEL_BIND processed, error 403: Forbidden IP
-2: : session 000000000000000001: peer 192.168.1.10:5000 lifetime updated: 600
-"""
+SESSION = "session 000000000000000001: realm <ice-lab>"
+COTURN_LOG = "\n".join(
+    [
+        f"1: : {SESSION} user <>: incoming packet message processed, error 401: Unauthorized",
+        f"1: : {SESSION} user <1:v>: incoming packet ALLOCATE processed, success",
+        f"2: : {SESSION} user <1:v>: incoming packet CHANNEL_BIND processed, "
+        "error 403: Forbidden IP",
+        "2: : session 000000000000000001: peer 192.168.1.10:5000 lifetime updated: 600",
+    ]
+)
 
 
 def test_coturn_log_becomes_request_entries() -> None:
