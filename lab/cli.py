@@ -135,6 +135,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary")] = False,
 ) -> None:
     """Build the scenario's network, run the master and viewer, report what ICE did."""
+    from lab.peers.forked import preload_peer_code
+
+    preload_peer_code()  # aiortc imports while the network is built
     from lab.report import render
     from lab.run import RunOptions, Terminated, run_scenario
 

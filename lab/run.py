@@ -68,6 +68,19 @@ def run_directory(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+class Stopwatch:
+    """Records how long each phase of a run took, for `timings.phases` in the result."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.last = time.monotonic()
+
+    def __call__(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = round(now - self.last, 3)
+        self.last = now
+
+
 def peer_modes(scenario: Scenario, options: RunOptions) -> dict[str, str]:
     modes = {}
     for role in ("viewer", "master"):
@@ -88,9 +101,13 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
     require_tools(need_coturn=software == "coturn")
     profile = PROFILES[options.timing or scenario.timing]
     started = time.monotonic()
+    phases: dict[str, float] = {}
+    mark = Stopwatch(phases)
     with sigterm_raises(), run_directory(options.keep_workdir) as workdir:
         with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
+            mark("network_s")
             servers = start_servers(network, scenario, workdir, software)
+            mark("servers_s")
             modes = peer_modes(scenario, options)
             configs = {
                 role: peer_config(
@@ -99,9 +116,13 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
                 for role in ("viewer", "master")
             }
             observations = run_peers(network, configs, profile, workdir)
+            mark("peers_s")
+        mark("teardown_s")
         total_s = time.monotonic() - started
         turn_log = servers.logs.get("stun_turn")
         server_facts = {
             "turn": {"software": software, "requests": read_requests(software, turn_log)},
         }
-        return build_result(scenario, observations, profile.name, total_s, server_facts)
+        result = build_result(scenario, observations, profile.name, total_s, server_facts)
+        result["timings"]["phases"] = phases
+        return result

@@ -173,6 +173,10 @@ class LabNetwork:
         self.processes.append(process)
         return process
 
+    def adopt(self, process: object) -> None:
+        """Track a process started some other way (a forked peer) for tear-down."""
+        self.processes.append(process)  # type: ignore[arg-type]
+
     # -- tear-down ----------------------------------------------------------------------
 
     def stop(self) -> None:

@@ -303,15 +303,20 @@ async def main_async(config: PeerConfig) -> dict[str, Any]:
     return observations
 
 
-def main() -> None:
+def run_peer(config_path: Path) -> None:
+    """Run one peer to the end and write its observations (the process's whole job)."""
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(relativeCreated)6.0fms %(name)s %(message)s",
     )
-    config = PeerConfig.read(Path(sys.argv[1]))
+    config = PeerConfig.read(config_path)
     observations = asyncio.run(main_async(config))
     Path(config.result_path).write_text(json.dumps(observations, indent=2))
+
+
+def main() -> None:
+    run_peer(Path(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ class LabConnection(Connection):
         self.checks: dict[tuple[int, tuple[str, int]], CheckCounters] = {}
         self.all_pairs: list[CandidatePair] = []
         self.audited: dict[int, str] = {}
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.expired: set[int] = set()  # pairs still unanswered when the check budget ran out
         self.nomination_wait_s = nomination_wait_s
         self._nomination_task: asyncio.Task[None] | None = None
@@ -315,6 +316,13 @@ class LabConnection(Connection):
         )
 
     async def check_start(self, pair: CandidatePair) -> None:
+        # aioice cancels every check still running once ICE completes; shielded, a check
+        # runs to its verdict instead, and finishing the pairs does not start it again.
+        task = asyncio.ensure_future(self._check(pair))
+        self.in_flight[id(pair)] = task
+        await asyncio.shield(task)
+
+    async def _check(self, pair: CandidatePair) -> None:
         if not self.ice_controlling or self.remote_is_lite:
             return await super().check_start(pair)
         assert self.remote_password is not None
@@ -327,7 +335,7 @@ class LabConnection(Connection):
         except stun.TransactionError as exc:
             if exc.response and exc.response.error_code == 487:
                 self.switch_role(ice_controlling=False)  # role conflict: the peer controls
-                return await self.check_start(pair)
+                return await self._check(pair)
             addr = None
         state = CandidatePair.State.SUCCEEDED if addr == pair.remote_addr else None
         self.check_state(pair, state or CandidatePair.State.FAILED)
@@ -415,11 +423,12 @@ class LabConnection(Connection):
     async def _audit_all(self, pacing_s: float) -> None:
         tasks = []
         try:
+            running = [t for i, t in self.in_flight.items() if not t.done()]
             for pair in list(self.all_pairs):
-                if self.final_state(pair) is None:
+                if self.final_state(pair) is None and id(pair) not in self.in_flight:
                     tasks.append(asyncio.create_task(self._audit(pair)))
                     await asyncio.sleep(pacing_s)
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*tasks, *running, return_exceptions=True)
         finally:
             for task in tasks:
                 task.cancel()

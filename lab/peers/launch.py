@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from lab.network.build import LabNetwork, terminate_processes
 from lab.peers.config import IceServerConfig, PeerConfig
+from lab.peers.forked import fork_peer
 from lab.peers.timing import TimingProfile
 from lab.scenario import Scenario
 from lab.servers.credentials import rest_credentials
@@ -69,23 +69,27 @@ def run_peers(
     network: LabNetwork, configs: dict[str, PeerConfig], profile: TimingProfile, workdir: Path
 ) -> dict[str, dict[str, Any]]:
     """Run both peers to the end; return each one's observations (or its error)."""
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    processes: dict[str, Any] = {}
     for role in ("master", "viewer"):
         config = configs[role]
         path = workdir / f"{role}.config.json"
         config.write(path)
-        processes[role] = network.popen(
-            config.host,
-            [sys.executable, "-m", "lab.peers.agent", str(path)],
-            stdout=subprocess.DEVNULL,
-            stderr=(workdir / f"{role}.log").open("wb"),
-        )
+        processes[role] = start_peer(network, config, path, workdir / f"{role}.log")
     _wait(processes["viewer"], profile.peer_deadline_s)
     _wait(processes["master"], MASTER_GRACE_S)
     return {role: _observations(configs[role], workdir) for role in processes}
 
 
-def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
+def start_peer(network: LabNetwork, config: PeerConfig, path: Path, log: Path) -> Any:
+    """Fork the peer from the lab process (aiortc already imported) into its node."""
+    from lab.peers.agent import run_peer
+
+    process = fork_peer(network.pid_of(config.host), log, lambda: run_peer(path))
+    network.adopt(process)
+    return process
+
+
+def _wait(process: Any, timeout: float) -> None:
     """Wait for a peer; SIGTERM lets it write what it saw, SIGKILL if it will not."""
     try:
         process.wait(timeout=timeout)
