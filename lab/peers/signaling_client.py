@@ -1,4 +1,8 @@
-"""The peers' side of the KVS-like signaling: connect, send SDP and candidates, receive."""
+"""The peers' side of the KVS-like signaling: connect, send SDP and candidates, receive.
+
+Every send carries a correlationId, because the service (and the lab's server) only
+reports a refused send as a STATUS_RESPONSE when it has one.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,36 @@ import itertools
 import json
 import ssl
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
-_correlation = itertools.count(1)
+MAX_FRAME_BYTES = 256 * 1024
+
+
+class SignalingRejected(Exception):
+    """The server refused the WebSocket handshake; carries its HTTP status and reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"signaling server refused the connection: HTTP {status}: {reason}")
+        self.status = status
+        self.reason = reason
 
 
 def encode_payload(obj: dict[str, Any]) -> str:
+    """messagePayload as the SDKs send it: base64 of compact JSON."""
     return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
 
 
 def decode_payload(text: str) -> dict[str, Any]:
-    return json.loads(base64.b64decode(text))
+    """The JSON object inside a messagePayload; ValueError if it is not one."""
+    decoded = json.loads(base64.b64decode(text, validate=True))
+    if not isinstance(decoded, dict):
+        raise ValueError("messagePayload is not a JSON object")
+    return decoded
 
 
 def channel_url(endpoint: str, channel_arn: str, client_id: str | None) -> str:
@@ -28,53 +48,91 @@ def channel_url(endpoint: str, channel_arn: str, client_id: str | None) -> str:
     query = {"X-Amz-ChannelARN": channel_arn}
     if client_id is not None:
         query["X-Amz-ClientId"] = client_id
-    return f"{endpoint}/?{urlencode(query)}"
+    return f"{endpoint.rstrip('/')}/?{urlencode(query)}"
 
 
 @dataclass(frozen=True)
 class SignalingMessage:
+    """One server message; sender_client_id is None for the master's messages."""
+
     message_type: str
     sender_client_id: str | None
     payload: dict[str, Any] | None
     status: dict[str, Any] | None
 
 
+def parse_server_message(text: str | bytes) -> SignalingMessage:
+    """A server message as a SignalingMessage, with the payload decoded."""
+    document = json.loads(text)
+    payload = document.get("messagePayload")
+    return SignalingMessage(
+        message_type=document.get("messageType", ""),
+        sender_client_id=document.get("senderClientId") or None,
+        payload=decode_payload(payload) if payload else None,
+        status=document.get("statusResponse"),
+    )
+
+
 class SignalingClient:
+    """One signaling WebSocket: a master's, or a viewer's (whose recipient is always the master)."""
+
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self._correlation = itertools.count(1)
 
     @classmethod
     async def connect(cls, url: str, *, ca_file: str | None, timeout: float) -> SignalingClient:
+        """Open the WebSocket, verifying a wss server against `ca_file` (None: system CAs).
+
+        Raises SignalingRejected with the server's reason if the handshake is refused.
+        """
         context = ssl.create_default_context(cafile=ca_file)
-        connection = await connect(url, ssl=context, open_timeout=timeout)
+        tls = context if urlsplit(url).scheme == "wss" else None
+        try:
+            connection = await connect(url, ssl=tls, open_timeout=timeout, max_size=MAX_FRAME_BYTES)
+        except InvalidStatus as exc:
+            response = exc.response
+            reason = response.body.decode(errors="replace").strip() if response.body else ""
+            raise SignalingRejected(response.status_code, reason) from exc
         return cls(connection)
 
-    async def _send(self, action: str, payload: dict[str, Any], recipient: str | None) -> None:
+    async def _send(self, action: str, payload: dict[str, Any], recipient: str | None) -> str:
+        correlation_id = str(next(self._correlation))
         message: dict[str, Any] = {
             "action": action,
             "messagePayload": encode_payload(payload),
-            "correlationId": str(next(_correlation)),
+            "correlationId": correlation_id,
         }
         if recipient is not None:
             message["recipientClientId"] = recipient
         await self.connection.send(json.dumps(message))
+        return correlation_id
 
-    async def send_sdp(self, description: dict[str, str], recipient: str | None) -> None:
-        action = "SDP_OFFER" if description["type"] == "offer" else "SDP_ANSWER"
-        await self._send(action, description, recipient)
+    async def send_sdp(self, description: dict[str, str], recipient: str | None) -> str:
+        """Send an offer or answer (action from its type); returns the correlationId."""
+        actions = {"offer": "SDP_OFFER", "answer": "SDP_ANSWER"}
+        if description.get("type") not in actions:
+            raise ValueError(f"not an offer or answer: {description.get('type')!r}")
+        return await self._send(actions[description["type"]], description, recipient)
 
-    async def send_candidate(self, candidate: dict[str, Any], recipient: str | None) -> None:
-        await self._send("ICE_CANDIDATE", candidate, recipient)
+    async def send_candidate(self, candidate: dict[str, Any], recipient: str | None) -> str:
+        """Send one ICE candidate; returns the correlationId."""
+        return await self._send("ICE_CANDIDATE", candidate, recipient)
 
     async def receive(self) -> SignalingMessage:
-        document = json.loads(await self.connection.recv())
-        payload = document.get("messagePayload")
-        return SignalingMessage(
-            message_type=document.get("messageType", ""),
-            sender_client_id=document.get("senderClientId"),
-            payload=decode_payload(payload) if payload else None,
-            status=document.get("statusResponse"),
-        )
+        """The next server message, whatever its type (GO_AWAY and STATUS_RESPONSE included)."""
+        return parse_server_message(await self.connection.recv())
 
     async def close(self) -> None:
         await self.connection.close()
+
+    async def __aenter__(self) -> SignalingClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
