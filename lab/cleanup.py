@@ -66,7 +66,7 @@ def clean(run_root: Path) -> CleanReport:
     report.shells = _kill(list(shells))
     time.sleep(0.05 if report.shells else 0)
     if run_root.is_dir():
-        for path in run_root.iterdir():
+        for path in run_root.glob("run-*"):
             shutil.rmtree(path, ignore_errors=True)
             report.directories.append(str(path))
     return report

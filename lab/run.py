@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -58,13 +59,21 @@ def sigterm_raises() -> Iterator[None]:
 
 @contextmanager
 def run_directory(keep: bool) -> Iterator[Path]:
-    """A private directory for the run's configs, certificates and logs."""
+    """A private directory for the run's configs, certificates and logs.
+
+    A kept directory is renamed `kept-*` when the run ends, so `lab clean` (which
+    removes `run-*` directories, the debris of crashed runs) leaves it alone.
+    """
     RUN_ROOT.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="run-", dir=RUN_ROOT))
     try:
         yield path
     finally:
-        if not keep:
+        if keep:
+            kept = path.with_name("kept-" + path.name.removeprefix("run-"))
+            path.rename(kept)
+            print(f"run directory kept: {kept}", file=sys.stderr)
+        else:
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -28,7 +28,8 @@ def run_scenario(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, 
 
 
 def run_dirs() -> set[str]:
-    return {str(p) for p in RUN_ROOT.iterdir()} if RUN_ROOT.is_dir() else set()
+    """Directories of runs in progress or crashed (kept ones are renamed kept-*)."""
+    return {str(p) for p in RUN_ROOT.glob("run-*")} if RUN_ROOT.is_dir() else set()
 
 
 #: Run directories a user kept (`--keep`) before the tests started are not the tests' doing.

@@ -120,3 +120,22 @@ def test_bad_input_exits_two_with_one_line(tmp_path: Path) -> None:
     assert completed.stderr.strip().count("\n") == 0
     assert "unknown scenario 'no-such-scenario'" in completed.stderr
     assert leftovers() == {"shells": [], "run_dirs": [], "turnservers": []}
+
+
+def test_lab_clean_removes_what_a_killed_run_left() -> None:
+    process = subprocess.Popen(
+        [*LAB, "run", "enterprise-firewall", "--timing", "kvs"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2)
+    process.kill()  # SIGKILL: no chance to tear anything down
+    process.wait(timeout=10)
+    left = leftovers()
+    assert left["turnservers"] or left["shells"] or left["run_dirs"], "nothing to clean up?"
+    completed = subprocess.run([*LAB, "clean"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert "killed" in completed.stdout
+    assert leftovers() == {"shells": [], "run_dirs": [], "turnservers": []}
+    again = subprocess.run([*LAB, "clean"], capture_output=True, text=True, timeout=60)
+    assert "nothing to clean" in again.stdout
