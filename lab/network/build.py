@@ -59,7 +59,7 @@ def render_node_setup(node: Node, conditions: NodeConditions | None) -> NodeSetu
     if conditions and uplink is not None:
         inside = [i.name for i in node.downlinks()]
         if conditions.nat is not None:
-            ruleset += render_nat(conditions.nat, uplink.name)
+            ruleset += render_nat(conditions.nat, uplink.name, str(uplink.primary.ip), inside)
             sysctls.update(conntrack_sysctls(conditions.nat))
         if conditions.firewall is not None and inside:
             ruleset += render_firewall(conditions.firewall, uplink.name, inside)

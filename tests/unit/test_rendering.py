@@ -16,7 +16,7 @@ from lab.network.firewall import (
     firewall_from_spec,
     render_firewall,
 )
-from lab.network.nat import nat_from_spec, render_nat
+from lab.network.nat import conntrack_sysctls, nat_from_spec, render_nat
 from lab.scenario import load_scenario
 from lab.servers.coturn import CoturnSetup, cidr_to_range, coturn_args
 from lab.servers.credentials import rest_credentials
@@ -47,16 +47,70 @@ def test_rule_with_ports_and_addresses_for_any_protocol() -> None:
     assert "meta l4proto { tcp, udp } th dport 443 ip daddr 203.0.113.10 accept" in ruleset
 
 
-def test_port_restricted_cone_is_plain_masquerade_and_symmetric_is_fully_random() -> None:
-    cone = render_nat(nat_from_spec("port-restricted-cone", "x"), "eth1")
-    symmetric = render_nat(nat_from_spec("symmetric", "x"), "eth1")
-    assert 'oifname "eth1" masquerade\n' in cone
-    assert 'oifname "eth1" masquerade fully-random' in symmetric
+def _nat(spec: object) -> str:
+    return render_nat(nat_from_spec(spec, "x"), "eth1", "198.51.100.2", ["eth0"])
+
+
+def test_port_restricted_cone_reuses_the_mapping_and_lets_only_replies_in() -> None:
+    cone = _nat("port-restricted-cone")
+    assert "snat ip to ip saddr . udp sport map @ei_out" in cone
+    assert 'oifname "eth1" meta l4proto udp masquerade\n' in cone  # keeps the inside port
+    assert "dnat" not in cone  # conntrack's 5-tuple is the only way in
+
+
+def test_symmetric_makes_a_fresh_mapping_per_destination() -> None:
+    symmetric = _nat("symmetric")
+    assert "@ei_out" not in symmetric.split("chain postrouting")[1].split("chain learn")[0]
+    assert "udp sport @mapped_ports masquerade fully-random" in symmetric
+    assert 'oifname "eth1" masquerade fully-random' in symmetric  # TCP too
+
+
+def test_full_and_restricted_cone_let_outsiders_in_through_the_mapping() -> None:
+    full = _nat("full-cone")
+    restricted = _nat("restricted-cone")
+    assert (
+        'iifname "eth1" ip daddr 198.51.100.2 meta l4proto udp dnat ip to udp dport map @inbound'
+        in full
+    )
+    assert "udp dport . ip saddr @contacted dnat ip to udp dport map @inbound" in restricted
+
+
+def test_address_dependent_mapping_is_keyed_by_destination_address() -> None:
+    ruleset = _nat({"mapping": "address-dependent", "filtering": "address-dependent"})
+    assert "snat ip to ip saddr . udp sport . ip daddr map @ad_out" in ruleset
+    assert "update @ad_out { ct original ip saddr . ct original proto-src . ip daddr" in ruleset
+
+
+def test_learning_only_follows_flows_started_inside() -> None:
+    learn = _nat("full-cone").split("chain learn")[1].split("chain input")[0]
+    rules = [line for line in learn.splitlines() if "update @" in line]
+    assert rules and all("ct direction original" in line for line in rules)
+
+
+def test_hairpinning_loops_back_with_the_public_source_or_drops() -> None:
+    on = _nat({"preset": "full-cone", "hairpinning": True})
+    off = _nat({"preset": "full-cone", "hairpinning": False})
+    assert 'iifname "eth0" ip daddr 198.51.100.2 meta l4proto udp dnat' in on
+    assert "ct status dnat meta l4proto udp snat ip to 198.51.100.2" in on
+    assert 'iifname "eth0" ip daddr 198.51.100.2 meta l4proto udp drop' in off
+
+
+def test_no_port_preservation_always_picks_a_random_port() -> None:
+    ruleset = _nat({"preset": "full-cone", "port_preservation": False})
+    assert "meta l4proto udp masquerade\n" not in ruleset
+    assert 'oifname "eth1" meta l4proto udp masquerade fully-random' in ruleset
+
+
+def test_udp_timeout_sets_both_the_learned_maps_and_conntrack() -> None:
+    behaviour = nat_from_spec({"preset": "full-cone", "udp_timeout": 7}, "x")
+    assert "timeout 7s" in render_nat(behaviour, "eth1", "198.51.100.2", ["eth0"])
+    assert set(conntrack_sysctls(behaviour).values()) == {"7"}
 
 
 def test_nat_preset_names_round_trip() -> None:
-    for preset in ("port-restricted-cone", "symmetric"):
+    for preset in ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric"):
         assert nat_from_spec(preset, "x").preset == preset
+    assert nat_from_spec({"mapping": "address-dependent"}, "x").preset is None
 
 
 def test_enterprise_firewall_node_setup() -> None:
