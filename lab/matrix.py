@@ -197,9 +197,11 @@ def register(app: typer.Typer) -> None:
             *(["--timing", timing] if timing else []),
         ]
         combos = [(v, m) for v in presets for m in presets]
-        workers = jobs or max(1, (os.cpu_count() or 2) // 2)
+        workers = jobs or (os.cpu_count() or 2) + 1  # cells mostly wait on the network
         with ThreadPoolExecutor(max_workers=workers) as pool:
             cells = list(pool.map(lambda combo: run_cell(*combo, extra), combos))
-        Console().print(render_grid(cells, presets))
+        console = Console()
+        console.width = max(console.width, 40 + 18 * len(presets))  # cells are not truncated
+        console.print(render_grid(cells, presets))
         if json_path is not None:
             json_path.write_text(json.dumps({"cells": cells}, indent=2) + "\n")

@@ -1,0 +1,68 @@
+"""How long does the NAT matrix take? Prints figures measured in this run.
+
+Runs `lab matrix` over the seven NAT presets (49 cells, each a real `lab run`) and
+prints the wall time, the sum of the cells' own run times (what running them one
+after another would cost), the speed-up from running cells in parallel (`-j`), and
+which combinations needed a relay. With --json, the matrix document is kept there.
+
+Usage: sudo .venv/bin/python benchmarks/matrix_time.py [-j N] [--nat a,b,...] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PRESETS = (
+    "open,full-cone,restricted-cone,port-restricted-cone,symmetric,double-cone,symmetric-then-cone"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-j", "--jobs", type=int, default=0, help="cells at once (lab default)")
+    parser.add_argument("--nat", default=PRESETS)
+    parser.add_argument("--json", type=Path, help="keep the matrix document here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        document_path = args.json or Path(directory) / "matrix.json"
+        command = [sys.executable, "-m", "lab", "matrix", "--nat", args.nat]
+        command += ["--json", str(document_path)]
+        if args.jobs:
+            command += ["-j", str(args.jobs)]
+        started = time.perf_counter()
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - started
+        if completed.returncode != 0 or not document_path.exists():
+            sys.exit(f"lab matrix failed ({completed.returncode}): {completed.stderr[-500:]}")
+        cells = json.loads(document_path.read_text())["cells"]
+    print(completed.stdout)
+    run_times = [c["result"]["timings"]["total_s"] for c in cells if c.get("result")]
+    sequential = sum(run_times)
+    relayed = [c for c in cells if _relayed(c)]
+    failed = [c for c in cells if not c.get("result") or c["result"]["outcome"] != "connected"]
+    print(f"cells: {len(cells)} on {os.cpu_count()} cores (jobs: {args.jobs or 'default'})")
+    print(f"wall time: {wall:.1f} s ({wall / len(cells):.2f} s per cell)")
+    print(f"sum of cell run times (in-process): {sequential:.1f} s")
+    print(f"parallel speed-up over the in-process sum: {sequential / wall:.2f}x")
+    print(f"relayed: {len(relayed)} cells; not connected: {len(failed)}")
+    for cell in relayed:
+        print(f"  relay needed: viewer {cell['viewer']} x master {cell['master']}")
+
+
+def _relayed(cell: dict) -> bool:
+    result = cell.get("result") or {}
+    pair = (result.get("selected") or {}).get("viewer")
+    if not pair:
+        return False
+    return "relay" in (pair["local"]["type"], pair["remote"]["type"])
+
+
+if __name__ == "__main__":
+    main()
