@@ -6,9 +6,15 @@ Each failure is one line naming the tool and how to get it (exit status 2).
 from __future__ import annotations
 
 import os
+import platform
 import shutil
+from typing import TYPE_CHECKING
 
 from lab.errors import LabInputError
+from lab.network import impairments
+
+if TYPE_CHECKING:
+    from lab.scenario import Scenario
 
 TOOLS = {
     "mnexec": "Debian package 'mininet' (run `make setup`)",
@@ -31,3 +37,28 @@ def require_tools(need_coturn: bool) -> None:
     for tool, source in wanted.items():
         if shutil.which(tool) is None:
             raise LabInputError(f"missing tool '{tool}': install {source}")
+
+
+def netem_missing_message(where: str) -> str:
+    """The one line a run prints when a scenario needs delay/jitter and the kernel lacks netem."""
+    return (
+        f"{where}: link delay and jitter need the kernel module sch_netem, which this kernel "
+        f"({platform.release()}) does not have; loss and rate limits work without it. Run this "
+        'scenario in the Vagrant VM, whose kernel has netem (README.md, "Run it in a VM")'
+    )
+
+
+def require_impairment_support(scenario: Scenario) -> None:
+    """Stop before building anything if a delay or jitter impairment cannot be emulated."""
+    needing = [
+        (node, c.impairments)
+        for node, c in scenario.conditions.items()
+        if c.impairments is not None and c.impairments.needs_netem
+    ]
+    if not needing or impairments.netem_available():
+        return
+    node, first = needing[0]
+    field = "delay_ms" if first.delay_ms else "jitter_ms"
+    raise LabInputError(
+        netem_missing_message(f"{scenario.source}: conditions.{node}.impairments.{field}")
+    )

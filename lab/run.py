@@ -20,8 +20,8 @@ from typing import Any
 from lab.errors import LabInputError
 from lab.network.build import LabNetwork
 from lab.peers.launch import peer_config, run_peers
-from lab.peers.timing import PROFILES
-from lab.preflight import require_root, require_tools
+from lab.peers.timing import PROFILES, for_links
+from lab.preflight import require_impairment_support, require_root, require_tools
 from lab.report import build_result
 from lab.scenario import Scenario
 from lab.servers.launch import start_servers
@@ -108,7 +108,10 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             "server (software: mock or --servers mock)"
         )
     require_tools(need_coturn=software == "coturn")
-    profile = PROFILES[options.timing or scenario.timing]
+    require_impairment_support(scenario)
+    profile = for_links(
+        PROFILES[options.timing or scenario.timing], scenario.added_rtt_ms, scenario.loss_percent
+    )
     started = time.monotonic()
     phases: dict[str, float] = {}
     mark = Stopwatch(phases)

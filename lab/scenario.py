@@ -14,8 +14,9 @@ from typing import Any
 from lab.documents import load_document
 from lab.errors import LabInputError
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
+from lab.network.impairments import Impairments, impairments_from_spec
 from lab.network.nat import NatBehaviour, nat_from_spec
-from lab.topology import REPO_ROOT, Topology, load_topology
+from lab.topology import REPO_ROOT, Node, Topology, load_topology
 
 SCENARIO_DIR = REPO_ROOT / "scenarios"
 ROLES = ("viewer", "master")
@@ -39,7 +40,7 @@ DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
 class NodeConditions:
     nat: NatBehaviour | None = None
     firewall: FirewallPolicy | None = None
-    impairments: dict[str, Any] | None = None
+    impairments: Impairments | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,20 @@ class Scenario:
     source: Path
     document: dict[str, Any] = field(repr=False, default_factory=dict)
 
+    @property
+    def added_rtt_ms(self) -> float:
+        """The most the scenario's delays and jitter add to a round trip (all links summed:
+        an upper bound for any path), for stretching STUN timeouts."""
+        return sum(c.impairments.added_rtt_ms for c in self.conditions.values() if c.impairments)
+
+    @property
+    def loss_percent(self) -> float:
+        """The highest loss of any impaired link (0 without loss)."""
+        return max(
+            (c.impairments.loss_percent for c in self.conditions.values() if c.impairments),
+            default=0.0,
+        )
+
     def resolved(self) -> dict[str, Any]:
         """The scenario with defaults filled in and the topology spelled out (`lab show`)."""
         return {
@@ -115,6 +130,7 @@ class Scenario:
                 node: {
                     "nat": c.nat.describe() if c.nat else None,
                     "firewall": _firewall_doc(c.firewall),
+                    "impairments": c.impairments.describe() if c.impairments else None,
                 }
                 for node, c in self.conditions.items()
             },
@@ -195,7 +211,8 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     stun_turn = _stun_turn(servers, topology, checker)
     signaling_host = servers.get("signaling", {}).get("host") or checker.only_role("signaling")
     checker.node("servers.signaling.host", signaling_host, {"signaling"})
-    conditions = _conditions(document.get("conditions", {}), topology, checker)
+    server_hosts = [h for h in (stun_turn.host if stun_turn else None, signaling_host) if h]
+    conditions = _conditions(document.get("conditions", {}), topology, checker, server_hosts)
     ice_servers = _ice_servers(document, topology, stun_turn, checker)
     return Scenario(
         name=document["name"],
@@ -258,14 +275,20 @@ def _stun_turn(
 
 
 def _conditions(
-    spec: dict[str, Any], topology: Topology, checker: _Checker
+    spec: dict[str, Any],
+    topology: Topology,
+    checker: _Checker,
+    server_hosts: list[str] | None = None,
 ) -> dict[str, NodeConditions]:
     conditions = {}
     for name, node in topology.nodes.items():
         if node.role == "nat":
             conditions[name] = NodeConditions(nat=nat_from_spec("port-restricted-cone", name))
     for name, condition in spec.items():
-        checker.node(f"conditions.{name}", name, {"nat", "firewall", "router", "peer"})
+        roles = {"nat", "firewall", "router", "peer"}
+        if set(condition) <= {"impairments"}:
+            roles |= {"stun-turn", "signaling"}  # any node's link can be impaired
+        checker.node(f"conditions.{name}", name, roles)
         node = topology.node(name)
         if node.uplink() is None and ("nat" in condition or "firewall" in condition):
             raise checker.fail(f"conditions.{name}", "the node has no gateway, so no uplink")
@@ -275,10 +298,61 @@ def _conditions(
             if "nat" in condition
             else default_nat
         )
-        conditions[name] = NodeConditions(
-            nat, firewall_from_spec(condition.get("firewall")), condition.get("impairments")
-        )
+        firewall = _firewall(condition.get("firewall"), topology, checker, name, server_hosts)
+        impairments = _impairments(condition.get("impairments"), node, checker, name)
+        conditions[name] = NodeConditions(nat, firewall, impairments)
     return conditions
+
+
+def _firewall(
+    spec: str | dict[str, Any] | None,
+    topology: Topology,
+    checker: _Checker,
+    name: str,
+    server_hosts: list[str] | None,
+) -> FirewallPolicy | None:
+    """The node's firewall, with host names (`allow_hosts`, rules' `hosts`) resolved to
+    every address of those nodes."""
+    where = f"conditions.{name}.firewall"
+    if isinstance(spec, dict) and "allow_hosts" in spec and spec.get("preset") != "allowlist":
+        raise checker.fail(f"{where}.allow_hosts", "only an allowlist has it (preset: allowlist)")
+
+    def resolve(field: str, host: str) -> list[str]:
+        if host not in topology.nodes:
+            known = ", ".join(topology.nodes)
+            raise checker.fail(
+                f"{where}.{field}", f"no node '{host}' in topology {topology.name} ({known})"
+            )
+        return topology.node(host).addresses
+
+    return firewall_from_spec(spec, resolve, server_hosts or ())
+
+
+def _impairments(
+    spec: dict[str, Any] | None, node: Node, checker: _Checker, name: str
+) -> Impairments | None:
+    """The node's link impairments, on the interface named or else its uplink (or only link)."""
+    if spec is None:
+        return None
+    where = f"conditions.{name}.impairments"
+    names = [i.name for i in node.interfaces]
+    default = node.uplink() or (node.interfaces[0] if len(node.interfaces) == 1 else None)
+    if "interface" in spec:
+        if spec["interface"] not in names:
+            raise checker.fail(
+                f"{where}.interface",
+                f"node '{name}' has no interface '{spec['interface']}' ({', '.join(names)})",
+            )
+    elif default is None:
+        raise checker.fail(
+            f"{where}.interface",
+            f"node '{name}' has several interfaces and no uplink: name one ({', '.join(names)})",
+        )
+    if spec.get("jitter_ms") and not spec.get("delay_ms"):
+        raise checker.fail(f"{where}.jitter_ms", "jitter varies a delay: set delay_ms too")
+    if not any(spec.get(k) for k in ("loss_percent", "rate_kbit", "delay_ms", "jitter_ms")):
+        raise checker.fail(where, "set at least one of loss_percent, rate_kbit, delay_ms")
+    return impairments_from_spec(spec, default.name if default else "")
 
 
 def _ice_servers(

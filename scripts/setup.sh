@@ -125,7 +125,8 @@ netem_ready() {
 }
 
 load_netem() {
-    # Link delay, jitter and loss are tc netem qdiscs, which need the kernel's sch_netem.
+    # Link delay and jitter are tc netem qdiscs, which need the kernel's sch_netem (loss
+    # and rate limits use nftables and TBF, which every supported kernel has).
     # Loading a module needs root; the lab runs as root, so a set-up without root (e.g.
     # `make unit`) leaves this to the next one with root rather than ask for a password.
     [ "$(id -u)" -eq 0 ] || return 0
@@ -140,13 +141,13 @@ load_netem() {
     if [ "$DISTRO_ID" = ubuntu ] && [ -d "/lib/modules/${kernel}" ] &&
         [ "$(dpkg-query -W -f='${Status}' "$extra" 2>/dev/null || true)" != "install ok installed" ] &&
         apt-cache show "$extra" >/dev/null 2>&1; then
-        echo "setup: installing ${extra} for sch_netem (link delay, jitter and loss)"
+        echo "setup: installing ${extra} for sch_netem (link delay and jitter)"
         apt_get install -y -qq --no-install-recommends "$extra" >/dev/null ||
             echo "setup: could not install ${extra}" >&2
         netem_ready && return 0
     fi
-    echo "setup: note: kernel ${kernel} has no sch_netem, so link delay, jitter and loss cannot be" \
-        "emulated here; the Vagrant VM can (README.md, \"Run it in a VM\")" >&2
+    echo "setup: note: kernel ${kernel} has no sch_netem, so link delay and jitter cannot be" \
+        "emulated here (loss and rate limits can); the Vagrant VM can (README.md, \"Run it in a VM\")" >&2
 }
 
 install_virtualenv() {

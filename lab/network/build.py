@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,12 @@ from mininet.node import Host
 
 from lab.errors import LabRunError
 from lab.network.firewall import render_firewall
-from lab.network.impairments import render_impairments
+from lab.network.impairments import (
+    ArrivalLoss,
+    arrival_losses,
+    render_impairments,
+    render_loss_ruleset,
+)
 from lab.network.nat import conntrack_sysctls, render_nat
 from lab.scenario import NodeConditions
 from lab.topology import Node, Topology
@@ -47,8 +52,14 @@ class NodeSetup:
     ruleset: str = ""
 
 
-def render_node_setup(node: Node, conditions: NodeConditions | None) -> NodeSetup:
-    """The shell commands and nftables ruleset that configure `node` (pure: unit-tested)."""
+def render_node_setup(
+    node: Node, conditions: NodeConditions | None, losses: Sequence[ArrivalLoss] = ()
+) -> NodeSetup:
+    """The shell commands and nftables ruleset that configure `node` (pure: unit-tested).
+
+    `losses`: packet loss on the node's arriving packets, its own and its neighbours'
+    (`lab.network.impairments.arrival_losses`).
+    """
     sysctls = {
         "net.ipv6.conf.all.disable_ipv6": "1",
         "net.ipv6.conf.default.disable_ipv6": "1",
@@ -72,6 +83,7 @@ def render_node_setup(node: Node, conditions: NodeConditions | None) -> NodeSetu
         commands.append(f"ip route add default via {node.gateway}")
     commands.append("sysctl -q -w " + " ".join(f"{k}={v}" for k, v in sysctls.items()))
     commands += render_impairments(node, conditions.impairments if conditions else None)
+    ruleset += render_loss_ruleset(losses)
     return NodeSetup(commands, ruleset)
 
 
@@ -124,8 +136,11 @@ class LabNetwork:
         self._configure_all()
 
     def _configure_all(self) -> None:
+        losses = arrival_losses(
+            self.topology, {name: c.impairments for name, c in self.conditions.items()}
+        )
         setups = {
-            name: render_node_setup(node, self.conditions.get(name))
+            name: render_node_setup(node, self.conditions.get(name), losses.get(name, ()))
             for name, node in self.topology.nodes.items()
         }
         running = {name: self._apply_setup(name, setup) for name, setup in setups.items()}

@@ -6,10 +6,16 @@ inbound is the reverse. Replies to allowed flows always pass (stateful).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.errors import LabInputError
+
 DNS = 53
+#: Resolves a host name of the topology to its addresses; `where` is the field (relative
+#: to the firewall) that named it, for the error if there is no such host.
+HostResolver = Callable[[str, str], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,7 @@ class Rule:
     protocol: str = "any"  # udp | tcp | icmp | any
     ports: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()  # node names the addresses came from (for `lab show`)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class FirewallPolicy:
     inbound: Direction = field(default_factory=Direction)
     deny_with: str = "drop"  # drop | reject
     preset: str | None = None
+    allow_hosts: tuple[str, ...] = ()  # allowlist: the hosts it lets through
 
 
 def _rule(action: str, protocol: str = "any", ports: tuple[int, ...] = ()) -> Rule:
@@ -54,33 +62,82 @@ PRESETS: dict[str, dict[str, Direction]] = {
 }
 
 
-def _direction(spec: dict[str, Any] | None) -> Direction | None:
+def allowlist(addresses: Sequence[str], hosts: Sequence[str] = ()) -> dict[str, Direction]:
+    """Only the named hosts (plus DNS), both ways; replies to allowed flows still pass.
+
+    Outbound: DNS, and anything to the hosts' addresses; the rest denied. Inbound: only
+    flows the hosts start (e.g. a TURN server's relayed packets); the rest denied.
+    """
+    allowed = (Rule("allow", addresses=tuple(addresses), hosts=tuple(hosts)),) if addresses else ()
+    return {
+        "outbound": Direction("deny", (_rule("allow", "udp", (DNS,)), *allowed)),
+        "inbound": Direction("deny", allowed),
+    }
+
+
+def _resolve(resolve: HostResolver | None, where: str, hosts: Sequence[str]) -> tuple[str, ...]:
+    if not hosts:
+        return ()
+    if resolve is None:
+        raise LabInputError(f"{where}: host names need a topology to resolve them")
+    addresses: list[str] = []
+    for index, host in enumerate(hosts):
+        for address in resolve(f"{where}[{index}]", host):
+            if address not in addresses:
+                addresses.append(address)
+    return tuple(addresses)
+
+
+def _direction(
+    spec: dict[str, Any] | None, where: str, resolve: HostResolver | None
+) -> Direction | None:
     if spec is None:
         return None
-    rules = tuple(
-        Rule(
-            action=r["action"],
-            protocol=r.get("protocol", "any"),
-            ports=tuple(str(p) for p in r.get("ports", ())),
-            addresses=tuple(r.get("addresses", ())),
+    rules = []
+    for index, r in enumerate(spec.get("rules", ())):
+        hosts = tuple(r.get("hosts", ()))
+        from_hosts = _resolve(resolve, f"{where}.rules[{index}].hosts", hosts)
+        rules.append(
+            Rule(
+                action=r["action"],
+                protocol=r.get("protocol", "any"),
+                ports=tuple(str(p) for p in r.get("ports", ())),
+                addresses=tuple(r.get("addresses", ())) + from_hosts,
+                hosts=hosts,
+            )
         )
-        for r in spec.get("rules", ())
-    )
-    return Direction(spec.get("default", "allow"), rules)
+    return Direction(spec.get("default", "allow"), tuple(rules))
 
 
-def firewall_from_spec(spec: str | dict[str, Any] | None) -> FirewallPolicy | None:
-    """Build a FirewallPolicy from a scenario's `firewall:` value (preset name or fields)."""
+def firewall_from_spec(
+    spec: str | dict[str, Any] | None,
+    resolve: HostResolver | None = None,
+    default_allow_hosts: Sequence[str] = (),
+) -> FirewallPolicy | None:
+    """Build a FirewallPolicy from a scenario's `firewall:` value (preset name or fields).
+
+    Host names (`allow_hosts`, a rule's `hosts`) become every address of the host via
+    `resolve`; an `allowlist` without `allow_hosts` allows `default_allow_hosts`.
+    """
     if spec is None:
         return None
     if isinstance(spec, str):
         spec = {"preset": spec}
-    preset = PRESETS.get(spec.get("preset", ""), {})
+    allow_hosts: tuple[str, ...] = ()
+    if spec.get("preset") == "allowlist":
+        allow_hosts = tuple(spec.get("allow_hosts") or default_allow_hosts)
+        addresses = _resolve(resolve, "allow_hosts", allow_hosts)
+        preset = allowlist(addresses, allow_hosts)
+    else:
+        preset = PRESETS.get(spec.get("preset", ""), {})
     return FirewallPolicy(
-        outbound=_direction(spec.get("outbound")) or preset.get("outbound", Direction()),
-        inbound=_direction(spec.get("inbound")) or preset.get("inbound", Direction()),
+        outbound=_direction(spec.get("outbound"), "outbound", resolve)
+        or preset.get("outbound", Direction()),
+        inbound=_direction(spec.get("inbound"), "inbound", resolve)
+        or preset.get("inbound", Direction()),
         deny_with=spec.get("deny_with", "drop"),
         preset=spec.get("preset"),
+        allow_hosts=allow_hosts,
     )
 
 

@@ -1,12 +1,242 @@
-"""Link impairments: loss, rate, delay and jitter (being built)."""
+"""Link impairments: loss, rate, delay and jitter on one interface of a node.
+
+Every value applies to each direction the impairment covers (`direction: both`, the
+default): `loss_percent: 10` drops 10 % of the packets leaving through the interface
+AND 10 % of those arriving through it; `delay_ms: 40` adds 40 ms each way (80 ms to a
+round trip); `rate_kbit: 1000` caps each direction at 1000 kbit/s.
+
+How, inside the node's namespace:
+
+- loss: `iifname IF numgen random mod 10000 < N drop` in an nftables prerouting chain
+  (before conntrack) where the packets arrive: on the interface itself for arriving
+  packets, on the other end of the link (the neighbour's namespace) for leaving ones,
+  so that no sender is told about the drop (see `arrival_losses`). Only IPv4 is
+  dropped (ARP is spared, so a figure of 10 % means 10 % of IP packets).
+- rate: a TBF qdisc on the interface's egress; arriving traffic is redirected to an
+  `ifb` device (`ifb-<interface>`) whose egress carries the same TBF.
+- delay and jitter: a netem qdisc (root), with the TBF as its child when a rate is set.
+  netem needs the kernel module `sch_netem`: `lab.preflight` checks for it before a run
+  builds anything (this project's CI kernel lacks it; the Vagrant VM has it).
+"""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from lab.topology import Node
+from lab.topology import Interface, Node, Topology
+
+DIRECTIONS = ("both", "out", "in")
+#: How much traffic a TBF queues before it drops (its `latency`), in ms.
+QUEUE_MS = 100
+#: Smallest TBF bucket: two full-size Ethernet frames, or a frame could never pass.
+MIN_BURST_BYTES = 3200
 
 
-def render_impairments(node: Node, impairments: dict[str, Any] | None) -> list[str]:
-    """Shell commands that impair the node's links (pure: unit-tested)."""
-    return []
+@dataclass(frozen=True)
+class Impairments:
+    """What one interface of a node suffers, per direction covered."""
+
+    interface: str
+    loss_percent: float = 0.0
+    rate_kbit: int | None = None
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    direction: str = "both"  # both | out (leaving the node) | in (arriving)
+
+    @property
+    def needs_netem(self) -> bool:
+        return self.delay_ms > 0 or self.jitter_ms > 0
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return ("out", "in") if self.direction == "both" else (self.direction,)
+
+    @property
+    def added_rtt_ms(self) -> float:
+        """The most this impairment can add to a round trip through the interface."""
+        return (self.delay_ms + self.jitter_ms) * len(self.directions)
+
+    def describe(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"interface": self.interface, "direction": self.direction}
+        if self.loss_percent:
+            doc["loss_percent"] = self.loss_percent
+        if self.rate_kbit:
+            doc["rate_kbit"] = self.rate_kbit
+        if self.delay_ms:
+            doc["delay_ms"] = self.delay_ms
+        if self.jitter_ms:
+            doc["jitter_ms"] = self.jitter_ms
+        return doc
+
+
+def impairments_from_spec(spec: dict[str, Any] | None, interface: str) -> Impairments | None:
+    """Build Impairments from a scenario's `impairments:` value (schema-valid)."""
+    if spec is None:
+        return None
+    return Impairments(
+        interface=spec.get("interface", interface),
+        loss_percent=float(spec.get("loss_percent", 0)),
+        rate_kbit=spec.get("rate_kbit"),
+        delay_ms=float(spec.get("delay_ms", 0)),
+        jitter_ms=float(spec.get("jitter_ms", 0)),
+        direction=spec.get("direction", "both"),
+    )
+
+
+def ifb_name(interface: str) -> str:
+    """The ifb device that carries an interface's arriving traffic (15 characters at most)."""
+    return f"ifb-{interface}"[:15]
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _tbf(rate_kbit: int) -> str:
+    burst = max(MIN_BURST_BYTES, rate_kbit * 1000 // 8 // 100)  # 10 ms at the rate
+    return f"tbf rate {rate_kbit}kbit burst {burst} latency {QUEUE_MS}ms"
+
+
+def _netem(impairments: Impairments) -> str:
+    text = f"netem delay {_number(impairments.delay_ms)}ms"
+    if impairments.jitter_ms:
+        text += f" {_number(impairments.jitter_ms)}ms"
+    return text
+
+
+def _qdiscs(device: str, impairments: Impairments) -> list[str]:
+    """Root qdisc(s) on `device`: netem with a TBF child, netem alone, or TBF alone."""
+    commands = []
+    if impairments.needs_netem:
+        commands.append(f"tc qdisc add dev {device} root handle 1: {_netem(impairments)}")
+        if impairments.rate_kbit:
+            commands.append(
+                f"tc qdisc add dev {device} parent 1:1 handle 10: {_tbf(impairments.rate_kbit)}"
+            )
+    elif impairments.rate_kbit:
+        commands.append(f"tc qdisc add dev {device} root handle 1: {_tbf(impairments.rate_kbit)}")
+    return commands
+
+
+def render_impairments(node: Node, impairments: Impairments | None) -> list[str]:
+    """Shell commands (run in the node's namespace) for rate, delay and jitter (pure)."""
+    if impairments is None:
+        return []
+    device = impairments.interface
+    commands = []
+    if "out" in impairments.directions:
+        commands += _qdiscs(device, impairments)
+    if "in" in impairments.directions and (impairments.rate_kbit or impairments.needs_netem):
+        ifb = ifb_name(device)
+        commands += [
+            f"ip link add {ifb} type ifb",
+            f"ip link set {ifb} up",
+            f"tc qdisc add dev {device} handle ffff: ingress",
+            f"tc filter add dev {device} parent ffff: protocol all u32 match u32 0 0 "
+            f"action mirred egress redirect dev {ifb}",
+            *_qdiscs(ifb, impairments),
+        ]
+    return commands
+
+
+@dataclass(frozen=True)
+class ArrivalLoss:
+    """Drop `percent` of the IP packets arriving through `device` (of the node it is for)."""
+
+    device: str
+    percent: float
+    cause: str  # which impairment asked for it, for the ruleset's comment
+
+
+def arrival_losses(
+    topology: Topology, impairments: Mapping[str, Impairments | None]
+) -> dict[str, list[ArrivalLoss]]:
+    """Per node, the losses its interfaces apply to arriving packets.
+
+    A node's loss on arriving packets (`in`) is dropped at its own interface. Its loss on
+    leaving packets (`out`) is dropped where they arrive: at the other end of the link,
+    in the neighbour's namespace. Dropping them on the way out instead (netdev egress or
+    postrouting hooks) would tell the sending socket (ENOBUFS, EPERM): ping and TCP would
+    just send again at once, and the loss would not be a loss.
+    """
+    losses: dict[str, list[ArrivalLoss]] = {}
+    for name, impairment in impairments.items():
+        if impairment is None or not impairment.loss_percent:
+            continue
+        percent = impairment.loss_percent
+        where = f"{name}:{impairment.interface}"
+        if "in" in impairment.directions:
+            arrival = ArrivalLoss(impairment.interface, percent, f"{where} in")
+            losses.setdefault(name, []).append(arrival)
+        if "out" in impairment.directions:
+            far = _far_end(topology, name, impairment.interface)
+            if far is not None:
+                arrival = ArrivalLoss(far.name, percent, f"{where} out")
+                losses.setdefault(far.node, []).append(arrival)
+    return losses
+
+
+def _far_end(topology: Topology, node: str, interface: str) -> Interface | None:
+    for link in topology.links:
+        if (link.a.node, link.a.name) == (node, interface):
+            return link.b
+        if (link.b.node, link.b.name) == (node, interface):
+            return link.a
+    return None
+
+
+def render_loss_ruleset(losses: Sequence[ArrivalLoss]) -> str:
+    """An nftables table dropping a share of the IP packets arriving through interfaces (pure).
+
+    The drop sits in prerouting before conntrack (priority raw - 50), as loss on the wire
+    would: before the node's NAT and firewall, and after an `ifb` rate limit or delay on
+    the same packets (a netdev ingress chain would be skipped for packets an ifb
+    re-injects). Only IPv4 is dropped (ARP is spared, so 10 % means 10 % of IP packets).
+    """
+    if not losses:
+        return ""
+    rules = []
+    for loss in losses:
+        threshold = round(loss.percent * 100)  # in hundredths of a percent
+        rules.append(f"        # {loss.percent:g} % loss: {loss.cause}")
+        rules.append(f'        iifname "{loss.device}" numgen random mod 10000 < {threshold} drop')
+    body = "\n".join(rules)
+    return f"""table ip icelab_impair {{
+    chain loss {{
+        type filter hook prerouting priority raw - 50; policy accept;
+{body}
+    }}
+}}
+"""
+
+
+# -- netem support ------------------------------------------------------------------------
+
+
+def netem_available() -> bool:
+    """Whether this kernel can run a netem qdisc (loaded, built in, or loadable).
+
+    The last resort is to try: add a netem qdisc on the loopback of a throw-away network
+    namespace (`unshare -n`), which also makes the kernel load the module if it can.
+    """
+    if Path("/sys/module/sch_netem").exists():
+        return True
+    release = Path("/proc/sys/kernel/osrelease").read_text().strip()
+    builtin = Path(f"/lib/modules/{release}/modules.builtin")
+    if builtin.is_file() and "/sch_netem.ko" in builtin.read_text():
+        return True
+    if shutil.which("unshare") is None or shutil.which("tc") is None:
+        return False
+    probe = "ip link set lo up && tc qdisc add dev lo root netem delay 1ms"
+    try:
+        completed = subprocess.run(
+            ["unshare", "-n", "sh", "-c", probe], capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return completed.returncode == 0

@@ -7,7 +7,7 @@ still ends in seconds. Both are recorded in the result.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -21,6 +21,11 @@ class TimingProfile:
     signaling_timeout_s: float  # waiting for the other peer's description
     check_pacing_s: float  # between starting two checks (RFC 8445's Ta)
     nomination_wait_s: float  # after a pair works, how long better pairs may still finish
+
+    @property
+    def stun_transaction_s(self) -> float:
+        """How long a STUN transaction waits before giving up (all sends, doubling RTO)."""
+        return self.stun_rto_s * (2 ** (self.stun_retries + 1) - 1)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,3 +44,46 @@ PROFILES: dict[str, TimingProfile] = {
     # The C SDK: gathering 10 s, connectivity checks 10 s (KVS.md).
     "kvs": TimingProfile("kvs", 0.5, 6, 10.0, 10.0, 30.0, 0.05, 0.5),
 }
+
+
+#: Profiles stretched for impaired links. `kvs` keeps the C SDK's values whatever the
+#: links do: it shows what a customer's device would do on them.
+STRETCHED = frozenset({"fast"})
+#: Check budget on lossy links: ICE itself copes (30 ms STUN RTO), but the data channel
+#: behind it retransmits DTLS flights after 1, 2, 4 s and SCTP chunks after 3, 6, 12 s
+#: (aiortc's initial RTO), so one unlucky chain of losses costs 10-20 s.
+LOSSY_CHECK_TIMEOUT_S = 30.0
+
+
+def for_links(
+    profile: TimingProfile, added_rtt_ms: float = 0, loss_percent: float = 0
+) -> TimingProfile:
+    """The profile stretched for links that add up to `added_rtt_ms` to a round trip and
+    lose packets (`loss_percent`, the worst link's).
+
+    Delay: the first STUN retransmission waits at least twice the added round trip (else
+    every check would time out before its answer could arrive); the budgets built on
+    STUN transactions (gathering, checks) grow with it, signaling gets the longer
+    gathering plus 20 round trips (TCP, TLS and WebSocket handshakes), and nomination
+    waits four. Loss: the check budget becomes LOSSY_CHECK_TIMEOUT_S. Only profiles in
+    STRETCHED change; without delay or loss the profile is returned unchanged.
+    """
+    if profile.name not in STRETCHED or (added_rtt_ms <= 0 and loss_percent <= 0):
+        return profile
+    stretched = profile
+    rtt_s = max(0.0, added_rtt_ms) / 1000
+    rto_s = max(profile.stun_rto_s, 2 * rtt_s)
+    if rto_s > profile.stun_rto_s:
+        longer = replace(profile, stun_rto_s=round(rto_s, 3))
+        extra_s = longer.stun_transaction_s - profile.stun_transaction_s
+        stretched = replace(
+            longer,
+            gathering_timeout_s=round(profile.gathering_timeout_s + extra_s, 3),
+            check_timeout_s=round(profile.check_timeout_s + 2 * extra_s, 3),
+            signaling_timeout_s=round(profile.signaling_timeout_s + 2 * extra_s + 20 * rtt_s, 3),
+            nomination_wait_s=round(max(profile.nomination_wait_s, 4 * rtt_s), 3),
+        )
+    if loss_percent > 0:
+        check_s = max(stretched.check_timeout_s, LOSSY_CHECK_TIMEOUT_S)
+        stretched = replace(stretched, check_timeout_s=check_s)
+    return stretched

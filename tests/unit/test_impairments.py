@@ -1,0 +1,303 @@
+"""Link impairments without root: the tc commands and nftables loss table they render,
+the scenario fields and their errors, netem detection's message, and the timing profile
+stretched for added delay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.errors import LabInputError
+from lab.network import impairments as impairments_module
+from lab.network.build import render_node_setup
+from lab.network.impairments import (
+    ArrivalLoss,
+    Impairments,
+    arrival_losses,
+    render_impairments,
+    render_loss_ruleset,
+)
+from lab.peers.timing import LOSSY_CHECK_TIMEOUT_S, PROFILES, for_links
+from lab.preflight import require_impairment_support
+from lab.scenario import load_scenario
+from lab.topology import load_topology
+
+TOPOLOGY = load_topology("two-homes")
+VIEWER = TOPOLOGY.node("viewer")
+VIEWER_GW = TOPOLOGY.node("viewer-gw")
+
+
+def test_loss_both_ways_drops_on_arrival_at_both_ends_of_the_link() -> None:
+    loss = Impairments("eth1", loss_percent=12.5)
+    assert render_impairments(VIEWER_GW, loss) == []  # no tc for loss
+    losses = arrival_losses(TOPOLOGY, {"viewer-gw": loss, "master": None})
+    # Arriving at viewer-gw's eth1; leaving it, dropped where it arrives: internet's eth0.
+    assert losses == {
+        "viewer-gw": [ArrivalLoss("eth1", 12.5, "viewer-gw:eth1 in")],
+        "internet": [ArrivalLoss("eth0", 12.5, "viewer-gw:eth1 out")],
+    }
+    ruleset = render_loss_ruleset(losses["internet"])
+    assert ruleset.startswith("table ip icelab_impair {")
+    assert "type filter hook prerouting priority raw - 50; policy accept;" in ruleset
+    assert 'iifname "eth0" numgen random mod 10000 < 1250 drop' in ruleset
+    assert "# 12.5 % loss: viewer-gw:eth1 out" in ruleset
+    assert "postrouting" not in ruleset and "output" not in ruleset
+
+
+def test_loss_one_way_drops_at_one_end() -> None:
+    out = arrival_losses(TOPOLOGY, {"viewer": Impairments("eth0", 30, direction="out")})
+    assert out == {"viewer-gw": [ArrivalLoss("eth0", 30, "viewer:eth0 out")]}
+    arriving = arrival_losses(TOPOLOGY, {"viewer": Impairments("eth0", 30, direction="in")})
+    assert arriving == {"viewer": [ArrivalLoss("eth0", 30, "viewer:eth0 in")]}
+
+
+def test_losses_meeting_on_one_interface_get_a_rule_each() -> None:
+    losses = arrival_losses(
+        TOPOLOGY,
+        {
+            "viewer": Impairments("eth0", 10, direction="out"),
+            "viewer-gw": Impairments("eth0", 5, direction="in"),
+        },
+    )
+    ruleset = render_loss_ruleset(losses["viewer-gw"])
+    # Two independent draws: 1 - 0.9 * 0.95 of the packets are lost.
+    assert 'iifname "eth0" numgen random mod 10000 < 1000 drop' in ruleset
+    assert 'iifname "eth0" numgen random mod 10000 < 500 drop' in ruleset
+
+
+def test_no_loss_no_table() -> None:
+    assert arrival_losses(TOPOLOGY, {"viewer": Impairments("eth0", rate_kbit=1000)}) == {}
+    assert arrival_losses(TOPOLOGY, {"viewer": None}) == {}
+    assert render_loss_ruleset([]) == ""
+    assert render_impairments(VIEWER, None) == []
+
+
+def test_rate_only_shapes_egress_and_ingress_through_an_ifb() -> None:
+    commands = render_impairments(VIEWER, Impairments("eth0", rate_kbit=2000))
+    tbf = "tbf rate 2000kbit burst 3200 latency 100ms"
+    assert commands == [
+        f"tc qdisc add dev eth0 root handle 1: {tbf}",
+        "ip link add ifb-eth0 type ifb",
+        "ip link set ifb-eth0 up",
+        "tc qdisc add dev eth0 handle ffff: ingress",
+        "tc filter add dev eth0 parent ffff: protocol all u32 match u32 0 0 "
+        "action mirred egress redirect dev ifb-eth0",
+        f"tc qdisc add dev ifb-eth0 root handle 1: {tbf}",
+    ]
+
+
+def test_fast_rates_get_a_bucket_of_ten_milliseconds() -> None:
+    commands = render_impairments(VIEWER, Impairments("eth0", rate_kbit=100_000, direction="out"))
+    tbf = "tbf rate 100000kbit burst 125000 latency 100ms"
+    assert commands == [f"tc qdisc add dev eth0 root handle 1: {tbf}"]
+
+
+def test_loss_and_rate_render_both_the_table_and_the_qdiscs() -> None:
+    both = Impairments("eth0", loss_percent=10, rate_kbit=500)
+    losses = arrival_losses(TOPOLOGY, {"viewer": both})["viewer"]
+    setup = render_node_setup(VIEWER, _conditions(both), losses)
+    assert "numgen random mod 10000 < 1000 drop" in setup.ruleset
+    assert any("tbf rate 500kbit" in c for c in setup.commands)
+    # tc runs after the interface is up and addressed.
+    up = setup.commands.index("ip link set eth0 up")
+    assert all(setup.commands.index(c) > up for c in setup.commands if c.startswith("tc "))
+
+
+def test_delay_jitter_and_rate_put_tbf_under_netem_for_the_vm() -> None:
+    shaped = Impairments("eth1", rate_kbit=1000, delay_ms=40, jitter_ms=5)
+    commands = render_impairments(VIEWER_GW, shaped)
+    tbf = "tbf rate 1000kbit burst 3200 latency 100ms"
+    egress = [
+        "tc qdisc add dev eth1 root handle 1: netem delay 40ms 5ms",
+        f"tc qdisc add dev eth1 parent 1:1 handle 10: {tbf}",
+    ]
+    ingress = [
+        "tc qdisc add dev ifb-eth1 root handle 1: netem delay 40ms 5ms",
+        f"tc qdisc add dev ifb-eth1 parent 1:1 handle 10: {tbf}",
+    ]
+    assert commands[:2] == egress
+    assert commands[-2:] == ingress
+    assert "ip link add ifb-eth1 type ifb" in commands
+    assert shaped.needs_netem and shaped.added_rtt_ms == 90
+
+
+def test_delay_alone_one_way() -> None:
+    commands = render_impairments(VIEWER, Impairments("eth0", delay_ms=25, direction="in"))
+    assert commands[-1] == "tc qdisc add dev ifb-eth0 root handle 1: netem delay 25ms"
+    assert not any("dev eth0 root" in c for c in commands)
+    assert Impairments("eth0", delay_ms=25, direction="in").added_rtt_ms == 25
+
+
+def _conditions(impairments: Impairments):  # noqa: ANN202
+    from lab.scenario import NodeConditions
+
+    return NodeConditions(impairments=impairments)
+
+
+# -- scenario fields --------------------------------------------------------------------
+
+SCENARIO = """name: impaired
+description: test
+topology: two-homes
+conditions:
+{conditions}
+peers:
+  viewer: {{host: viewer}}
+  master: {{host: master}}
+expect: {{outcome: connected}}
+"""
+
+
+def scenario_file(tmp_path: Path, conditions: str) -> Path:
+    path = tmp_path / "impaired.yaml"
+    path.write_text(SCENARIO.format(conditions=conditions))
+    return path
+
+
+def test_impairments_default_to_the_uplink_and_show_in_the_resolved_scenario(
+    tmp_path: Path,
+) -> None:
+    path = scenario_file(tmp_path, "  viewer-gw: {impairments: {loss_percent: 10}}")
+    scenario = load_scenario(str(path))
+    assert scenario.conditions["viewer-gw"].impairments == Impairments("eth1", loss_percent=10)
+    shown = scenario.resolved()["conditions"]["viewer-gw"]["impairments"]
+    assert shown == {"interface": "eth1", "direction": "both", "loss_percent": 10}
+
+
+def test_a_node_without_uplink_takes_its_only_interface_and_servers_can_be_impaired(
+    tmp_path: Path,
+) -> None:
+    path = scenario_file(tmp_path, "  turn: {impairments: {rate_kbit: 800, direction: in}}")
+    impairments = load_scenario(str(path)).conditions["turn"].impairments
+    assert impairments == Impairments("eth0", rate_kbit=800, direction="in")
+
+
+@pytest.mark.parametrize(
+    ("conditions", "field", "phrase"),
+    [
+        (
+            "  internet: {impairments: {loss_percent: 5}}",
+            "conditions.internet.impairments.interface",
+            "several interfaces and no uplink",
+        ),
+        (
+            "  viewer: {impairments: {loss_percent: 5, interface: eth7}}",
+            "conditions.viewer.impairments.interface",
+            "no interface 'eth7'",
+        ),
+        (
+            "  viewer: {impairments: {jitter_ms: 5}}",
+            "conditions.viewer.impairments.jitter_ms",
+            "set delay_ms too",
+        ),
+        (
+            "  viewer: {impairments: {loss_percent: 0}}",
+            "conditions.viewer.impairments",
+            "at least one",
+        ),
+        (
+            "  viewer: {impairments: {loss_percent: 120}}",
+            "conditions.viewer.impairments.loss_percent",
+            "120",
+        ),
+        (
+            "  viewer: {impairments: {rate_kbit: 1.5}}",
+            "conditions.viewer.impairments.rate_kbit",
+            "integer",
+        ),
+        ("  viewer: {impairments: {lose: 5}}", "conditions.viewer.impairments", "lose"),
+    ],
+)
+def test_bad_impairments_name_the_file_and_field(
+    tmp_path: Path, conditions: str, field: str, phrase: str
+) -> None:
+    path = scenario_file(tmp_path, conditions)
+    with pytest.raises(LabInputError) as error:
+        load_scenario(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: {field}"), message
+    assert phrase in message, message
+
+
+# -- netem ---------------------------------------------------------------------------------
+
+
+def test_delay_without_netem_stops_naming_the_field_the_module_and_the_vm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = scenario_file(tmp_path, "  viewer-gw: {impairments: {delay_ms: 40, rate_kbit: 900}}")
+    scenario = load_scenario(str(path))
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: False)
+    monkeypatch.setattr("platform.release", lambda: "6.1.0-test")
+    with pytest.raises(LabInputError) as error:
+        require_impairment_support(scenario)
+    message = str(error.value)
+    assert message.startswith(f"{path}: conditions.viewer-gw.impairments.delay_ms: ")
+    assert "sch_netem" in message and "(6.1.0-test)" in message
+    assert "Vagrant VM" in message and '"Run it in a VM"' in message
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: True)
+    require_impairment_support(scenario)  # the VM: goes ahead
+
+
+def test_loss_and_rate_never_ask_for_netem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = scenario_file(tmp_path, "  viewer-gw: {impairments: {loss_percent: 20, rate_kbit: 900}}")
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: pytest.fail("asked"))
+    require_impairment_support(load_scenario(str(path)))
+    require_impairment_support(load_scenario("home-nat-both"))
+
+
+def test_netem_detection_trusts_a_loaded_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_exists = Path.exists
+    monkeypatch.setattr(
+        Path, "exists", lambda self: str(self) == "/sys/module/sch_netem" or real_exists(self)
+    )
+    assert impairments_module.netem_available()
+
+
+# -- timing ----------------------------------------------------------------------------
+
+
+def test_no_added_delay_nor_loss_keeps_the_profile() -> None:
+    assert for_links(PROFILES["fast"]) is PROFILES["fast"]
+    assert for_links(PROFILES["fast"], 0, 0) is PROFILES["fast"]
+
+
+def test_the_kvs_profile_keeps_the_sdk_values_whatever_the_links() -> None:
+    assert for_links(PROFILES["kvs"], 400, 20) is PROFILES["kvs"]
+
+
+def test_added_delay_stretches_the_fast_profile() -> None:
+    fast = PROFILES["fast"]
+    stretched = for_links(fast, 90)  # e.g. 40 ms + 5 ms jitter each way
+    assert stretched.stun_rto_s == pytest.approx(0.18)  # twice the added round trip
+    assert stretched.stun_retries == fast.stun_retries
+    assert stretched.stun_transaction_s == pytest.approx(0.18 * 15)
+    assert stretched.gathering_timeout_s > stretched.stun_transaction_s
+    assert stretched.check_timeout_s > fast.check_timeout_s + stretched.stun_transaction_s
+    assert stretched.signaling_timeout_s > fast.signaling_timeout_s
+    assert stretched.nomination_wait_s == pytest.approx(0.36)
+    assert stretched.name == "fast"
+
+
+def test_a_small_delay_keeps_the_rto_it_already_covers() -> None:
+    assert for_links(PROFILES["fast"], 10) is PROFILES["fast"]  # 2 x 10 ms < 30 ms
+
+
+def test_loss_gives_the_data_channel_time_to_retransmit() -> None:
+    lossy = for_links(PROFILES["fast"], 0, 15)
+    assert lossy.check_timeout_s == LOSSY_CHECK_TIMEOUT_S
+    assert lossy.stun_rto_s == PROFILES["fast"].stun_rto_s
+    both = for_links(PROFILES["fast"], 600, 5)
+    assert both.stun_rto_s == pytest.approx(1.2)
+    assert both.check_timeout_s == pytest.approx(4 + 2 * (18 - 0.45))  # more than 30 s
+
+
+def test_the_scenario_sums_the_delay_of_every_link(tmp_path: Path) -> None:
+    conditions = (
+        "  viewer-gw: {impairments: {delay_ms: 40, jitter_ms: 5}}\n"
+        "  master: {impairments: {delay_ms: 10, direction: out}}"
+    )
+    assert load_scenario(str(scenario_file(tmp_path, conditions))).added_rtt_ms == 100
+    lossy = load_scenario("lossy-link")
+    assert lossy.added_rtt_ms == 0 and lossy.loss_percent == 10
