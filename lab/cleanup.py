@@ -24,10 +24,11 @@ class CleanReport:
     shells: list[int] = field(default_factory=list)
     processes: list[int] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
+    up: str = ""  # what happened to a `lab up` network (lab.hands_on), if there was one
 
     @property
     def anything(self) -> bool:
-        return bool(self.shells or self.processes or self.directories)
+        return bool(self.shells or self.processes or self.directories or self.up)
 
 
 def lab_shells() -> dict[int, str]:
@@ -58,7 +59,10 @@ def _kill(pids: list[int]) -> list[int]:
 
 def clean(run_root: Path) -> CleanReport:
     """Kill every process in the lab's namespaces, then the namespaces' shells."""
+    from lab.hands_on import clean_up_state
+
     report = CleanReport()
+    report.up = clean_up_state()  # first: a live `lab up` daemon is stopped, not orphaned
     shells = lab_shells()
     namespaces = set(shells.values())
     members = [p for p in namespace_members(namespaces) if p not in shells and p != os.getpid()]

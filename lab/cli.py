@@ -190,6 +190,8 @@ def clean() -> None:
     except LabError as exc:
         raise fail(exc) from None
     report = clean_lab(RUN_ROOT)
+    if report.up:
+        console.print(f"lab up: {report.up}", highlight=False, markup=False, soft_wrap=True)
     if not report.anything:
         console.print("nothing to clean")
         return
