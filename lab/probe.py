@@ -153,7 +153,8 @@ def render_probe(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     path = " -> ".join([report["host"], *report["nats"], "internet"])
-    table = Table(title=f"{report['scenario']}: NAT behaviour from {path}", title_justify="left")
+    title = f"{report['scenario']}: NAT behaviour from {path}"
+    table = Table(title=title, title_justify="left", min_width=len(title))
     for column in ("behaviour", "declared", "measured", ""):
         table.add_column(column)
     for row in compare(report["declared"], report["measured"]):
