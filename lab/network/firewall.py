@@ -40,6 +40,7 @@ class FirewallPolicy:
     deny_with: str = "drop"  # drop | reject
     preset: str | None = None
     allow_hosts: tuple[str, ...] = ()  # allowlist: the hosts it lets through
+    between_inside: str = "allow"  # deny: inside segments cannot reach each other directly
 
 
 def _rule(action: str, protocol: str = "any", ports: tuple[int, ...] = ()) -> Rule:
@@ -138,6 +139,7 @@ def firewall_from_spec(
         deny_with=spec.get("deny_with", "drop"),
         preset=spec.get("preset"),
         allow_hosts=allow_hosts,
+        between_inside=spec.get("between_inside", "allow"),
     )
 
 
@@ -181,6 +183,17 @@ def _direction_rules(
     return lines
 
 
+def _between_inside_rules(policy: FirewallPolicy, inside_set: str) -> list[str]:
+    """Client isolation: inside segments may not talk directly; what the NAT loops back
+    through its public address (hairpinning, `ct status dnat`) still passes."""
+    if policy.between_inside == "allow":
+        return []
+    selector = f"iifname {inside_set} oifname {inside_set}"
+    return [f"{selector} ct status dnat accept"] + [
+        f"{selector} {v}" for v in _verdict("deny", policy.deny_with)
+    ]
+
+
 def render_firewall(policy: FirewallPolicy, uplink: str, inside: list[str]) -> str:
     """An nftables table filtering forwarded traffic between `inside` interfaces and `uplink`."""
     inside_set = _set(tuple(f'"{name}"' for name in inside))
@@ -189,6 +202,7 @@ def render_firewall(policy: FirewallPolicy, uplink: str, inside: list[str]) -> s
     rules = ["ct state established,related accept", "ct state invalid drop"]
     rules += _direction_rules(policy.outbound, out_selector, policy.deny_with, outbound=True)
     rules += _direction_rules(policy.inbound, in_selector, policy.deny_with, outbound=False)
+    rules += _between_inside_rules(policy, inside_set)
     body = "\n".join(f"        {r}" for r in rules)
     return f"""table inet icelab_filter {{
     chain forward {{

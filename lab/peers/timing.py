@@ -53,6 +53,10 @@ STRETCHED = frozenset({"fast"})
 #: behind it retransmits DTLS flights after 1, 2, 4 s and SCTP chunks after 3, 6, 12 s
 #: (aiortc's initial RTO), so one unlucky chain of losses costs 10-20 s.
 LOSSY_CHECK_TIMEOUT_S = 30.0
+#: STUN retransmissions on lossy links: at 10-15 % loss each way a transaction's four
+#: sends all fail about once in 200, enough to lose the one nomination check of a run;
+#: six sends make that about once in 2000 (a failing pair then gives up after 1.9 s).
+LOSSY_STUN_RETRIES = 5
 
 
 def for_links(
@@ -65,7 +69,8 @@ def for_links(
     every check would time out before its answer could arrive); the budgets built on
     STUN transactions (gathering, checks) grow with it, signaling gets the longer
     gathering plus 20 round trips (TCP, TLS and WebSocket handshakes), and nomination
-    waits four. Loss: the check budget becomes LOSSY_CHECK_TIMEOUT_S. Only profiles in
+    waits four. Loss: the check budget becomes LOSSY_CHECK_TIMEOUT_S and STUN gets
+    LOSSY_STUN_RETRIES retransmissions. Only profiles in
     STRETCHED change; without delay or loss the profile is returned unchanged.
     """
     if profile.name not in STRETCHED or (added_rtt_ms <= 0 and loss_percent <= 0):
@@ -85,5 +90,6 @@ def for_links(
         )
     if loss_percent > 0:
         check_s = max(stretched.check_timeout_s, LOSSY_CHECK_TIMEOUT_S)
-        stretched = replace(stretched, check_timeout_s=check_s)
+        retries = max(stretched.stun_retries, LOSSY_STUN_RETRIES)
+        stretched = replace(stretched, check_timeout_s=check_s, stun_retries=retries)
     return stretched

@@ -140,3 +140,15 @@ def test_schema_rejects_a_misspelt_preset_naming_the_field(tmp_path: Path) -> No
     with pytest.raises(LabInputError) as error:
         load_scenario(str(path))
     assert str(error.value).startswith(f"{path}: conditions.office-gw.firewall"), str(error.value)
+
+
+def test_between_inside_deny_isolates_segments_but_lets_hairpinned_traffic_pass() -> None:
+    from lab.network.firewall import firewall_from_spec, render_firewall
+
+    policy = firewall_from_spec({"between_inside": "deny"})
+    ruleset = render_firewall(policy, "eth1", ["eth0", "eth2"])
+    lines = [line.strip() for line in ruleset.splitlines()]
+    lateral = 'iifname { "eth0", "eth2" } oifname { "eth0", "eth2" }'
+    assert lines.index(f"{lateral} ct status dnat accept") < lines.index(f"{lateral} drop")
+    open_policy = render_firewall(firewall_from_spec({}), "eth1", ["eth0", "eth2"])
+    assert lateral not in open_policy
