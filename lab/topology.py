@@ -63,13 +63,18 @@ class Node:
         return self.role in FORWARDING_ROLES
 
     @property
+    def is_switch(self) -> bool:
+        return self.role == "switch"
+
+    @property
     def addresses(self) -> list[str]:
         """Every address of the node, primary interface first."""
         return [str(a.ip) for i in self.interfaces for a in i.addresses]
 
     @property
     def primary_address(self) -> str:
-        return str(self.interfaces[0].primary.ip)
+        """The first address of the node (a switch has none: it works at layer 2)."""
+        return self.addresses[0]
 
     def uplink(self) -> Interface | None:
         """The interface whose subnet holds the default gateway (a NAT's WAN side)."""
@@ -177,7 +182,14 @@ def _check_allowed(path: Path, where: str, address: ipaddress.IPv4Address) -> No
         )
 
 
-def _interface_addresses(path: Path, where: str, value: Any) -> tuple[ipaddress.IPv4Interface, ...]:
+def _interface_addresses(
+    path: Path, where: str, value: Any, on_switch: bool
+) -> tuple[ipaddress.IPv4Interface, ...]:
+    if on_switch != (value is None):
+        wanted = "null: a switch's end of a link has no address" if on_switch else "an address"
+        raise LabInputError(f"{path}: {where}: expected {wanted}")
+    if value is None:
+        return ()
     values = value if isinstance(value, list) else [value]
     try:
         addresses = tuple(ipaddress.IPv4Interface(v) for v in values)
@@ -200,12 +212,12 @@ def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, N
         if any(i.name == interface_name for i in node.interfaces):
             raise LabInputError(f"{path}: {where}: {endpoint} is already linked")
         addresses = _interface_addresses(
-            path, f"links[{index}].addresses[{side}]", spec["addresses"][side]
+            path, f"links[{index}].addresses[{side}]", spec["addresses"][side], node.is_switch
         )
         interface = Interface(node_name, interface_name, addresses, names[1 - side])
         node.interfaces.append(interface)
         ends.append(interface)
-    if ends[0].primary.network != ends[1].primary.network:
+    if all(e.addresses for e in ends) and ends[0].primary.network != ends[1].primary.network:
         raise LabInputError(
             f"{path}: links[{index}].addresses: {ends[0].primary} and {ends[1].primary} "
             "are not in one subnet"
@@ -216,6 +228,8 @@ def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, N
 def _check_node(path: Path, node: Node) -> None:
     if not node.interfaces:
         raise LabInputError(f"{path}: nodes.{node.name}: the node has no link")
+    if node.is_switch and node.gateway is not None:
+        raise LabInputError(f"{path}: nodes.{node.name}.gateway: a switch has no gateway")
     if node.gateway is not None and node.uplink() is None:
         raise LabInputError(
             f"{path}: nodes.{node.name}.gateway: {node.gateway} is on none of its links"

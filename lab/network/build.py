@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Mininet host names (and so the shells' `mininet:<name>` tag) start with this, which is
 #: how `lab clean` recognises the lab's own namespaces and nothing else.
 HOST_PREFIX = "icelab."
+#: The bridge a `switch` node joins its links with.
+BRIDGE = "br0"
 
 
 @dataclass
@@ -75,9 +77,14 @@ def render_node_setup(
         if conditions.firewall is not None and inside:
             ruleset += render_firewall(conditions.firewall, uplink.name, inside)
     commands = ["ip link set lo up"]
+    if node.is_switch:
+        # One LAN: a bridge inside the switch's own namespace (never the machine's).
+        commands += [f"ip link add {BRIDGE} type bridge", f"ip link set {BRIDGE} up"]
     for interface in node.interfaces:
         for address in interface.addresses:
             commands.append(f"ip addr add {address} dev {interface.name}")
+        if node.is_switch:
+            commands.append(f"ip link set {interface.name} master {BRIDGE}")
         commands.append(f"ip link set {interface.name} up")
     if node.gateway is not None:
         commands.append(f"ip route add default via {node.gateway}")
