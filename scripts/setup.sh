@@ -163,6 +163,10 @@ install_virtualenv() {
         "${VENV}/bin/pip" install -q --disable-pip-version-check -e "${REPO}[dev]"
         echo "$want" > "$stamp"
     fi
+    # Byte-compile the lab: where PYTHONDONTWRITEBYTECODE is set (CI images often do),
+    # Python would otherwise recompile every module on each `lab` start. Quick and
+    # idempotent: only changed files are compiled.
+    "${VENV}/bin/python" -m compileall -q "${REPO}/lab" >/dev/null
 }
 
 case "${1:-}" in
