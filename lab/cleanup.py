@@ -59,7 +59,7 @@ def _kill(pids: list[int]) -> list[int]:
 
 def clean(run_root: Path) -> CleanReport:
     """Kill every process in the lab's namespaces, then the namespaces' shells."""
-    from lab.hands_on import clean_up_state
+    from lab.hands_on.teardown import clean_up_state
 
     report = CleanReport()
     report.up = clean_up_state()  # first: a live `lab up` daemon is stopped, not orphaned

@@ -15,8 +15,18 @@ from typing import Any
 
 import pytest
 
-from lab import hands_on
 from lab.errors import LabInputError
+from lab.hands_on.launch import start
+from lab.hands_on.processes import daemon_alive, start_time
+from lab.hands_on.state import read_state
+from lab.hands_on.teardown import (
+    clean_up_state,
+    leftovers,
+    purge,
+    stop,
+    wait_gone,
+    wait_no_leftovers,
+)
 from lab.scenario import load_scenario
 
 from .helpers import LAB, lab
@@ -31,9 +41,9 @@ def lab_input(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
 def what_is_left(state: dict[str, Any]) -> dict[str, Any]:
     """What of that network is still around: daemon, shells, marked processes, files."""
     return {
-        "daemon": hands_on.daemon_alive(state),
-        "processes": hands_on.leftovers(state),
-        "state_file": hands_on.read_state() is not None,
+        "daemon": daemon_alive(state),
+        "processes": leftovers(state),
+        "state_file": read_state() is not None,
         "run_directory": Path(state["run_directory"]).exists(),
     }
 
@@ -43,26 +53,26 @@ NOTHING = {"daemon": False, "processes": [], "state_file": False, "run_directory
 
 def take_down() -> None:
     """Finalizer: whatever a test did, leave nothing (even if `lab down` is broken)."""
-    state = hands_on.read_state()
+    state = read_state()
     lab("down", timeout=60)
     if state is not None:
-        hands_on.purge(state)
-        if hands_on.daemon_alive(state):
+        purge(state)
+        if daemon_alive(state):
             os.kill(state["pid"], signal.SIGKILL)
-        hands_on.wait_no_leftovers(state)
+        wait_no_leftovers(state)
 
 
 def bring_up(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     started = lab("up", "symmetric-both", *args, timeout=90)
     assert started.returncode == 0, started.stdout + started.stderr
-    state = hands_on.read_state()
-    assert state is not None and hands_on.daemon_alive(state)
+    state = read_state()
+    assert state is not None and daemon_alive(state)
     return started, state
 
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, Any]]]:
-    if hands_on.read_state() is not None:
+    if read_state() is not None:
         pytest.skip("a `lab up` network is already up on this machine (not the tests')")
     try:
         yield bring_up()
@@ -72,7 +82,7 @@ def up() -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, Any]]]:
 
 @pytest.fixture
 def clean_slate() -> Iterator[None]:
-    if hands_on.read_state() is not None:
+    if read_state() is not None:
         pytest.skip("a `lab up` network is already up on this machine (not the tests')")
     try:
         yield
@@ -150,7 +160,7 @@ def test_a_second_up_says_what_is_up(up: tuple) -> None:
     assert "'symmetric-both' is already up" in completed.stderr
     assert f"pid {up[1]['pid']}" in completed.stderr
     assert "run `lab down` first" in completed.stderr
-    assert hands_on.read_state()["pid"] == up[1]["pid"]  # the first one is untouched
+    assert read_state()["pid"] == up[1]["pid"]  # the first one is untouched
 
 
 def test_down_leaves_nothing(up: tuple) -> None:
@@ -161,7 +171,7 @@ def test_down_leaves_nothing(up: tuple) -> None:
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("down: 'symmetric-both'")
     assert what_is_left(state) == NOTHING
-    assert hands_on.start_time(state["pid"]) is None  # the daemon is gone, not a zombie
+    assert start_time(state["pid"]) is None  # the daemon is gone, not a zombie
     assert took < 10
 
 
@@ -178,28 +188,28 @@ def test_bad_input_exits_two_and_builds_nothing(clean_slate: None) -> None:
     completed = lab("up", "no-such-scenario")
     assert completed.returncode == 2
     assert "unknown scenario 'no-such-scenario'" in completed.stderr
-    assert hands_on.read_state() is None
+    assert read_state() is None
 
 
 def test_a_daemon_that_fails_reports_its_error_and_leaves_nothing(clean_slate: None) -> None:
     missing = SimpleNamespace(source=Path("/nonexistent/scenario.yaml"))
     with pytest.raises(LabInputError, match="no such scenario file"):
-        hands_on.start(missing, "coturn")
-    assert hands_on.read_state() is None
+        start(missing, "coturn")
+    assert read_state() is None
 
 
 def test_a_killed_daemon_is_cleaned_up_by_the_next_up(clean_slate: None) -> None:
     _, state = bring_up()
     os.kill(state["pid"], signal.SIGKILL)
-    assert hands_on.wait_gone(state, 5)
+    assert wait_gone(state, 5)
     status = lab("status")
     assert "has died" in status.stdout and "lab clean" in status.stdout
     stale_exec = lab("exec", "viewer", "--", "true")
     assert stale_exec.returncode == 2 and "has died" in stale_exec.stderr
-    assert hands_on.leftovers(state), "coturn and signaling outlive their daemon"
+    assert leftovers(state), "coturn and signaling outlive their daemon"
     again, new_state = bring_up()
     assert "had died: removed what it left" in again.stderr
-    assert hands_on.leftovers(state) == []
+    assert leftovers(state) == []
     assert not Path(state["run_directory"]).exists()
     assert lab("down").returncode == 0
     assert what_is_left(new_state) == NOTHING
@@ -209,23 +219,23 @@ def test_a_killed_daemon_is_cleaned_up_by_lab_clean(clean_slate: None) -> None:
     # `lab clean` calls this first; calling it alone spares other people's `lab run`s.
     _, state = bring_up("--servers", "mock")
     os.kill(state["pid"], signal.SIGKILL)
-    assert hands_on.wait_gone(state, 5)
-    message = hands_on.clean_up_state()
+    assert wait_gone(state, 5)
+    message = clean_up_state()
     assert "had died: removed what it left" in message
     assert what_is_left(state) == NOTHING
-    assert hands_on.clean_up_state() == ""  # and again: nothing to do
+    assert clean_up_state() == ""  # and again: nothing to do
 
 
 def test_lab_clean_stops_a_network_that_is_up(clean_slate: None) -> None:
     _, state = bring_up()
-    assert "torn down" in hands_on.clean_up_state()
+    assert "torn down" in clean_up_state()
     assert what_is_left(state) == NOTHING
 
 
 def test_down_kills_a_daemon_that_hangs(clean_slate: None, monkeypatch: pytest.MonkeyPatch) -> None:
     _, state = bring_up()
     os.kill(state["pid"], signal.SIGSTOP)  # it cannot act on SIGTERM any more
-    monkeypatch.setattr(hands_on, "DOWN_TIMEOUT_S", 1.0)
-    message = hands_on.stop(state)
+    monkeypatch.setattr("lab.hands_on.teardown.DOWN_TIMEOUT_S", 1.0)
+    message = stop(state)
     assert "did not stop in 1 s: killed it" in message
     assert what_is_left(state) == NOTHING
