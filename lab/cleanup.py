@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.network.build import HOST_PREFIX, namespace_members
+from lab.network.build import HOST_PREFIX, namespace_members, sigkill
 
 SHELL_TAG = ("mininet:" + HOST_PREFIX).encode()
 
@@ -46,17 +45,6 @@ def lab_shells() -> dict[int, str]:
     return shells
 
 
-def _kill(pids: list[int]) -> list[int]:
-    killed = []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        except ProcessLookupError:
-            continue
-    return killed
-
-
 def clean(run_root: Path) -> CleanReport:
     """Kill every process in the lab's namespaces, then the namespaces' shells."""
     from lab.hands_on.teardown import clean_up_state
@@ -66,8 +54,8 @@ def clean(run_root: Path) -> CleanReport:
     shells = lab_shells()
     namespaces = set(shells.values())
     members = [p for p in namespace_members(namespaces) if p not in shells and p != os.getpid()]
-    report.processes = _kill(members)
-    report.shells = _kill(list(shells))
+    report.processes = sigkill(members)
+    report.shells = sigkill(list(shells))
     time.sleep(0.05 if report.shells else 0)
     if run_root.is_dir():
         for path in run_root.glob("run-*"):

@@ -37,13 +37,13 @@ def leftovers(state: dict[str, Any]) -> list[int]:
 def purge(state: dict[str, Any] | None, any_mark: bool = False) -> list[int]:
     """SIGKILL what a network left: its marked processes, its recorded shells, and every
     process in their namespaces. Removes its state file and run directory too."""
-    from lab.network.build import namespace_members
+    from lab.network.build import namespace_members, sigkill
 
     ours = set(marked_processes(None)) if any_mark else set()
     if state is not None:
         ours |= set(leftovers(state))
     targets = (ours | set(namespace_members(_namespaces_of(ours)))) - {os.getpid()}
-    killed = _kill(sorted(targets))
+    killed = sigkill(sorted(targets))
     if state is not None:
         _remove_run_directory(state)
         remove_state(pid=state.get("pid"))
@@ -58,18 +58,6 @@ def _namespaces_of(pids: set[int]) -> set[str]:
             namespaces.add(os.readlink(f"/proc/{pid}/ns/net"))
     namespaces.discard(os.readlink("/proc/self/ns/net"))
     return namespaces
-
-
-def _kill(pids: list[int]) -> list[int]:
-    """SIGKILL each of `pids`; the ones that were still there to kill."""
-    killed = []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        except ProcessLookupError:
-            continue
-    return killed
 
 
 def _remove_run_directory(state: dict[str, Any]) -> None:

@@ -265,17 +265,23 @@ def namespace_members(namespaces: set[str]) -> list[int]:
     return members
 
 
-def kill_namespace_members(namespaces: set[str], exclude: set[int]) -> list[int]:
-    """SIGKILL every process left in the lab's namespaces (a safety net after SIGTERM)."""
+def sigkill(pids: list[int]) -> list[int]:
+    """SIGKILL each of `pids` (only ever pids the lab started or found in its own
+    namespaces); returns those that were still there to kill."""
     killed = []
-    for pid in namespace_members(namespaces):
-        if pid in exclude or pid == os.getpid():
-            continue
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         except ProcessLookupError:
             continue
+    return killed
+
+
+def kill_namespace_members(namespaces: set[str], exclude: set[int]) -> list[int]:
+    """SIGKILL every process left in the lab's namespaces (a safety net after SIGTERM)."""
+    members = namespace_members(namespaces)
+    killed = sigkill([p for p in members if p not in exclude and p != os.getpid()])
     if killed:
         log.info("killed %d leftover process(es) in lab namespaces", len(killed))
     return killed
