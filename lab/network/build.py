@@ -52,6 +52,9 @@ class NodeSetup:
 
     commands: list[str] = field(default_factory=list)
     ruleset: str = ""
+    #: Run after the ruleset is loaded: conntrack's sysctls exist only once the module
+    #: is loaded, which on a modular kernel (the Vagrant VM's) the NAT ruleset does.
+    after_ruleset: list[str] = field(default_factory=list)
 
 
 def render_node_setup(
@@ -68,12 +71,13 @@ def render_node_setup(
         "net.ipv4.ip_forward": "1" if node.forwards else "0",
     }
     ruleset = ""
+    conntrack: dict[str, str] = {}
     uplink = node.uplink()
     if conditions and uplink is not None:
         inside = [i.name for i in node.downlinks()]
         if conditions.nat is not None:
             ruleset += render_nat(conditions.nat, uplink.name, str(uplink.primary.ip), inside)
-            sysctls.update(conntrack_sysctls(conditions.nat))
+            conntrack = conntrack_sysctls(conditions.nat)
         if conditions.firewall is not None and inside:
             ruleset += render_firewall(conditions.firewall, uplink.name, inside)
     commands = ["ip link set lo up"]
@@ -88,10 +92,14 @@ def render_node_setup(
         commands.append(f"ip link set {interface.name} up")
     if node.gateway is not None:
         commands.append(f"ip route add default via {node.gateway}")
-    commands.append("sysctl -q -w " + " ".join(f"{k}={v}" for k, v in sysctls.items()))
+    commands.append(_sysctl(sysctls))
     commands += render_impairments(node, conditions.impairments if conditions else None)
     ruleset += render_loss_ruleset(losses)
-    return NodeSetup(commands, ruleset)
+    return NodeSetup(commands, ruleset, [_sysctl(conntrack)] if conntrack else [])
+
+
+def _sysctl(values: dict[str, str]) -> str:
+    return "sysctl -q -w " + " ".join(f"{k}={v}" for k, v in values.items())
 
 
 class LabNetwork:
@@ -166,6 +174,7 @@ class LabNetwork:
             # A ruleset that fails to load stops the run: a firewall that silently
             # isn't there would make the lab lie.
             script.append(f"nft -f {path}")
+        script += setup.after_ruleset
         return subprocess.Popen(
             ["mnexec", "-a", str(self.hosts[name].pid), "sh", "-c", "\n".join(script)],
             stdout=subprocess.DEVNULL,

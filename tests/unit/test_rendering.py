@@ -156,3 +156,13 @@ def test_rest_credentials_match_coturn_formula() -> None:
         hmac.new(b"secret", b"1000300:viewer", hashlib.sha1).digest()
     ).decode()
     assert credentials.password == expected
+
+
+def test_conntrack_sysctls_wait_for_the_ruleset_that_loads_conntrack() -> None:
+    """On a modular kernel (the VM's) nf_conntrack's sysctls appear only once a ruleset
+    using conntrack is loaded, so they are set after `nft -f`, not before."""
+    scenario = load_scenario("home-nat-both")
+    setup = render_node_setup(scenario.topology.node("viewer-gw"), scenario.conditions["viewer-gw"])
+    assert not any("nf_conntrack" in c for c in setup.commands)
+    assert any("nf_conntrack_udp_timeout=30" in c for c in setup.after_ruleset)
+    assert render_node_setup(scenario.topology.node("viewer"), None).after_ruleset == []
