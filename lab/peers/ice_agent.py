@@ -47,7 +47,20 @@ class CheckCounters:
     error_responses: int = 0
     rtt_ms: float | None = None
     mapped: tuple[str, int] | None = None  # XOR-MAPPED-ADDRESS of the first success
-    last_sent: dict[bytes, float] = field(default_factory=dict)
+    first_sent: dict[bytes, float] = field(default_factory=dict)
+    resent: set[bytes] = field(default_factory=set)
+    rtt_exact: bool = False  # rtt_ms came from a check that was sent only once
+
+    def sample_rtt(self, tid: bytes) -> None:
+        """Karn's rule: a response to a retransmitted check cannot say which send it
+        answers, so it gives only an upper bound (from the first send), kept until a
+        check answered on its first send gives the real round trip."""
+        if self.rtt_exact:
+            return
+        elapsed_ms = round((time.monotonic() - self.first_sent[tid]) * 1000, 2)
+        exact = tid not in self.resent
+        if exact or self.rtt_ms is None:
+            self.rtt_ms, self.rtt_exact = elapsed_ms, exact
 
 
 @dataclass
@@ -266,7 +279,10 @@ class LabConnection(Connection):
     def note_request(self, protocol: StunProtocol, addr: tuple[str, int], tid: bytes) -> None:
         counters = self._counters(protocol, addr)
         counters.requests_sent += 1
-        counters.last_sent[tid] = time.monotonic()
+        if tid in counters.first_sent:
+            counters.resent.add(tid)
+        else:
+            counters.first_sent[tid] = time.monotonic()
 
     def note_response(
         self,
@@ -277,7 +293,7 @@ class LabConnection(Connection):
         mapped: tuple[str, int] | None = None,
     ) -> None:
         counters = self.checks.get((id(protocol), addr))
-        if counters is None or tid not in counters.last_sent:
+        if counters is None or tid not in counters.first_sent:
             return
         if error:
             counters.error_responses += 1
@@ -285,8 +301,7 @@ class LabConnection(Connection):
         counters.responses_received += 1
         if counters.mapped is None and mapped is not None:
             counters.mapped = (mapped[0], mapped[1])
-        if counters.rtt_ms is None:
-            counters.rtt_ms = round((time.monotonic() - counters.last_sent[tid]) * 1000, 2)
+        counters.sample_rtt(tid)
 
     def pair_counters(self, pair: CandidatePair) -> CheckCounters:
         return self.checks.get((id(pair.protocol), pair.remote_addr), CheckCounters())
