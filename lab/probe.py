@@ -182,6 +182,7 @@ def register(app: typer.Typer) -> None:
         NAT does not behave as the scenario declares."""
         from lab.cli import fail
         from lab.errors import LabError
+        from lab.run import Terminated
         from lab.scenario import load_scenario
 
         try:
@@ -192,6 +193,9 @@ def register(app: typer.Typer) -> None:
             report = probe_report(loaded, host, measure(loaded, host, software, rto))
         except LabError as exc:
             raise fail(exc) from None
+        except (KeyboardInterrupt, Terminated):
+            typer.echo("interrupted: the lab network was torn down", err=True)
+            raise typer.Exit(130) from None
         if json_output:
             print(json.dumps(report, indent=2))
         else:

@@ -25,6 +25,13 @@ PEER_FIELDS = (
 )  # fmt: skip
 
 
+def network_conditions(scenario: Scenario) -> dict[str, Any]:
+    """The network the result was observed on, so a saved result describes itself: the
+    topology and each node's NAT behaviour, firewall and impairments."""
+    resolved = scenario.resolved()
+    return {"topology": scenario.topology.name, "conditions": resolved["conditions"]}
+
+
 def build_result(
     scenario: Scenario,
     observations: dict[str, dict[str, Any]],
@@ -41,6 +48,7 @@ def build_result(
         "outcome": "connected" if echo else "failed",
         "expectations_met": False,
         "timing_profile": timing_profile,
+        "network": network_conditions(scenario),
         "servers": servers,
         "echo": echo,
         "peers": {

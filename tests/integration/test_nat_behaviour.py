@@ -208,3 +208,13 @@ def test_an_idle_mapping_expires_after_udp_timeout(tmp_path: Path) -> None:
         received = json.loads(listener.stdout.readline())
         listener.wait(timeout=5)
     assert received == ["fresh"]
+
+
+def test_a_saved_result_names_the_nat_behaviours_it_was_observed_on(tmp_path: Path) -> None:
+    from tests.integration.helpers import run_scenario
+
+    status, result, output = run_scenario(tmp_path, "double-nat")
+    assert status == 0, output
+    assert result["network"]["topology"] == "double-nat"
+    carrier = result["network"]["conditions"]["carrier"]["nat"]
+    assert (carrier["preset"], carrier["mapping"]) == ("symmetric", APD)
