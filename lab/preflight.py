@@ -51,14 +51,13 @@ def netem_missing_message(where: str) -> str:
 def require_impairment_support(scenario: Scenario) -> None:
     """Stop before building anything if a delay or jitter impairment cannot be emulated."""
     needing = [
-        (node, c.impairments)
+        (f"conditions.{node}.{where}", entry)
         for node, c in scenario.conditions.items()
-        if c.impairments is not None and c.impairments.needs_netem
+        for where, entry in c.impairment_fields()
+        if entry.needs_netem
     ]
     if not needing or impairments.netem_available():
         return
-    node, first = needing[0]
+    where, first = needing[0]
     field = "delay_ms" if first.delay_ms else "jitter_ms"
-    raise LabInputError(
-        netem_missing_message(f"{scenario.source}: conditions.{node}.impairments.{field}")
-    )
+    raise LabInputError(netem_missing_message(f"{scenario.source}: {where}.{field}"))

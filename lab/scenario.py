@@ -16,7 +16,7 @@ from lab.errors import LabInputError
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
 from lab.network.impairments import Impairments, impairments_from_spec
 from lab.network.nat import NatBehaviour, nat_from_spec
-from lab.topology import REPO_ROOT, Node, Topology, load_topology
+from lab.topology import REPO_ROOT, Interface, Node, Topology, load_topology
 
 SCENARIO_DIR = REPO_ROOT / "scenarios"
 ROLES = ("viewer", "master")
@@ -40,7 +40,24 @@ DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
 class NodeConditions:
     nat: NatBehaviour | None = None
     firewall: FirewallPolicy | None = None
-    impairments: Impairments | None = None
+    #: One entry per impaired interface: a router or NAT can impair several links.
+    impairments: tuple[Impairments, ...] = ()
+    #: The scenario gave a list (not one object): shown, and named in errors, as a list.
+    impairments_listed: bool = False
+
+    def impairment_fields(self) -> list[tuple[str, Impairments]]:
+        """Each impairment with its scenario field (`impairments[1]`, or `impairments` for
+        the single object), so messages name what the user wrote."""
+        if not self.impairments_listed:
+            return [("impairments", i) for i in self.impairments]
+        return [(f"impairments[{n}]", i) for n, i in enumerate(self.impairments)]
+
+    def describe_impairments(self) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """The impairments in the form the scenario used: one object, a list, or None."""
+        docs = [i.describe() for i in self.impairments]
+        if self.impairments_listed:
+            return docs
+        return docs[0] if docs else None
 
 
 @dataclass(frozen=True)
@@ -106,15 +123,16 @@ class Scenario:
 
     @property
     def added_rtt_ms(self) -> float:
-        """The most the scenario's delays and jitter add to a round trip (all links summed:
-        an upper bound for any path), for stretching STUN timeouts."""
-        return sum(c.impairments.added_rtt_ms for c in self.conditions.values() if c.impairments)
+        """The most the scenario's delays and jitter add to a round trip (every impaired
+        interface of every node summed: an upper bound for any path), for stretching STUN
+        timeouts."""
+        return sum(i.added_rtt_ms for c in self.conditions.values() for i in c.impairments)
 
     @property
     def loss_percent(self) -> float:
-        """The highest loss of any impaired link (0 without loss)."""
+        """The highest loss of any impaired interface (0 without loss)."""
         return max(
-            (c.impairments.loss_percent for c in self.conditions.values() if c.impairments),
+            (i.loss_percent for c in self.conditions.values() for i in c.impairments),
             default=0.0,
         )
 
@@ -130,7 +148,7 @@ class Scenario:
                 node: {
                     "nat": c.nat.describe() if c.nat else None,
                     "firewall": _firewall_doc(c.firewall),
-                    "impairments": c.impairments.describe() if c.impairments else None,
+                    "impairments": c.describe_impairments(),
                 }
                 for node, c in self.conditions.items()
             },
@@ -300,7 +318,8 @@ def _conditions(
         )
         firewall = _firewall(condition.get("firewall"), topology, checker, name, server_hosts)
         impairments = _impairments(condition.get("impairments"), node, checker, name)
-        conditions[name] = NodeConditions(nat, firewall, impairments)
+        listed = isinstance(condition.get("impairments"), list)
+        conditions[name] = NodeConditions(nat, firewall, impairments, listed)
     return conditions
 
 
@@ -329,30 +348,67 @@ def _firewall(
 
 
 def _impairments(
-    spec: dict[str, Any] | None, node: Node, checker: _Checker, name: str
-) -> Impairments | None:
-    """The node's link impairments, on the interface named or else its uplink (or only link)."""
-    if spec is None:
-        return None
+    spec: dict[str, Any] | list[dict[str, Any]] | None, node: Node, checker: _Checker, name: str
+) -> tuple[Impairments, ...]:
+    """The node's link impairments: one object (on the interface named, else the uplink or
+    only link) or a list with one entry per interface, since a node can have several links."""
     where = f"conditions.{name}.impairments"
+    if spec is None:
+        return ()
+    if isinstance(spec, dict):
+        default = node.uplink() or (node.interfaces[0] if len(node.interfaces) == 1 else None)
+        missing = f"node '{name}' has several interfaces and no uplink: name one"
+        return (_impairment(spec, node, checker, where, default, missing),)
+    only = node.interfaces[0] if len(node.interfaces) == 1 else None
+    missing = f"node '{name}' has several interfaces: every entry of the list names one"
+    entries = tuple(
+        _impairment(entry, node, checker, f"{where}[{n}]", only, missing)
+        for n, entry in enumerate(spec)
+    )
+    _one_entry_per_interface(entries, checker, where)
+    return entries
+
+
+def _impairment(
+    spec: dict[str, Any],
+    node: Node,
+    checker: _Checker,
+    where: str,
+    default: Interface | None,
+    missing: str,
+) -> Impairments:
+    """One interface's impairments; `missing` says why `interface` is needed without default."""
     names = [i.name for i in node.interfaces]
-    default = node.uplink() or (node.interfaces[0] if len(node.interfaces) == 1 else None)
     if "interface" in spec:
         if spec["interface"] not in names:
             raise checker.fail(
                 f"{where}.interface",
-                f"node '{name}' has no interface '{spec['interface']}' ({', '.join(names)})",
+                f"node '{node.name}' has no interface '{spec['interface']}' ({', '.join(names)})",
             )
     elif default is None:
-        raise checker.fail(
-            f"{where}.interface",
-            f"node '{name}' has several interfaces and no uplink: name one ({', '.join(names)})",
-        )
+        raise checker.fail(f"{where}.interface", f"{missing} ({', '.join(names)})")
     if spec.get("jitter_ms") and not spec.get("delay_ms"):
         raise checker.fail(f"{where}.jitter_ms", "jitter varies a delay: set delay_ms too")
     if not any(spec.get(k) for k in ("loss_percent", "rate_kbit", "delay_ms", "jitter_ms")):
         raise checker.fail(where, "set at least one of loss_percent, rate_kbit, delay_ms")
-    return impairments_from_spec(spec, default.name if default else "")
+    impairments = impairments_from_spec(spec, default.name if default else "")
+    assert impairments is not None  # spec is not None
+    return impairments
+
+
+def _one_entry_per_interface(
+    entries: tuple[Impairments, ...], checker: _Checker, where: str
+) -> None:
+    """Two entries for one interface would stack qdiscs and ifb devices that clash: refuse."""
+    first: dict[str, int] = {}
+    for n, entry in enumerate(entries):
+        if entry.interface in first:
+            raise checker.fail(
+                f"{where}[{n}].interface",
+                f"interface '{entry.interface}' is already impaired by "
+                f"{where}[{first[entry.interface]}]: one entry per interface",
+            )
+        first[entry.interface] = n
 
 
 def _ice_servers(

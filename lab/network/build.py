@@ -93,7 +93,8 @@ def render_node_setup(
     if node.gateway is not None:
         commands.append(f"ip route add default via {node.gateway}")
     commands.append(_sysctl(sysctls))
-    commands += render_impairments(node, conditions.impairments if conditions else None)
+    for impairment in conditions.impairments if conditions else ():
+        commands += render_impairments(node, impairment)  # one interface each
     ruleset += render_loss_ruleset(losses)
     return NodeSetup(commands, ruleset, [_sysctl(conntrack)] if conntrack else [])
 

@@ -1,4 +1,7 @@
-"""Link impairments: loss, rate, delay and jitter on one interface of a node.
+"""Link impairments: loss, rate, delay and jitter on interfaces of a node.
+
+A node has one `Impairments` per impaired interface (a router or NAT has several links,
+and each can suffer its own conditions); everything below works per interface.
 
 Every value applies to each direction the impairment covers (`direction: both`, the
 default): `loss_percent: 10` drops 10 % of the packets leaving through the interface
@@ -154,7 +157,7 @@ class ArrivalLoss:
 
 
 def arrival_losses(
-    topology: Topology, impairments: Mapping[str, Impairments | None]
+    topology: Topology, impairments: Mapping[str, Sequence[Impairments]]
 ) -> dict[str, list[ArrivalLoss]]:
     """Per node, the losses its interfaces apply to arriving packets.
 
@@ -165,20 +168,29 @@ def arrival_losses(
     just send again at once, and the loss would not be a loss.
     """
     losses: dict[str, list[ArrivalLoss]] = {}
-    for name, impairment in impairments.items():
-        if impairment is None or not impairment.loss_percent:
-            continue
-        percent = impairment.loss_percent
-        where = f"{name}:{impairment.interface}"
-        if "in" in impairment.directions:
-            arrival = ArrivalLoss(impairment.interface, percent, f"{where} in")
-            losses.setdefault(name, []).append(arrival)
-        if "out" in impairment.directions:
-            far = _far_end(topology, name, impairment.interface)
-            if far is not None:
-                arrival = ArrivalLoss(far.name, percent, f"{where} out")
-                losses.setdefault(far.node, []).append(arrival)
+    for name, entries in impairments.items():
+        for impairment in entries:
+            for node, arrival in _arrivals(topology, name, impairment):
+                losses.setdefault(node, []).append(arrival)
     return losses
+
+
+def _arrivals(
+    topology: Topology, name: str, impairment: Impairments
+) -> list[tuple[str, ArrivalLoss]]:
+    """Where one interface's loss is dropped: (node, loss) per direction it covers."""
+    if not impairment.loss_percent:
+        return []
+    percent = impairment.loss_percent
+    where = f"{name}:{impairment.interface}"
+    arrivals = []
+    if "in" in impairment.directions:
+        arrivals.append((name, ArrivalLoss(impairment.interface, percent, f"{where} in")))
+    if "out" in impairment.directions:
+        far = _far_end(topology, name, impairment.interface)
+        if far is not None:
+            arrivals.append((far.node, ArrivalLoss(far.name, percent, f"{where} out")))
+    return arrivals
 
 
 def _far_end(topology: Topology, node: str, interface: str) -> Interface | None:

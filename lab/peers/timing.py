@@ -62,8 +62,9 @@ LOSSY_STUN_RETRIES = 5
 def for_links(
     profile: TimingProfile, added_rtt_ms: float = 0, loss_percent: float = 0
 ) -> TimingProfile:
-    """The profile stretched for links that add up to `added_rtt_ms` to a round trip and
-    lose packets (`loss_percent`, the worst link's).
+    """The profile stretched for links that add up to `added_rtt_ms` to a round trip (the
+    scenario sums every impaired interface of every node: no path can cross more) and
+    lose packets (`loss_percent`, the worst interface's).
 
     Delay: the first STUN retransmission waits at least twice the added round trip (else
     every check would time out before its answer could arrive); the budgets built on

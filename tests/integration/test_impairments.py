@@ -1,6 +1,7 @@
 """Link impairments and the allowlist firewall on real emulated networks (root): loss
-really drops packets, the rate limit really limits, the allowlist lets only the named
-hosts through, and delay without netem stops before anything is built."""
+really drops packets (on two interfaces of one node too), the rate limit really limits,
+the allowlist lets only the named hosts through, and delay without netem stops before
+anything is built."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def office(viewer: Impairments | None = None, **office_gw: object) -> tuple[Scen
     conditions = dict(scenario.conditions)
     conditions["office-gw"] = replace(conditions["office-gw"], **{"firewall": None, **office_gw})
     if viewer is not None:
-        conditions["viewer"] = NodeConditions(impairments=viewer)
+        conditions["viewer"] = NodeConditions(impairments=(viewer,))
     return scenario, conditions
 
 
@@ -68,6 +69,43 @@ def test_loss_drops_that_share_of_packets_each_way_and_nothing_without_it(tmp_pa
         loss = ping_loss(network, "viewer", SIGNALING)
         print(f"30 % loss both ways: {loss:.1f} % of pings lost")
         assert 37 <= loss <= 65, loss
+
+
+TWO_LINKS = """name: internet-two-links
+description: the internet router loses packets towards both homes, not towards the servers
+topology: two-homes
+conditions:
+  internet:
+    impairments:
+      - {interface: eth0, loss_percent: 30, direction: out, rate_kbit: 100000}
+      - {interface: eth1, loss_percent: 10, direction: in, rate_kbit: 100000}
+peers:
+  viewer: {host: viewer}
+  master: {host: master}
+expect: {outcome: connected}
+"""
+
+
+def test_a_list_impairs_two_interfaces_of_one_node(tmp_path: Path) -> None:
+    path = tmp_path / "internet-two-links.yaml"
+    path.write_text(TWO_LINKS)
+    scenario = load_scenario(str(path))
+    with LabNetwork(scenario.topology, scenario.conditions, tmp_path) as network:
+        qdiscs = network.run("internet", ["tc", "qdisc", "show"]).stdout.decode()
+        assert "dev eth0 root" in qdiscs and "dev ifb-eth1 root" in qdiscs, qdiscs
+        # eth0, out: the replies to viewer-gw are lost (dropped on arrival at viewer-gw).
+        towards_viewer = ping_loss(network, "viewer-gw", "198.51.100.1")
+        # eth1, in: the requests from master-gw are lost (dropped on arrival at internet).
+        from_master = ping_loss(network, "master-gw", "198.51.100.17")
+        # eth2 and eth3 are not impaired: turn and signaling reach each other through it.
+        servers = ping_loss(network, "turn", SIGNALING)
+    print(
+        f"internet:eth0 30 % out: {towards_viewer:.1f} % lost; internet:eth1 10 % in: "
+        f"{from_master:.1f} %; eth2 to eth3: {servers:.1f} %"
+    )
+    assert 19 <= towards_viewer <= 41, towards_viewer
+    assert 3 <= from_master <= 18, from_master
+    assert servers == 0
 
 
 TRANSFER = """

@@ -20,7 +20,7 @@ from lab.network.impairments import (
 )
 from lab.peers.timing import LOSSY_CHECK_TIMEOUT_S, PROFILES, for_links
 from lab.preflight import require_impairment_support
-from lab.scenario import load_scenario
+from lab.scenario import NodeConditions, load_scenario
 from lab.topology import load_topology
 
 TOPOLOGY = load_topology("two-homes")
@@ -31,7 +31,7 @@ VIEWER_GW = TOPOLOGY.node("viewer-gw")
 def test_loss_both_ways_drops_on_arrival_at_both_ends_of_the_link() -> None:
     loss = Impairments("eth1", loss_percent=12.5)
     assert render_impairments(VIEWER_GW, loss) == []  # no tc for loss
-    losses = arrival_losses(TOPOLOGY, {"viewer-gw": loss, "master": None})
+    losses = arrival_losses(TOPOLOGY, {"viewer-gw": (loss,), "master": ()})
     # Arriving at viewer-gw's eth1; leaving it, dropped where it arrives: internet's eth0.
     assert losses == {
         "viewer-gw": [ArrivalLoss("eth1", 12.5, "viewer-gw:eth1 in")],
@@ -46,9 +46,9 @@ def test_loss_both_ways_drops_on_arrival_at_both_ends_of_the_link() -> None:
 
 
 def test_loss_one_way_drops_at_one_end() -> None:
-    out = arrival_losses(TOPOLOGY, {"viewer": Impairments("eth0", 30, direction="out")})
+    out = arrival_losses(TOPOLOGY, {"viewer": (Impairments("eth0", 30, direction="out"),)})
     assert out == {"viewer-gw": [ArrivalLoss("eth0", 30, "viewer:eth0 out")]}
-    arriving = arrival_losses(TOPOLOGY, {"viewer": Impairments("eth0", 30, direction="in")})
+    arriving = arrival_losses(TOPOLOGY, {"viewer": (Impairments("eth0", 30, direction="in"),)})
     assert arriving == {"viewer": [ArrivalLoss("eth0", 30, "viewer:eth0 in")]}
 
 
@@ -56,8 +56,8 @@ def test_losses_meeting_on_one_interface_get_a_rule_each() -> None:
     losses = arrival_losses(
         TOPOLOGY,
         {
-            "viewer": Impairments("eth0", 10, direction="out"),
-            "viewer-gw": Impairments("eth0", 5, direction="in"),
+            "viewer": (Impairments("eth0", 10, direction="out"),),
+            "viewer-gw": (Impairments("eth0", 5, direction="in"),),
         },
     )
     ruleset = render_loss_ruleset(losses["viewer-gw"])
@@ -67,8 +67,8 @@ def test_losses_meeting_on_one_interface_get_a_rule_each() -> None:
 
 
 def test_no_loss_no_table() -> None:
-    assert arrival_losses(TOPOLOGY, {"viewer": Impairments("eth0", rate_kbit=1000)}) == {}
-    assert arrival_losses(TOPOLOGY, {"viewer": None}) == {}
+    assert arrival_losses(TOPOLOGY, {"viewer": (Impairments("eth0", rate_kbit=1000),)}) == {}
+    assert arrival_losses(TOPOLOGY, {"viewer": ()}) == {}
     assert render_loss_ruleset([]) == ""
     assert render_impairments(VIEWER, None) == []
 
@@ -95,7 +95,7 @@ def test_fast_rates_get_a_bucket_of_ten_milliseconds() -> None:
 
 def test_loss_and_rate_render_both_the_table_and_the_qdiscs() -> None:
     both = Impairments("eth0", loss_percent=10, rate_kbit=500)
-    losses = arrival_losses(TOPOLOGY, {"viewer": both})["viewer"]
+    losses = arrival_losses(TOPOLOGY, {"viewer": (both,)})["viewer"]
     setup = render_node_setup(VIEWER, _conditions(both), losses)
     assert "numgen random mod 10000 < 1000 drop" in setup.ruleset
     assert any("tbf rate 500kbit" in c for c in setup.commands)
@@ -129,10 +129,8 @@ def test_delay_alone_one_way() -> None:
     assert Impairments("eth0", delay_ms=25, direction="in").added_rtt_ms == 25
 
 
-def _conditions(impairments: Impairments):  # noqa: ANN202
-    from lab.scenario import NodeConditions
-
-    return NodeConditions(impairments=impairments)
+def _conditions(*impairments: Impairments) -> NodeConditions:
+    return NodeConditions(impairments=impairments, impairments_listed=len(impairments) > 1)
 
 
 # -- scenario fields --------------------------------------------------------------------
@@ -160,7 +158,7 @@ def test_impairments_default_to_the_uplink_and_show_in_the_resolved_scenario(
 ) -> None:
     path = scenario_file(tmp_path, "  viewer-gw: {impairments: {loss_percent: 10}}")
     scenario = load_scenario(str(path))
-    assert scenario.conditions["viewer-gw"].impairments == Impairments("eth1", loss_percent=10)
+    assert scenario.conditions["viewer-gw"].impairments == (Impairments("eth1", loss_percent=10),)
     shown = scenario.resolved()["conditions"]["viewer-gw"]["impairments"]
     assert shown == {"interface": "eth1", "direction": "both", "loss_percent": 10}
 
@@ -170,7 +168,7 @@ def test_a_node_without_uplink_takes_its_only_interface_and_servers_can_be_impai
 ) -> None:
     path = scenario_file(tmp_path, "  turn: {impairments: {rate_kbit: 800, direction: in}}")
     impairments = load_scenario(str(path)).conditions["turn"].impairments
-    assert impairments == Impairments("eth0", rate_kbit=800, direction="in")
+    assert impairments == (Impairments("eth0", rate_kbit=800, direction="in"),)
 
 
 @pytest.mark.parametrize(
@@ -301,3 +299,191 @@ def test_the_scenario_sums_the_delay_of_every_link(tmp_path: Path) -> None:
     assert load_scenario(str(scenario_file(tmp_path, conditions))).added_rtt_ms == 100
     lossy = load_scenario("lossy-link")
     assert lossy.added_rtt_ms == 0 and lossy.loss_percent == 10
+
+
+# -- several interfaces of one node (a list) ----------------------------------------------
+
+INTERNET = TOPOLOGY.node("internet")
+TWO_LINKS = (
+    "  internet:\n"
+    "    impairments:\n"
+    "      - {interface: eth0, loss_percent: 30, direction: out}\n"
+    "      - {interface: eth1, rate_kbit: 1000, loss_percent: 5, direction: in}"
+)
+
+
+def test_a_list_impairs_each_named_interface_and_shows_as_a_list(tmp_path: Path) -> None:
+    scenario = load_scenario(str(scenario_file(tmp_path, TWO_LINKS)))
+    conditions = scenario.conditions["internet"]
+    assert conditions.impairments == (
+        Impairments("eth0", loss_percent=30, direction="out"),
+        Impairments("eth1", loss_percent=5, rate_kbit=1000, direction="in"),
+    )
+    assert [where for where, _ in conditions.impairment_fields()] == [
+        "impairments[0]",
+        "impairments[1]",
+    ]
+    shown = scenario.resolved()["conditions"]["internet"]["impairments"]
+    assert shown == [
+        {"interface": "eth0", "direction": "out", "loss_percent": 30},
+        {"interface": "eth1", "direction": "in", "loss_percent": 5, "rate_kbit": 1000},
+    ]
+
+
+def test_a_list_on_a_node_with_one_interface_needs_no_interface_names(tmp_path: Path) -> None:
+    path = scenario_file(tmp_path, "  turn: {impairments: [{loss_percent: 2}]}")
+    conditions = load_scenario(str(path)).conditions["turn"]
+    assert conditions.impairments == (Impairments("eth0", loss_percent=2),)
+    assert conditions.describe_impairments() == [
+        {"interface": "eth0", "direction": "both", "loss_percent": 2}
+    ]  # a list of one stays a list
+
+
+@pytest.mark.parametrize(
+    ("conditions", "field", "phrase"),
+    [
+        (
+            "  internet: {impairments: [{interface: eth0, loss_percent: 5}, {loss_percent: 5}]}",
+            "conditions.internet.impairments[1].interface",
+            "every entry of the list names one (eth0, eth1, eth2, eth3)",
+        ),
+        (
+            "  viewer-gw: {impairments: [{loss_percent: 5}]}",  # an uplink is no default here
+            "conditions.viewer-gw.impairments[0].interface",
+            "every entry of the list names one",
+        ),
+        (
+            "  internet: {impairments: [{interface: eth0, loss_percent: 5},"
+            " {interface: eth0, rate_kbit: 900}]}",
+            "conditions.internet.impairments[1].interface",
+            "'eth0' is already impaired by conditions.internet.impairments[0]",
+        ),
+        (
+            "  turn: {impairments: [{loss_percent: 5}, {rate_kbit: 900}]}",  # both on eth0
+            "conditions.turn.impairments[1].interface",
+            "already impaired",
+        ),
+        (
+            "  internet: {impairments: [{interface: eth9, loss_percent: 5}]}",
+            "conditions.internet.impairments[0].interface",
+            "no interface 'eth9'",
+        ),
+        (
+            "  internet: {impairments: [{interface: eth0, loss_percent: 5},"
+            " {interface: eth1, jitter_ms: 5}]}",
+            "conditions.internet.impairments[1].jitter_ms",
+            "set delay_ms too",
+        ),
+        (
+            "  internet: {impairments: [{interface: eth0, loss_percent: 5}, {interface: eth1}]}",
+            "conditions.internet.impairments[1]",
+            "at least one",
+        ),
+        (
+            "  internet: {impairments: [{interface: eth0, loss_percent: 120}]}",
+            "conditions.internet.impairments[0].loss_percent",
+            "120",
+        ),
+        (
+            "  internet: {impairments: [{interface: eth0, rate_kbit: 1.5}]}",
+            "conditions.internet.impairments[0].rate_kbit",
+            "integer",
+        ),
+        ("  internet: {impairments: []}", "conditions.internet.impairments", "non-empty"),
+        ("  viewer: {impairments: 5}", "conditions.viewer.impairments", "'object', 'array'"),
+    ],
+)
+def test_bad_impairment_lists_name_the_file_and_entry(
+    tmp_path: Path, conditions: str, field: str, phrase: str
+) -> None:
+    path = scenario_file(tmp_path, conditions)
+    with pytest.raises(LabInputError) as error:
+        load_scenario(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: {field}: "), message
+    assert phrase in message, message
+
+
+def test_a_bad_list_exits_2_naming_the_entry(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+
+    conditions = (
+        "  internet: {impairments: [{interface: eth0, loss_percent: 5},"
+        " {interface: eth0, loss_percent: 9}]}"
+    )
+    result = CliRunner().invoke(app, ["validate", str(scenario_file(tmp_path, conditions))])
+    assert result.exit_code == 2, result.output
+    assert "conditions.internet.impairments[1].interface" in result.output
+
+
+def test_two_interfaces_of_one_node_get_their_own_qdiscs_ifbs_and_losses() -> None:
+    eth0 = Impairments("eth0", loss_percent=30, rate_kbit=2000, direction="out")
+    eth1 = Impairments("eth1", loss_percent=5, rate_kbit=1000, direction="in")
+    losses = arrival_losses(TOPOLOGY, {"internet": (eth0, eth1)})
+    assert losses == {
+        # eth0's leaving packets are dropped where they arrive: viewer-gw's eth1.
+        "viewer-gw": [ArrivalLoss("eth1", 30, "internet:eth0 out")],
+        "internet": [ArrivalLoss("eth1", 5, "internet:eth1 in")],
+    }
+    setup = render_node_setup(INTERNET, _conditions(eth0, eth1), losses["internet"])
+    tc = [c for c in setup.commands if c.startswith(("tc ", "ip link add ifb"))]
+    assert tc == [
+        "tc qdisc add dev eth0 root handle 1: tbf rate 2000kbit burst 3200 latency 100ms",
+        "ip link add ifb-eth1 type ifb",
+        "tc qdisc add dev eth1 handle ffff: ingress",
+        "tc filter add dev eth1 parent ffff: protocol all u32 match u32 0 0 "
+        "action mirred egress redirect dev ifb-eth1",
+        "tc qdisc add dev ifb-eth1 root handle 1: tbf rate 1000kbit burst 3200 latency 100ms",
+    ]
+    assert 'iifname "eth1" numgen random mod 10000 < 500 drop' in setup.ruleset
+    assert "eth0" not in setup.ruleset
+    up = setup.commands.index("ip link set eth3 up")  # every interface up before any tc
+    assert all(setup.commands.index(c) > up for c in tc)
+
+
+def test_both_ways_on_two_interfaces_make_two_ifbs() -> None:
+    entries = (Impairments("eth0", rate_kbit=900), Impairments("eth1", delay_ms=10))
+    setup = render_node_setup(INTERNET, _conditions(*entries))
+    assert "ip link add ifb-eth0 type ifb" in setup.commands
+    assert "ip link add ifb-eth1 type ifb" in setup.commands
+    assert "tc qdisc add dev ifb-eth1 root handle 1: netem delay 10ms" in setup.commands
+    assert "tc qdisc add dev eth1 root handle 1: netem delay 10ms" in setup.commands
+    assert "tc qdisc add dev eth0 root handle 1: tbf rate 900kbit burst 3200 latency 100ms" in (
+        setup.commands
+    )
+
+
+def test_delay_in_a_list_without_netem_names_the_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conditions = (
+        "  internet:\n"
+        "    impairments:\n"
+        "      - {interface: eth0, loss_percent: 10}\n"
+        "      - {interface: eth1, delay_ms: 20, jitter_ms: 2}"
+    )
+    path = scenario_file(tmp_path, conditions)
+    scenario = load_scenario(str(path))
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: False)
+    with pytest.raises(LabInputError) as error:
+        require_impairment_support(scenario)
+    assert str(error.value).startswith(f"{path}: conditions.internet.impairments[1].delay_ms: ")
+
+
+def test_the_timing_stretch_sums_every_entry_of_every_list(tmp_path: Path) -> None:
+    conditions = (
+        "  internet:\n"
+        "    impairments:\n"
+        "      - {interface: eth0, delay_ms: 20, loss_percent: 3}\n"  # 40 ms a round trip
+        "      - {interface: eth1, delay_ms: 10, jitter_ms: 5, direction: out}\n"  # 15 ms
+        "  viewer-gw: {impairments: {delay_ms: 5, loss_percent: 12}}"  # 10 ms
+    )
+    scenario = load_scenario(str(scenario_file(tmp_path, conditions)))
+    # viewer -> master crosses internet's eth0 and eth1: their delays add up.
+    assert scenario.added_rtt_ms == 65
+    assert scenario.loss_percent == 12  # the worst interface's
+    stretched = for_links(PROFILES["fast"], scenario.added_rtt_ms, scenario.loss_percent)
+    assert stretched.stun_rto_s == pytest.approx(0.13)
+    assert stretched.check_timeout_s == LOSSY_CHECK_TIMEOUT_S
