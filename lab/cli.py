@@ -137,7 +137,7 @@ def run(
     """Build the scenario's network, run the master and viewer, report what ICE did."""
     from lab.peers.forked import preload_peer_code
 
-    preload_peer_code()  # aiortc imports while the network is built
+    preload_peer_code()  # a zygote imports aiortc while the network is built
     from lab.report import render
     from lab.run import RunOptions, Terminated, run_scenario
 

@@ -81,10 +81,8 @@ def run_peers(
 
 
 def start_peer(network: LabNetwork, config: PeerConfig, path: Path, log: Path) -> Any:
-    """Fork the peer from the lab process (aiortc already imported) into its node."""
-    from lab.peers.agent import run_peer
-
-    process = fork_peer(network.pid_of(config.host), log, lambda: run_peer(path))
+    """Fork the peer from the zygote (aiortc already imported) into its node."""
+    process = fork_peer(network.pid_of(config.host), log, path)
     network.adopt(process)
     return process
 
