@@ -7,13 +7,16 @@ Nothing is matched by a pattern over other processes' names.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.network.build import HOST_PREFIX, namespace_members, sigkill
+from lab.network.build import HOST_PREFIX, PROCESS_RECORD, namespace_members, sigkill
+from lab.processes import is_same_process
 
 SHELL_TAG = ("mininet:" + HOST_PREFIX).encode()
 
@@ -45,6 +48,22 @@ def lab_shells() -> dict[int, str]:
     return shells
 
 
+def recorded_processes(run_root: Path) -> dict[int, str]:
+    """Pid -> network namespace of every process a crashed run recorded and that still
+    runs (same pid and start time). After a SIGKILL the Mininet shells exit with their
+    stdin, so servers may be left in namespaces no shell marks any more."""
+    found = {}
+    for record in run_root.glob(f"run-*/{PROCESS_RECORD}"):
+        for line in record.read_text().splitlines():
+            entry = json.loads(line)
+            if not is_same_process(entry["pid"], entry["start"]):
+                continue
+            with contextlib.suppress(OSError):
+                found[entry["pid"]] = os.readlink(f"/proc/{entry['pid']}/ns/net")
+    own = os.readlink("/proc/self/ns/net")
+    return {pid: ns for pid, ns in found.items() if ns != own}
+
+
 def clean(run_root: Path) -> CleanReport:
     """Kill every process in the lab's namespaces, then the namespaces' shells."""
     from lab.hands_on.teardown import clean_up_state
@@ -52,9 +71,10 @@ def clean(run_root: Path) -> CleanReport:
     report = CleanReport()
     report.up = clean_up_state()  # first: a live `lab up` daemon is stopped, not orphaned
     shells = lab_shells()
-    namespaces = set(shells.values())
-    members = [p for p in namespace_members(namespaces) if p not in shells and p != os.getpid()]
-    report.processes = sigkill(members)
+    recorded = recorded_processes(run_root)
+    namespaces = set(shells.values()) | set(recorded.values())
+    members = set(namespace_members(namespaces)) | set(recorded)
+    report.processes = sigkill(sorted(members - set(shells) - {os.getpid()}))
     report.shells = sigkill(list(shells))
     time.sleep(0.05 if report.shells else 0)
     if run_root.is_dir():

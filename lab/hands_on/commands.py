@@ -17,9 +17,10 @@ import typer
 from lab.errors import LabError, LabInputError, LabRunError
 from lab.hands_on.display import NOTHING_UP, say, status_document, status_lines, up_lines
 from lab.hands_on.launch import start
-from lab.hands_on.processes import MARK, daemon_alive, is_same_process
+from lab.hands_on.processes import MARK, daemon_alive
 from lab.hands_on.state import read_state, state_lock
 from lab.hands_on.teardown import stop
+from lab.processes import is_same_process
 
 
 def register(app: typer.Typer) -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, LabInputError
-from lab.hands_on.processes import MARK, start_time
+from lab.hands_on.processes import MARK
 from lab.hands_on.state import remove_state, write_state
 from lab.network.build import LabNetwork
+from lab.processes import start_time
 from lab.run import Terminated, run_directory, sigterm_raises
 from lab.scenario import load_scenario
 from lab.servers.credentials import rest_credentials

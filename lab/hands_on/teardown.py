@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, LabRunError
-from lab.hands_on.processes import daemon_alive, is_same_process, marked_processes, start_time
+from lab.hands_on.processes import daemon_alive, marked_processes
 from lab.hands_on.state import read_state, remove_state, state_lock
+from lab.processes import is_same_process, start_time
 
 DOWN_TIMEOUT_S = 20.0
 

@@ -9,6 +9,7 @@ started (by pid, and by membership of the lab's own namespaces) — never by pat
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from lab.network.impairments import (
     render_loss_ruleset,
 )
 from lab.network.nat import conntrack_sysctls, render_nat
+from lab.processes import start_time
 from lab.scenario import NodeConditions
 from lab.topology import Node, Topology
 
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Mininet host names (and so the shells' `mininet:<name>` tag) start with this, which is
 #: how `lab clean` recognises the lab's own namespaces and nothing else.
 HOST_PREFIX = "icelab."
+#: Every process the lab starts, by pid and start time, one JSON line each in the run
+#: directory: what `lab clean` kills after a crash, and nothing else.
+PROCESS_RECORD = "processes.jsonl"
 #: The bridge a `switch` node joins its links with.
 BRIDGE = "br0"
 
@@ -141,6 +146,7 @@ class LabNetwork:
         for node in self.topology.nodes.values():
             host = self.net.addHost(HOST_PREFIX + node.name, ip=None)
             self.hosts[node.name] = host
+            self._record(host.pid, f"shell {node.name}")
             self._namespaces.add(os.readlink(f"/proc/{host.pid}/ns/net"))
         for link in self.topology.links:
             Link(
@@ -203,11 +209,18 @@ class LabNetwork:
         """Start a process in the node's namespace; it is killed at tear-down."""
         process = subprocess.Popen(self.command(node, args), start_new_session=True, **kwargs)  # type: ignore[call-overload]
         self.processes.append(process)
+        self._record(process.pid, f"{node}: {next(iter(args), '')}")
         return process
 
     def adopt(self, process: object) -> None:
         """Track a process started some other way (a forked peer) for tear-down."""
         self.processes.append(process)  # type: ignore[arg-type]
+        self._record(process.pid, "peer")  # type: ignore[attr-defined]
+
+    def _record(self, pid: int, what: str) -> None:
+        entry = {"pid": pid, "start": start_time(pid), "what": what}
+        with open(self.workdir / PROCESS_RECORD, "a") as record:
+            record.write(json.dumps(entry) + "\n")
 
     # -- tear-down ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -11,6 +12,8 @@ import jsonschema
 import pytest
 
 from lab.documents import load_schema
+from lab.network.build import PROCESS_RECORD
+from lab.processes import is_same_process
 
 from .helpers import LAB, leftovers, run_scenario
 
@@ -122,6 +125,18 @@ def test_bad_input_exits_two_with_one_line(tmp_path: Path) -> None:
     assert leftovers() == {"shells": [], "run_dirs": [], "turnservers": []}
 
 
+def recorded_pids(run_dirs: list[str]) -> dict[int, dict]:
+    """Pid -> record (start time, what) of every live process the killed run started."""
+    found = {}
+    for run_dir in run_dirs:
+        record = Path(run_dir) / PROCESS_RECORD
+        for line in record.read_text().splitlines() if record.exists() else []:
+            entry = json.loads(line)
+            if is_same_process(entry["pid"], entry["start"]):
+                found[entry["pid"]] = entry
+    return found
+
+
 def test_lab_clean_removes_what_a_killed_run_left() -> None:
     process = subprocess.Popen(
         [*LAB, "run", "enterprise-firewall", "--timing", "kvs"],
@@ -132,10 +147,15 @@ def test_lab_clean_removes_what_a_killed_run_left() -> None:
     process.kill()  # SIGKILL: no chance to tear anything down
     process.wait(timeout=10)
     left = leftovers()
-    assert left["turnservers"] or left["shells"] or left["run_dirs"], "nothing to clean up?"
+    assert left["run_dirs"], "nothing to clean up?"
+    started = recorded_pids(left["run_dirs"])
+    assert any("turnserver" in entry["what"] for entry in started.values()), started
+    time.sleep(0.5)  # the namespaces' shells exit with their stdin; the servers stay
     completed = subprocess.run([*LAB, "clean"], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert "killed" in completed.stdout
     assert leftovers() == {"shells": [], "run_dirs": [], "turnservers": []}
+    survivors = [e for pid, e in started.items() if is_same_process(pid, e["start"])]
+    assert survivors == [], f"lab clean left processes the run had started: {survivors}"
     again = subprocess.run([*LAB, "clean"], capture_output=True, text=True, timeout=60)
     assert "nothing to clean" in again.stdout

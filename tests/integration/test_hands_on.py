@@ -17,7 +17,7 @@ import pytest
 
 from lab.errors import LabInputError
 from lab.hands_on.launch import start
-from lab.hands_on.processes import daemon_alive, start_time
+from lab.hands_on.processes import daemon_alive
 from lab.hands_on.state import read_state
 from lab.hands_on.teardown import (
     clean_up_state,
@@ -27,6 +27,7 @@ from lab.hands_on.teardown import (
     wait_gone,
     wait_no_leftovers,
 )
+from lab.processes import start_time
 from lab.scenario import load_scenario
 
 from .helpers import LAB, lab

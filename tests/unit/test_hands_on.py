@@ -13,9 +13,10 @@ from lab.errors import LabInputError
 from lab.hands_on.commands import command_line
 from lab.hands_on.display import describe, next_steps, status_document
 from lab.hands_on.launch import already_up
-from lab.hands_on.processes import daemon_alive, marked_processes, parse_start_time, start_time
+from lab.hands_on.processes import daemon_alive, marked_processes
 from lab.hands_on.state import STATE_DIR, read_state, remove_state, state_lock, write_state
 from lab.hands_on.teardown import leftovers
+from lab.processes import parse_start_time, start_time
 from lab.run import RUN_ROOT
 
 

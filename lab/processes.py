@@ -1,0 +1,29 @@
+"""Process identity: a pid alone can be reused, so the lab names a process by its pid
+and its start time, and only ever kills processes it can name that way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def parse_start_time(stat: str) -> int | None:
+    """Start time (clock ticks since boot) from /proc/PID/stat text; None for a zombie."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])  # field 22 of the whole line
+
+
+def start_time(pid: int) -> int | None:
+    """When a live process started (to tell it from a later one with the same pid)."""
+    if pid <= 0:
+        return None
+    try:
+        return parse_start_time(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_same_process(pid: int, started: int | None) -> bool:
+    """Whether `pid` is still the process that started at `started` (not a reuse)."""
+    return started is not None and start_time(pid) == started
