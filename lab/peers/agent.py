@@ -181,7 +181,7 @@ def agent_observations(connection: LabConnection) -> dict[str, Any]:
             "rtt_ms": counters.rtt_ms,
         }
 
-    nominated = connection._nominated.get(1)
+    nominated = connection.selected_pair()
     pairs = merge_duplicate_pairs([pair_record(p) for p in connection.all_pairs])
     return {
         "candidates": [local(c) for c in connection.local_candidates],
@@ -228,6 +228,9 @@ class Viewer(Peer):
         channel = self.pc.createDataChannel("ice-lab")
         echoed = asyncio.Event()
         channel.on("open", lambda: channel.send(PING))
+        # The master closes once it has our DONE; its own DONE may be lost on a lossy
+        # link, so its close is the signal to stop waiting for it.
+        channel.on("close", self.finished.set)
 
         @channel.on("message")
         def on_message(message: Any) -> None:

@@ -150,6 +150,7 @@ class LabConnection(Connection):
         self._nomination_timer: asyncio.TimerHandle | None = None
         self.gathering_s: float | None = None
         self.on_log = on_log or (lambda line: None)
+        self._kept: tuple[list[Candidate], CandidatePair | None] | None = None
 
     # -- gathering ----------------------------------------------------------------------
 
@@ -420,6 +421,24 @@ class LabConnection(Connection):
             return pair.state.name.lower()
         return None
 
+    async def close(self) -> None:
+        """Keep what the agent found before aioice forgets it: close() clears the local
+        candidates and the nominated pair, and the other peer closing the call can close
+        this agent before this peer has reported."""
+        if self._kept is None:
+            self._kept = (self.local_candidates, self._nominated.get(1))
+        await super().close()
+
+    @property
+    def local_candidates(self) -> list[Candidate]:
+        if self._kept is not None:
+            return list(self._kept[0])
+        return Connection.local_candidates.fget(self)  # type: ignore[attr-defined]
+
+    def selected_pair(self) -> CandidatePair | None:
+        """The nominated pair (component 1), also after the agent has been closed."""
+        return self._kept[1] if self._kept is not None else self._nominated.get(1)
+
     async def audit_pairs(self, pacing_s: float, budget_s: float) -> None:
         """Check every pair the agent left unfinished, without nominating it.
 
@@ -427,7 +446,7 @@ class LabConnection(Connection):
         the other pairs waiting or in progress; the lab needs each pair's verdict. Checks
         still unanswered when the budget runs out count as failed (no response in time).
         """
-        if self.remote_password is not None:
+        if self.remote_password is not None and self._kept is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._audit_all(pacing_s), timeout=budget_s)
         for pair in self.all_pairs:
