@@ -189,6 +189,7 @@ def register(app: typer.Typer) -> None:
                 f"error: --nat: unknown preset {', '.join(unknown) or '(none)'} "
                 f"(known: {', '.join(PRESETS)})",
                 highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(EXIT_BAD_INPUT)
         require_root()
