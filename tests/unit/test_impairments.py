@@ -210,6 +210,11 @@ def test_a_node_without_uplink_takes_its_only_interface_and_servers_can_be_impai
 def test_bad_impairments_name_the_file_and_field(
     tmp_path: Path, conditions: str, field: str, phrase: str
 ) -> None:
+    assert_names_field(tmp_path, conditions, field, phrase)
+
+
+def assert_names_field(tmp_path: Path, conditions: str, field: str, phrase: str) -> None:
+    """Loading the scenario fails with one message naming the file, the field, and why."""
     path = scenario_file(tmp_path, conditions)
     with pytest.raises(LabInputError) as error:
         load_scenario(str(path))
@@ -396,12 +401,7 @@ def test_a_list_on_a_node_with_one_interface_needs_no_interface_names(tmp_path: 
 def test_bad_impairment_lists_name_the_file_and_entry(
     tmp_path: Path, conditions: str, field: str, phrase: str
 ) -> None:
-    path = scenario_file(tmp_path, conditions)
-    with pytest.raises(LabInputError) as error:
-        load_scenario(str(path))
-    message = str(error.value)
-    assert message.startswith(f"{path}: {field}: "), message
-    assert phrase in message, message
+    assert_names_field(tmp_path, conditions, f"{field}: ", phrase)
 
 
 def test_a_bad_list_exits_2_naming_the_entry(tmp_path: Path) -> None:
