@@ -259,13 +259,15 @@ class _Checker:
     def fail(self, where: str, message: str) -> LabInputError:
         return LabInputError(f"{self.path}: {where}: {message}")
 
-    def node(self, where: str, name: str, roles: set[str]) -> None:
+    def node(self, where: str, name: str, roles: set[str] | None = None) -> Node:
+        """The named node, which must exist (and have one of `roles`, if given)."""
         node = self.topology.nodes.get(name)
         if node is None:
             known = ", ".join(self.topology.nodes)
             raise self.fail(where, f"no node '{name}' in topology {self.topology.name} ({known})")
-        if node.role not in roles:
+        if roles is not None and node.role not in roles:
             raise self.fail(where, f"node '{name}' is a {node.role}, expected {'/'.join(roles)}")
+        return node
 
     def only_role(self, role: str) -> str:
         names = [n.name for n in self.topology.nodes.values() if n.role == role]
@@ -306,8 +308,7 @@ def _conditions(
         roles = {"nat", "firewall", "router", "peer"}
         if set(condition) <= {"impairments"}:
             roles |= {"stun-turn", "signaling"}  # any node's link can be impaired
-        checker.node(f"conditions.{name}", name, roles)
-        node = topology.node(name)
+        node = checker.node(f"conditions.{name}", name, roles)
         if node.uplink() is None and ("nat" in condition or "firewall" in condition):
             raise checker.fail(f"conditions.{name}", "the node has no gateway, so no uplink")
         default_nat = conditions.get(name, NodeConditions()).nat
@@ -316,7 +317,7 @@ def _conditions(
             if "nat" in condition
             else default_nat
         )
-        firewall = _firewall(condition.get("firewall"), topology, checker, name, server_hosts)
+        firewall = _firewall(condition.get("firewall"), checker, name, server_hosts)
         impairments = _impairments(condition.get("impairments"), node, checker, name)
         listed = isinstance(condition.get("impairments"), list)
         conditions[name] = NodeConditions(nat, firewall, impairments, listed)
@@ -325,7 +326,6 @@ def _conditions(
 
 def _firewall(
     spec: str | dict[str, Any] | None,
-    topology: Topology,
     checker: _Checker,
     name: str,
     server_hosts: list[str] | None,
@@ -337,12 +337,7 @@ def _firewall(
         raise checker.fail(f"{where}.allow_hosts", "only an allowlist has it (preset: allowlist)")
 
     def resolve(field: str, host: str) -> list[str]:
-        if host not in topology.nodes:
-            known = ", ".join(topology.nodes)
-            raise checker.fail(
-                f"{where}.{field}", f"no node '{host}' in topology {topology.name} ({known})"
-            )
-        return topology.node(host).addresses
+        return checker.node(f"{where}.{field}", host).addresses
 
     return firewall_from_spec(spec, resolve, server_hosts or ())
 
