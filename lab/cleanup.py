@@ -7,7 +7,6 @@ Nothing is matched by a pattern over other processes' names.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -15,7 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.network.build import HOST_PREFIX, PROCESS_RECORD, namespace_members, sigkill
+from lab.network.build import (
+    HOST_PREFIX,
+    PROCESS_RECORD,
+    namespace_members,
+    namespace_of,
+    sigkill,
+)
 from lab.processes import is_same_process
 
 SHELL_TAG = ("mininet:" + HOST_PREFIX).encode()
@@ -56,12 +61,10 @@ def recorded_processes(run_root: Path) -> dict[int, str]:
     for record in run_root.glob(f"run-*/{PROCESS_RECORD}"):
         for line in record.read_text().splitlines():
             entry = json.loads(line)
-            if not is_same_process(entry["pid"], entry["start"]):
-                continue
-            with contextlib.suppress(OSError):
-                found[entry["pid"]] = os.readlink(f"/proc/{entry['pid']}/ns/net")
-    own = os.readlink("/proc/self/ns/net")
-    return {pid: ns for pid, ns in found.items() if ns != own}
+            namespace = namespace_of(entry["pid"])
+            if namespace is not None and is_same_process(entry["pid"], entry["start"]):
+                found[entry["pid"]] = namespace
+    return found
 
 
 def clean(run_root: Path) -> CleanReport:

@@ -7,7 +7,6 @@ recorded namespace shells and every process in their namespaces.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -38,27 +37,17 @@ def leftovers(state: dict[str, Any]) -> list[int]:
 def purge(state: dict[str, Any] | None, any_mark: bool = False) -> list[int]:
     """SIGKILL what a network left: its marked processes, its recorded shells, and every
     process in their namespaces. Removes its state file and run directory too."""
-    from lab.network.build import namespace_members, sigkill
+    from lab.network.build import namespace_members, namespaces_of, sigkill
 
     ours = set(marked_processes(None)) if any_mark else set()
     if state is not None:
         ours |= set(leftovers(state))
-    targets = (ours | set(namespace_members(_namespaces_of(ours)))) - {os.getpid()}
+    targets = (ours | set(namespace_members(namespaces_of(ours)))) - {os.getpid()}
     killed = sigkill(sorted(targets))
     if state is not None:
         _remove_run_directory(state)
         remove_state(pid=state.get("pid"))
     return killed
-
-
-def _namespaces_of(pids: set[int]) -> set[str]:
-    """The network namespaces `pids` are in, never the machine's own."""
-    namespaces = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            namespaces.add(os.readlink(f"/proc/{pid}/ns/net"))
-    namespaces.discard(os.readlink("/proc/self/ns/net"))
-    return namespaces
 
 
 def _remove_run_directory(state: dict[str, Any]) -> None:

@@ -274,6 +274,20 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
+def namespace_of(pid: int) -> str | None:
+    """The network namespace `pid` is in; None if it is gone or in the machine's own."""
+    try:
+        namespace = os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return None if namespace == os.readlink("/proc/self/ns/net") else namespace
+
+
+def namespaces_of(pids: Iterable[int]) -> set[str]:
+    """The network namespaces `pids` are in, never the machine's own."""
+    return {ns for ns in map(namespace_of, pids) if ns is not None}
+
+
 def namespace_members(namespaces: set[str]) -> list[int]:
     """Pids of every process whose network namespace is one of `namespaces`."""
     members = []
