@@ -99,7 +99,7 @@ def render_node_setup(
         commands.append(f"ip route add default via {node.gateway}")
     commands.append(_sysctl(sysctls))
     for impairment in conditions.impairments if conditions else ():
-        commands += render_impairments(node, impairment)  # one interface each
+        commands += render_impairments(impairment)  # one interface each
     ruleset += render_loss_ruleset(losses)
     return NodeSetup(commands, ruleset, [_sysctl(conntrack)] if conntrack else [])
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.topology import Interface, Node, Topology
+from lab.topology import Interface, Topology
 
 DIRECTIONS = ("both", "out", "in")
 #: How much traffic a TBF queues before it drops (its `latency`), in ms.
@@ -126,7 +126,7 @@ def _qdiscs(device: str, impairments: Impairments) -> list[str]:
     return commands
 
 
-def render_impairments(node: Node, impairments: Impairments | None) -> list[str]:
+def render_impairments(impairments: Impairments | None) -> list[str]:
     """Shell commands (run in the node's namespace) for rate, delay and jitter (pure)."""
     if impairments is None:
         return []

@@ -25,12 +25,11 @@ from lab.topology import load_topology
 
 TOPOLOGY = load_topology("two-homes")
 VIEWER = TOPOLOGY.node("viewer")
-VIEWER_GW = TOPOLOGY.node("viewer-gw")
 
 
 def test_loss_both_ways_drops_on_arrival_at_both_ends_of_the_link() -> None:
     loss = Impairments("eth1", loss_percent=12.5)
-    assert render_impairments(VIEWER_GW, loss) == []  # no tc for loss
+    assert render_impairments(loss) == []  # no tc for loss
     losses = arrival_losses(TOPOLOGY, {"viewer-gw": (loss,), "master": ()})
     # Arriving at viewer-gw's eth1; leaving it, dropped where it arrives: internet's eth0.
     assert losses == {
@@ -70,11 +69,11 @@ def test_no_loss_no_table() -> None:
     assert arrival_losses(TOPOLOGY, {"viewer": (Impairments("eth0", rate_kbit=1000),)}) == {}
     assert arrival_losses(TOPOLOGY, {"viewer": ()}) == {}
     assert render_loss_ruleset([]) == ""
-    assert render_impairments(VIEWER, None) == []
+    assert render_impairments(None) == []
 
 
 def test_rate_only_shapes_egress_and_ingress_through_an_ifb() -> None:
-    commands = render_impairments(VIEWER, Impairments("eth0", rate_kbit=2000))
+    commands = render_impairments(Impairments("eth0", rate_kbit=2000))
     tbf = "tbf rate 2000kbit burst 3200 latency 100ms"
     assert commands == [
         f"tc qdisc add dev eth0 root handle 1: {tbf}",
@@ -88,7 +87,7 @@ def test_rate_only_shapes_egress_and_ingress_through_an_ifb() -> None:
 
 
 def test_fast_rates_get_a_bucket_of_ten_milliseconds() -> None:
-    commands = render_impairments(VIEWER, Impairments("eth0", rate_kbit=100_000, direction="out"))
+    commands = render_impairments(Impairments("eth0", rate_kbit=100_000, direction="out"))
     tbf = "tbf rate 100000kbit burst 125000 latency 100ms"
     assert commands == [f"tc qdisc add dev eth0 root handle 1: {tbf}"]
 
@@ -106,7 +105,7 @@ def test_loss_and_rate_render_both_the_table_and_the_qdiscs() -> None:
 
 def test_delay_jitter_and_rate_put_tbf_under_netem_for_the_vm() -> None:
     shaped = Impairments("eth1", rate_kbit=1000, delay_ms=40, jitter_ms=5)
-    commands = render_impairments(VIEWER_GW, shaped)
+    commands = render_impairments(shaped)
     tbf = "tbf rate 1000kbit burst 3200 latency 100ms"
     egress = [
         "tc qdisc add dev eth1 root handle 1: netem delay 40ms 5ms",
@@ -123,7 +122,7 @@ def test_delay_jitter_and_rate_put_tbf_under_netem_for_the_vm() -> None:
 
 
 def test_delay_alone_one_way() -> None:
-    commands = render_impairments(VIEWER, Impairments("eth0", delay_ms=25, direction="in"))
+    commands = render_impairments(Impairments("eth0", delay_ms=25, direction="in"))
     assert commands[-1] == "tc qdisc add dev ifb-eth0 root handle 1: netem delay 25ms"
     assert not any("dev eth0 root" in c for c in commands)
     assert Impairments("eth0", delay_ms=25, direction="in").added_rtt_ms == 25
