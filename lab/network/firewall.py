@@ -143,8 +143,14 @@ def firewall_from_spec(
     )
 
 
-def _set(items: tuple[str, ...]) -> str:
+def _set(items: Sequence[str]) -> str:
+    """One nftables value, or an anonymous set of several."""
     return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def interface_set(names: Sequence[str]) -> str:
+    """Interface names for `iifname`/`oifname`: quoted, one or a set (NAT rules use it too)."""
+    return _set([f'"{name}"' for name in names])
 
 
 def _match(rule: Rule, outbound: bool) -> str:
@@ -196,7 +202,7 @@ def _between_inside_rules(policy: FirewallPolicy, inside_set: str) -> list[str]:
 
 def render_firewall(policy: FirewallPolicy, uplink: str, inside: list[str]) -> str:
     """An nftables table filtering forwarded traffic between `inside` interfaces and `uplink`."""
-    inside_set = _set(tuple(f'"{name}"' for name in inside))
+    inside_set = interface_set(inside)
     out_selector = f'iifname {inside_set} oifname "{uplink}"'
     in_selector = f'iifname "{uplink}" oifname {inside_set}'
     rules = ["ct state established,related accept", "ct state invalid drop"]

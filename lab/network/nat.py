@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab.errors import LabInputError
+from lab.network.firewall import interface_set
 
 EI = "endpoint-independent"
 AD = "address-dependent"
@@ -77,11 +78,6 @@ def nat_from_spec(spec: str | dict[str, Any] | None, where: str) -> NatBehaviour
         if fields.get(key, EI) not in BEHAVIOURS:
             raise LabInputError(f"{where}.{key}: unknown behaviour '{fields[key]}'")
     return NatBehaviour(**fields)
-
-
-def _set(names: list[str]) -> str:
-    quoted = [f'"{n}"' for n in names]
-    return quoted[0] if len(quoted) == 1 else "{ " + ", ".join(quoted) + " }"
 
 
 def _declarations(timeout: int) -> list[str]:
@@ -152,7 +148,7 @@ def _hairpin(
     with the sender's public address as source (RFC 4787 REQ-9)."""
     if not behaviour.hairpinning or not inside:
         return [], []
-    lan = _set(inside)
+    lan = interface_set(inside)
     dnat = [f"iifname {lan} ip daddr {public} meta l4proto udp dnat ip to udp dport map @inbound"]
     looped = f"iifname {lan} oifname {lan} ct status dnat meta l4proto udp"
     snat = []
@@ -181,7 +177,7 @@ def render_nat(behaviour: NatBehaviour, uplink: str, public: str, inside: list[s
     if not behaviour.hairpinning and inside:
         input_rules += [
             "# No hairpinning: inside packets to the public address are dropped.",
-            f"iifname {_set(inside)} ip daddr {public} meta l4proto udp drop",
+            f"iifname {interface_set(inside)} ip daddr {public} meta l4proto udp drop",
         ]
     chains = {
         "postrouting": ("type nat hook postrouting priority srcnat;", postrouting),
