@@ -29,8 +29,7 @@ def network_conditions(scenario: Scenario) -> dict[str, Any]:
     """The network the result was observed on, so a saved result describes itself: the
     topology and each node's NAT behaviour, firewall and impairments (one object, or a list
     with one entry per impaired interface, as the scenario wrote them)."""
-    resolved = scenario.resolved()
-    return {"topology": scenario.topology.name, "conditions": resolved["conditions"]}
+    return {"topology": scenario.topology.name, "conditions": scenario.resolved_conditions()}
 
 
 def build_result(

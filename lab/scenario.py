@@ -136,6 +136,17 @@ class Scenario:
             default=0.0,
         )
 
+    def resolved_conditions(self) -> dict[str, Any]:
+        """Each node's NAT behaviour, firewall and impairments, spelled out."""
+        return {
+            node: {
+                "nat": c.nat.describe() if c.nat else None,
+                "firewall": _firewall_doc(c.firewall),
+                "impairments": c.describe_impairments(),
+            }
+            for node, c in self.conditions.items()
+        }
+
     def resolved(self) -> dict[str, Any]:
         """The scenario with defaults filled in and the topology spelled out (`lab show`)."""
         return {
@@ -144,14 +155,7 @@ class Scenario:
             "teaches": self.teaches,
             "source": str(self.source),
             "topology": self.topology.resolved(),
-            "conditions": {
-                node: {
-                    "nat": c.nat.describe() if c.nat else None,
-                    "firewall": _firewall_doc(c.firewall),
-                    "impairments": c.describe_impairments(),
-                }
-                for node, c in self.conditions.items()
-            },
+            "conditions": self.resolved_conditions(),
             "peers": {r: {"host": p.host, "mode": p.mode} for r, p in self.peers.items()},
             "servers": {
                 "stun_turn": (
