@@ -44,6 +44,11 @@ class Mode(StrEnum):
     disabled = "disabled"
 
 
+class Agent(StrEnum):
+    aiortc = "aiortc"
+    chromium = "chromium"
+
+
 class Servers(StrEnum):
     coturn = "coturn"
     mock = "mock"
@@ -124,6 +129,15 @@ def run(
     viewer_mode: Annotated[Mode | None, typer.Option(help="the viewer's mode")] = None,
     master_mode: Annotated[Mode | None, typer.Option(help="the master's mode")] = None,
     servers: Annotated[Servers | None, typer.Option(help="STUN/TURN server software")] = None,
+    viewer: Annotated[
+        Agent | None, typer.Option(help="the viewer's ICE agent (default: the scenario's)")
+    ] = None,
+    master: Annotated[
+        Agent | None, typer.Option(help="the master's ICE agent (default: the scenario's)")
+    ] = None,
+    reveal_host_addresses: Annotated[
+        bool, typer.Option(help="browsers announce real host addresses, not mDNS names")
+    ] = False,
     keep: Annotated[bool, typer.Option(help="keep the run directory (configs, logs)")] = False,
     log: Annotated[
         str | None, typer.Option(help="kvs: print the lines the KVS C SDK would log")
@@ -150,6 +164,9 @@ def run(
         viewer_mode=viewer_mode.value if viewer_mode else None,
         master_mode=master_mode.value if master_mode else None,
         keep_workdir=keep,
+        viewer_agent=viewer.value if viewer else None,
+        master_agent=master.value if master else None,
+        reveal_host_addresses=reveal_host_addresses,
     )
     try:
         loaded = load_scenario(scenario)

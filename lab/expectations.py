@@ -120,16 +120,37 @@ def _failing_check(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, An
 
     def matches(pair: dict[str, Any]) -> bool:
         failure = pair.get("failure") or {}
+        # A browser pair still unanswered when the lab's budget ran out timed out by that
+        # budget, although the browser itself would have kept trying.
+        gave_up = pair["state"] == "in-progress" and failure.get("reason") == "timeout"
         return (
-            pair["state"] == "failed"
+            (pair["state"] == "failed" or gave_up)
             and failure.get("reason", spec.get("reason"))
             == spec.get("reason", failure.get("reason"))
             and ("code" not in spec or failure.get("code") == spec["code"])
         )
 
     observed = sorted({f"{p['state']}:{(p.get('failure') or {}).get('reason')}" for p in pairs})
+    unformed = [] if pairs else _unresolvable(result, agents, remote)
+    if unformed:
+        observed = [f"not formed: {', '.join(unformed)}"]
     return {
         "check": label,
-        "met": bool(pairs) and all(matches(p) for p in pairs),
+        "met": (bool(pairs) and all(matches(p) for p in pairs)) or bool(unformed),
         "observed": observed,
     }
+
+
+def _unresolvable(result: dict[str, Any], agents: list[str], remote: list[str]) -> list[str]:
+    """Why no pair of these types could even be formed: the remote candidates were mDNS
+    names that did not resolve (a browser's host candidates seen across a NAT)."""
+    reasons = []
+    for agent in agents:
+        names = [
+            c["address"]
+            for c in result["peers"][agent].get("unresolved_remote_candidates") or []
+            if c["type"] in remote
+        ]
+        if names:
+            reasons.append(f"{agent} could not resolve the mDNS name(s) {', '.join(names)}")
+    return reasons

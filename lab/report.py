@@ -19,9 +19,9 @@ from lab.observations import merge_pairs, selected_pairs
 from lab.scenario import Scenario
 
 PEER_FIELDS = (
-    "host", "mode", "candidates", "remote_candidates", "gathering_errors",
-    "skipped_servers", "ice_state", "ice_states", "ice_role", "gathering_s", "connected_s",
-    "error",
+    "host", "mode", "agent", "software", "host_addresses", "candidates", "remote_candidates",
+    "unresolved_remote_candidates", "gathering_errors", "skipped_servers", "ice_state",
+    "ice_states", "ice_role", "gathering_s", "connected_s", "error",
 )  # fmt: skip
 
 
@@ -183,8 +183,18 @@ def _cell(pair: dict[str, Any] | None, selected: bool) -> str:
     return f"[bold]*{text}[/bold]" if selected else text
 
 
+def _address(candidate: dict[str, Any]) -> str:
+    """The address, an mDNS name cut to its first 8 characters (`1d5aeb18….local`)."""
+    address = candidate["address"]
+    if address.endswith(".local") and len(address) > 14:
+        return address[:8] + "….local"
+    return address
+
+
 def _short(candidate: dict[str, Any]) -> str:
-    label = f"{candidate['type']} {candidate['address']}:{candidate['port']}"
+    label = f"{candidate['type']} {_address(candidate)}:{candidate['port']}"
+    if candidate.get("protocol") == "tcp":
+        label += f" tcp/{candidate.get('tcp_type', '')}".rstrip("/")
     if candidate.get("relay_protocol"):
         label += f"/{candidate['relay_protocol']}"
     return label
@@ -235,12 +245,17 @@ def _header(candidate: dict[str, Any]) -> str:
     kind = candidate["type"] + (
         f"/{candidate['relay_protocol']}" if candidate.get("relay_protocol") else ""
     )
+    if candidate["address"].endswith(".local"):
+        return f"{kind}\n{candidate['address'][:4]}….local:{candidate['port']}"
     host = candidate["address"].rsplit(".", 1)[-1]
     return f"{kind}\n.{host}:{candidate['port']}"
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return (a["address"], a["port"]) == (b["address"], b["port"])
+    def key(c: dict[str, Any]) -> tuple[Any, ...]:
+        return (c["address"], c["port"], c.get("protocol", "udp"))
+
+    return key(a) == key(b)
 
 
 def _render_server_log(result: dict[str, Any], console: Console) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from lab.errors import LabInputError
 from lab.network.build import LabNetwork
+from lab.peers.agents import require_agent
 from lab.peers.launch import peer_config, run_peers
 from lab.peers.timing import PROFILES, for_links
 from lab.preflight import require_impairment_support, require_root, require_tools
@@ -43,6 +44,9 @@ class RunOptions:
     master_mode: str | None = None
     keep_workdir: bool = False
     kvs_log: bool = False
+    viewer_agent: str | None = None
+    master_agent: str | None = None
+    reveal_host_addresses: bool = False
 
 
 @contextmanager
@@ -98,6 +102,18 @@ def peer_modes(scenario: Scenario, options: RunOptions) -> dict[str, str]:
     return modes
 
 
+def peer_agents(scenario: Scenario, options: RunOptions) -> dict[str, str]:
+    """The ICE agent of each peer: the command line's, else the scenario's; checked here so
+    a missing browser is bad input (exit 2) before anything is built."""
+    agents = {}
+    for role in ("viewer", "master"):
+        override = getattr(options, f"{role}_agent")
+        agents[role] = override or scenario.peers[role].agent
+        where = f"--{role}" if override else f"{scenario.source}: peers.{role}.agent"
+        require_agent(agents[role], where)
+    return agents
+
+
 def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
     """Build the network, run both peers, tear everything down; return the result."""
     require_root()
@@ -109,6 +125,7 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
         )
     require_tools(need_coturn=software == "coturn")
     require_impairment_support(scenario)
+    agents = peer_agents(scenario, options)
     profile = for_links(
         PROFILES[options.timing or scenario.timing], scenario.added_rtt_ms, scenario.loss_percent
     )
@@ -123,7 +140,15 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             modes = peer_modes(scenario, options)
             configs = {
                 role: peer_config(
-                    scenario, servers, role, modes[role], profile, workdir, options.kvs_log
+                    scenario,
+                    servers,
+                    role,
+                    modes[role],
+                    profile,
+                    workdir,
+                    options.kvs_log,
+                    agents[role],
+                    options.reveal_host_addresses,
                 )
                 for role in ("viewer", "master")
             }

@@ -65,6 +65,8 @@ class PeerPlacement:
     role: str
     host: str
     mode: str = "stun-turn"
+    agent: str = "aiortc"  # which ICE agent runs this peer (lab/peers/agents.py)
+    reveal_host_addresses: bool = False  # a browser announces its real host addresses
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,11 @@ class Scenario:
             "source": str(self.source),
             "topology": self.topology.resolved(),
             "conditions": self.resolved_conditions(),
-            "peers": {r: {"host": p.host, "mode": p.mode} for r, p in self.peers.items()},
+            "peers": {
+                r: {"host": p.host, "mode": p.mode, "agent": p.agent}
+                | ({"reveal_host_addresses": True} if p.reveal_host_addresses else {})
+                for r, p in self.peers.items()
+            },
             "servers": {
                 "stun_turn": (
                     {
@@ -222,7 +228,13 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     """Turn a schema-valid scenario document into a checked Scenario."""
     checker = _Checker(path, topology)
     peers = {
-        role: PeerPlacement(role, spec["host"], spec.get("mode", "stun-turn"))
+        role: PeerPlacement(
+            role,
+            spec["host"],
+            spec.get("mode", "stun-turn"),
+            spec.get("agent", "aiortc"),
+            spec.get("reveal_host_addresses", False),
+        )
         for role, spec in document["peers"].items()
     }
     for role, placement in peers.items():

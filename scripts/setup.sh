@@ -45,7 +45,9 @@ check_distribution() {
 
 # The same names on Debian 12 and Ubuntu 24.04. On Ubuntu, mininet and coturn come from the
 # universe component, which Ubuntu's server, cloud and Vagrant images enable.
-SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make)
+# chromium is the browser peer (`--viewer chromium`); libnss3-tools gives certutil, which
+# trusts a run's CA in the browser's per-run NSS database (TURN over TLS, wss signaling).
+SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make chromium libnss3-tools)
 # CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
 # takes about 25 MB installed, which a lab machine or the VM has no use for.
 if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi

@@ -27,6 +27,8 @@ class PeerConfig:
     timing: dict[str, Any]
     result_path: str
     kvs_log: bool = False
+    agent: str = "aiortc"  # lab/peers/agents.py
+    reveal_host_addresses: bool = False  # browsers: real host addresses instead of mDNS names
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:

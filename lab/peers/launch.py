@@ -46,7 +46,10 @@ def peer_config(
     profile: TimingProfile,
     workdir: Path,
     kvs_log: bool,
+    agent: str | None = None,
+    reveal_host_addresses: bool = False,
 ) -> PeerConfig:
+    """What the peer process of `role` needs; `agent` overrides the scenario's."""
     from lab.peers.signaling_client import channel_url
 
     placement = scenario.peers[role]
@@ -62,6 +65,8 @@ def peer_config(
         timing=profile.as_dict(),
         result_path=str(workdir / f"{role}.observations.json"),
         kvs_log=kvs_log,
+        agent=agent or placement.agent,
+        reveal_host_addresses=reveal_host_addresses or placement.reveal_host_addresses,
     )
 
 

@@ -1,6 +1,7 @@
-"""A WebRTC peer process (aiortc) in its own namespace: the viewer offers, the master answers.
+"""The aiortc peer: a WebRTC peer process in its own namespace; the viewer offers, the
+master answers.
 
-Run as `python -m lab.peers.agent CONFIG.json` inside a lab host. The peer signals
+Run as `python -m lab.peers.aiortc_peer CONFIG.json` inside a lab host. The peer signals
 through the lab's KVS-like server, opens a data channel, echoes a message (so
 "connected" means data flowed) and writes what its ICE agent saw to a JSON file.
 """
@@ -17,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiortc
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, rtcicetransport
+from aiortc.sdp import candidate_from_sdp
 
 from lab.observations import candidate_record, pair_priority
 from lab.peers.config import PeerConfig
@@ -78,6 +81,8 @@ class Peer:
         self.ice_failed = asyncio.Event()
         self.finished = asyncio.Event()  # SIGTERM, or the channel closed
         self.peer_done = asyncio.Event()  # the other peer finished its checks
+        self.trickle: asyncio.Task[None] | None = None
+        self.early_candidates: list[dict[str, Any]] = []
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
 
     def _ice_state_changed(self) -> None:
@@ -94,7 +99,38 @@ class Peer:
                 message = await signaling.receive()
                 if message.message_type == message_type:
                     return message
+                if message.message_type == "ICE_CANDIDATE" and message.payload is not None:
+                    self.early_candidates.append(message.payload)  # before the description
+                    continue
                 log.info("signaling: ignored %s", message.message_type)
+
+    def accept_trickled_candidates(self, signaling: SignalingClient) -> None:
+        """Apply the candidates the other peer trickles (a browser does; aiortc puts its
+        own in the SDP), until the call ends."""
+        self.trickle = asyncio.create_task(self._trickled(signaling))
+
+    async def _trickled(self, signaling: SignalingClient) -> None:
+        for payload in self.early_candidates:
+            await self.add_remote_candidate(payload)
+        while True:
+            message = await signaling.receive()
+            if message.message_type == "ICE_CANDIDATE" and message.payload is not None:
+                await self.add_remote_candidate(message.payload)
+
+    async def add_remote_candidate(self, payload: dict[str, Any]) -> None:
+        text = payload.get("candidate") or ""
+        if not text:  # end-of-candidates (RFC 8838)
+            await self.pc.addIceCandidate(None)
+            return
+        try:
+            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+        except (ValueError, IndexError):
+            log.info("ignored a remote candidate aiortc cannot parse: %s", text)
+            return
+        candidate.sdpMid = payload.get("sdpMid")
+        candidate.sdpMLineIndex = payload.get("sdpMLineIndex")
+        log.info("remote candidate trickled: %s", text)
+        await self.pc.addIceCandidate(candidate)
 
     def remaining(self) -> float:
         """Seconds left of the check budget (the C SDK's connectivity check timeout)."""
@@ -141,6 +177,8 @@ class Peer:
             "role": self.config.role,
             "host": self.config.host,
             "mode": self.config.mode,
+            "agent": "aiortc",
+            "software": {"name": "aiortc", "version": aiortc.__version__},
             "ice_state": self.pc.iceConnectionState,
             "ice_states": list(self.ice_states),
             "connected_s": self.connected_s,
@@ -242,6 +280,7 @@ class Viewer(Peer):
         await signaling.send_sdp(_description(self.pc), recipient=None)
         answer = await self.wait_for(signaling, "SDP_ANSWER")
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer.payload))
+        self.accept_trickled_candidates(signaling)
         await self.wait_outcome(echoed)
         if echoed.is_set():
             self.echo = True
@@ -258,6 +297,7 @@ class Master(Peer):
         self.pc.on("datachannel", lambda channel: self._serve(channel, connected))
         offer = await self.wait_for(signaling, "SDP_OFFER")
         await self.pc.setRemoteDescription(RTCSessionDescription(**offer.payload))
+        self.accept_trickled_candidates(signaling)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await signaling.send_sdp(_description(self.pc), recipient=offer.sender_client_id)
         await self.wait_outcome(connected)
@@ -300,6 +340,8 @@ async def main_async(config: PeerConfig) -> dict[str, Any]:
         log.exception("peer failed")
         peer.error = f"{type(exc).__name__}: {exc}"
     observations = peer.observations()
+    if peer.trickle is not None:
+        peer.trickle.cancel()
     await peer.pc.close()
     if signaling is not None:
         await signaling.close()

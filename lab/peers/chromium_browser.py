@@ -1,0 +1,159 @@
+"""A headless Chromium for one peer: its own profile and certificate store, started in the
+peer's network namespace (every browser process inherits it), driven over a DevTools pipe.
+
+The run's CA is trusted the way a user's machine trusts a CA, in the profile's NSS
+database (`certutil`), never with a flag that ignores certificates: a TURN server or a
+signaling server whose certificate does not validate fails in the browser as it would
+for a customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.peers.cdp import DevToolsPipe
+
+#: The browser itself before the distribution's wrapper script (which only adds flags
+#: from /etc/chromium.d and costs a shell start).
+BINARIES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
+PR_SET_PDEATHSIG = 1
+CA_NICKNAME = "ice-lab run CA"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",  # root cannot use Chromium's sandbox
+    "--no-zygote",  # fewer processes, faster start (needs --no-sandbox)
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    # No traffic of the browser's own: the namespace has only lab addresses.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--metrics-recording-only",
+    # A headless page is a background page: timers must not be throttled mid-call.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--allow-file-access-from-files",
+    "--remote-debugging-pipe",
+)
+#: Chromium's own name for what `--reveal-host-addresses` turns off.
+MDNS_FEATURE = "WebRtcHideLocalIpsWithMdns"
+
+
+def chromium_binary() -> str | None:
+    """The Chromium executable to run, or None if the distribution's package is missing."""
+    for name in BINARIES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def trust_ca(home: Path, ca_file: Path) -> None:
+    """Create the profile's NSS database and trust the run's CA for TLS servers in it."""
+    database = home / ".pki" / "nssdb"
+    database.mkdir(parents=True, exist_ok=True)
+    store = f"sql:{database}"
+    for args in (
+        ["-N", "--empty-password"],
+        ["-A", "-n", CA_NICKNAME, "-t", "C,,", "-i", str(ca_file)],
+    ):
+        subprocess.run(["certutil", "-d", store, *args], check=True, capture_output=True)
+
+
+def browser_flags(profile: Path, reveal_host_addresses: bool) -> list[str]:
+    flags = [*FLAGS, f"--user-data-dir={profile / 'data'}"]
+    if reveal_host_addresses:
+        flags.append(f"--disable-features={MDNS_FEATURE}")
+    return flags
+
+
+def _high_pipe() -> tuple[int, int]:
+    """A pipe whose ends are above 9 (close-on-exec), so that moving them onto the
+    browser's fds 3 and 4 can never overwrite one with the other."""
+    ends = []
+    for fd in os.pipe():
+        ends.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+        os.close(fd)
+    return ends[0], ends[1]
+
+
+def _child_setup(command_read: int, reply_write: int) -> Callable[[], None]:
+    def setup() -> None:
+        # The browser dies with the peer process that drives it, whatever kills that.
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.dup2(command_read, 3)
+        os.dup2(reply_write, 4)
+
+    return setup
+
+
+@dataclass
+class Browser:
+    process: subprocess.Popen[bytes]
+    devtools: DevToolsPipe
+    profile: Path
+
+    @property
+    async def version(self) -> dict[str, str]:
+        """{name, version} from the browser itself ("HeadlessChrome/156.0..." -> 156.0...)."""
+        info = await self.devtools.call("Browser.getVersion")
+        product = info.get("product", "")
+        match = re.search(r"/([0-9.]+)$", product)
+        return {
+            "name": "chromium",
+            "version": match.group(1) if match else product,
+            "product": product,
+            "user_agent": info.get("userAgent", ""),
+        }
+
+    async def close(self) -> None:
+        """Close the browser, kill it if it lingers, remove the profile."""
+        with contextlib.suppress(Exception):  # already gone, or hung: killed below
+            await asyncio.wait_for(self.devtools.call("Browser.close"), timeout=1.0)
+        self.devtools.close()
+        try:
+            await asyncio.to_thread(self.process.wait, 1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait, 5.0)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+async def launch(
+    binary: str, profile: Path, ca_file: Path, reveal_host_addresses: bool, log: Any
+) -> Browser:
+    """Start a browser with a fresh profile under `profile` that trusts `ca_file`."""
+    profile.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(trust_ca, profile, ca_file)
+    command_read, command_write = _high_pipe()
+    reply_read, reply_write = _high_pipe()
+    environment = {**os.environ, "HOME": str(profile)}
+    process = subprocess.Popen(
+        [binary, *browser_flags(profile, reveal_host_addresses), "about:blank"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        env=environment,
+        close_fds=False,  # fds 3 and 4 are made in the child; the lab's own are CLOEXEC
+        preexec_fn=_child_setup(command_read, reply_write),
+    )
+    os.close(command_read)
+    os.close(reply_write)
+    return Browser(process, DevToolsPipe(reply_read, command_write), profile)

@@ -1,0 +1,179 @@
+"""The Chromium peer: a headless browser in the peer's namespace runs the project's page
+(lab/peers/page/), which signals, connects and echoes; this process drives it over the
+DevTools pipe and writes what the page's getStats() saw, in the aiortc peer's format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from lab.peers import chromium_stats
+from lab.peers.cdp import DevToolsError
+from lab.peers.chromium_browser import Browser, chromium_binary, launch
+from lab.peers.config import PeerConfig
+from lab.peers.ice_servers import parse_url, plan_servers
+
+log = logging.getLogger("lab.peer.chromium")
+PAGE = Path(__file__).parent / "page" / "peer.html"
+
+
+def page_ice_servers(config: PeerConfig) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The RTCIceServer list the page passes to RTCPeerConnection, and the URLs left out
+    by the NAT traversal mode (with the reason), as the aiortc peer records them."""
+    servers, skipped = [], []
+    for server in config.ice_servers:
+        plan = plan_servers([parse_url(u) for u in server.urls], config.mode)
+        skipped += [{"url": s.url, "reason": s.reason} for s in plan.skipped]
+        urls = [u.url for u in (*plan.stun, *plan.turn)]
+        if not urls:
+            continue
+        entry: dict[str, Any] = {"urls": urls}
+        if server.username is not None:
+            entry |= {"username": server.username, "credential": server.password}
+        servers.append(entry)
+    return servers, skipped
+
+
+def page_config(config: PeerConfig, servers: list[dict[str, Any]]) -> dict[str, Any]:
+    timing = config.timing
+    # After the outcome, pairs still checking get one STUN transaction's worth of time
+    # (the fast profile's 0.45 s), at most what is left of the check budget.
+    transaction_s = timing["stun_rto_s"] * (2 ** (timing["stun_retries"] + 1) - 1)
+    return {
+        "role": config.role,
+        "signaling_url": config.signaling_url,
+        "ice_servers": servers,
+        "ice_transport_policy": "relay" if config.mode == "turn-only" else "all",
+        "send_end_of_candidates": True,
+        "timing": {
+            "signaling_timeout_s": timing["signaling_timeout_s"],
+            "check_timeout_s": timing["check_timeout_s"],
+            "settle_s": min(transaction_s, timing["check_timeout_s"]),
+        },
+    }
+
+
+class PageSession:
+    """The browser's one page, attached over the DevTools pipe, running peer.html."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.session: str | None = None
+        self.loaded = asyncio.Event()
+        browser.devtools.listen(self._event)
+
+    def _event(self, method: str, params: dict[str, Any], session: str | None) -> None:
+        if method == "Page.loadEventFired":
+            self.loaded.set()
+        elif method == "Runtime.consoleAPICalled":
+            text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+            log.info("page console: %s", text)
+        elif method == "Runtime.exceptionThrown":
+            log.error("page exception: %s", params["exceptionDetails"].get("text"))
+
+    async def open(self, page: Path) -> None:
+        devtools = self.browser.devtools
+        targets = await devtools.call("Target.getTargets")
+        pages = [t for t in targets["targetInfos"] if t["type"] == "page"]
+        if pages:
+            target = pages[0]["targetId"]
+        else:
+            target = (await devtools.call("Target.createTarget", {"url": "about:blank"}))[
+                "targetId"
+            ]
+        attached = await devtools.call(
+            "Target.attachToTarget", {"targetId": target, "flatten": True}
+        )
+        self.session = attached["sessionId"]
+        await self.call("Page.enable")
+        await self.call("Runtime.enable")
+        await self.call("Page.navigate", {"url": page.resolve().as_uri()})
+        await self.loaded.wait()
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.browser.devtools.call(method, params, session=self.session)
+
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression (a promise is awaited)."""
+        reply = await self.call(
+            "Runtime.evaluate",
+            {"expression": expression, "awaitPromise": True, "returnByValue": True},
+        )
+        if "exceptionDetails" in reply:
+            details = reply["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise DevToolsError(f"page: {text}")
+        return reply["result"].get("value")
+
+
+def base_observations(config: PeerConfig, skipped: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "role": config.role,
+        "host": config.host,
+        "mode": config.mode,
+        "agent": "chromium",
+        "skipped_servers": skipped,
+        "host_addresses": "revealed" if config.reveal_host_addresses else "mdns",
+    }
+
+
+def nothing_observed(error: str) -> dict[str, Any]:
+    return {"candidates": [], "pairs": [], "selected": None, "error": error}
+
+
+async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
+    """Start the browser, run the page to the end (or until `stop`), return observations."""
+    servers, skipped = page_ice_servers(config)
+    base = base_observations(config, skipped)
+    binary = chromium_binary()
+    if binary is None:
+        return base | nothing_observed("chromium is not installed (make setup installs it)")
+    profile = Path(config.result_path).with_name(f"{config.role}.chromium-profile")
+    browser = await launch(
+        binary, profile, Path(config.ca_file), config.reveal_host_addresses, sys.stderr
+    )
+    try:
+        base["software"] = await browser.version
+        page = PageSession(browser)
+        await page.open(PAGE)
+        run = asyncio.create_task(
+            page.evaluate(f"icelab.run({json.dumps(page_config(config, servers))})")
+        )
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([run, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if run.done():
+            report = run.result()
+        else:  # SIGTERM: report what the page has seen so far
+            run.cancel()
+            report = await page.evaluate("icelab.report()")
+            report["error"] = report.get("error") or "stopped by the lab before the call ended"
+        return chromium_stats.observations(report, base)
+    except (DevToolsError, OSError) as exc:
+        log.exception("browser peer failed")
+        return base | nothing_observed(str(exc))
+    finally:
+        await browser.close()
+
+
+async def main_async(config: PeerConfig) -> dict[str, Any]:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    return await drive(config, stop)
+
+
+def run_peer(config_path: Path) -> None:
+    """Run one browser peer to the end and write its observations (the process's job)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(relativeCreated)6.0fms %(name)s %(message)s",
+    )
+    config = PeerConfig.read(config_path)
+    observations = asyncio.run(main_async(config))
+    Path(config.result_path).write_text(json.dumps(observations, indent=2))

@@ -1,0 +1,268 @@
+// One side of the call in the browser: the viewer offers and opens the data channel, the
+// master answers and echoes. Same protocol as the aiortc peer (lab/peers/aiortc.py): a
+// ping echoed over the data channel means "connected"; "ice-lab done" means "I have
+// finished watching my pairs; you may close". Candidates are trickled over signaling, as
+// the KVS JavaScript SDK does.
+"use strict";
+
+const PING = "ice-lab ping";
+const DONE = "ice-lab done";
+const FINAL_PAIR_STATES = new Set(["succeeded", "failed"]);
+
+const icelab = {
+  started: performance.now(),
+  pc: null,
+  log: [],
+  iceStates: [],
+  gatheringStates: [],
+  candidateErrors: [],
+  localCandidates: [],
+  remoteCandidates: [],
+  connectedS: null,
+  echo: false,
+  error: null,
+  outcomeAt: null,
+  signaling: null,
+
+  elapsed() {
+    return Math.round(performance.now() - this.started) / 1000;
+  },
+
+  note(text) {
+    this.log.push(`${this.elapsed().toFixed(3)} ${text}`);
+  },
+
+  // Everything the page saw, for lab/peers/chromium_stats.py to turn into observations.
+  async report() {
+    const stats = this.pc ? Array.from((await this.pc.getStats()).values()) : [];
+    return {
+      stats,
+      ice_states: this.iceStates,
+      gathering_states: this.gatheringStates,
+      candidate_errors: this.candidateErrors,
+      local_candidates: this.localCandidates,
+      remote_candidates: this.remoteCandidates,
+      connected_s: this.connectedS,
+      echo: this.echo,
+      error: this.error,
+      outcome_s: this.outcomeAt,
+      ice_state: this.pc ? this.pc.iceConnectionState : null,
+      log: this.log,
+    };
+  },
+
+  async run(config) {
+    this.started = performance.now();
+    this.config = config;
+    const timing = config.timing;
+    try {
+      this.signaling = new KvsSignaling(config.signaling_url);
+      await this.signaling.open(timing.signaling_timeout_s * 1000);
+      this.note("signaling connected");
+      this.pc = this.createPeerConnection(config);
+      const { success } = config.role === "viewer" ? await this.offer() : await this.answer();
+      await this.waitOutcome(success, timing.check_timeout_s * 1000);
+      await this.settlePairs(timing.settle_s * 1000);
+      await this.finish();
+    } catch (error) {
+      this.error = this.error || String(error.message || error);
+      this.note(`error: ${this.error}`);
+    }
+    const report = await this.report();
+    this.close();
+    return report;
+  },
+
+  createPeerConnection(config) {
+    const pc = new RTCPeerConnection({
+      iceServers: config.ice_servers,
+      iceTransportPolicy: config.ice_transport_policy,
+    });
+    this.pendingRemote = [];
+    this.remoteSet = false;
+    pc.onicecandidate = (event) => this.sendCandidate(event.candidate);
+    pc.onicecandidateerror = (event) => {
+      this.candidateErrors.push({
+        url: event.url,
+        error_code: event.errorCode,
+        error_text: event.errorText,
+        address: event.address,
+        port: event.port,
+        t_s: this.elapsed(),
+      });
+    };
+    pc.oniceconnectionstatechange = () => {
+      this.iceStates.push({ t_s: this.elapsed(), state: pc.iceConnectionState });
+      this.note(`ICE connection state: ${pc.iceConnectionState}`);
+    };
+    pc.onicegatheringstatechange = () => {
+      this.gatheringStates.push({ t_s: this.elapsed(), state: pc.iceGatheringState });
+    };
+    this.signaling.on("ICE_CANDIDATE", (event) => {
+      if (event.payload && event.payload.candidate) this.remoteCandidates.push(event.payload.candidate);
+      this.receiveCandidate(event.payload);
+    });
+    return pc;
+  },
+
+  sendCandidate(candidate) {
+    const peer = this.config.role === "master" ? this.viewerId : null;
+    if (candidate) {
+      this.localCandidates.push(candidate.candidate);
+      this.signaling.send("ICE_CANDIDATE", candidate.toJSON(), peer);
+    } else if (this.config.send_end_of_candidates) {
+      // End-of-candidates (an empty candidate, as RFC 8838 and W3C define it), so that the
+      // other agent may conclude; the KVS JavaScript SDK sends nothing here.
+      this.signaling.send("ICE_CANDIDATE", { candidate: "", sdpMid: "0", sdpMLineIndex: 0 }, peer);
+    }
+  },
+
+  async receiveCandidate(payload) {
+    if (!payload) return;
+    if (!this.remoteSet) {
+      this.pendingRemote.push(payload);
+      return;
+    }
+    try {
+      await this.pc.addIceCandidate(payload);
+    } catch (error) {
+      this.note(`remote candidate refused: ${payload.candidate}: ${error}`);
+    }
+  },
+
+  async remoteDescriptionSet() {
+    this.remoteSet = true;
+    const pending = this.pendingRemote.splice(0);
+    for (const payload of pending) await this.receiveCandidate(payload);
+  },
+
+  waitFor(type, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("timed out waiting for the other peer")),
+        timeoutMs,
+      );
+      this.signaling.on(type, (event) => {
+        clearTimeout(timer);
+        resolve(event);
+      });
+    });
+  },
+
+  // The viewer: offer, data channel, ping; resolves the returned promise on the echo.
+  async offer() {
+    const channel = this.pc.createDataChannel("ice-lab");
+    this.channel = channel;
+    const echoed = new Promise((resolve) => {
+      channel.onmessage = (event) => {
+        if (event.data === PING) resolve();
+        this.onChannelMessage(event.data);
+      };
+    });
+    channel.onopen = () => channel.send(PING);
+    channel.onclose = () => this.peerGone && this.peerGone();
+    const answer = this.waitFor("SDP_ANSWER", this.config.timing.signaling_timeout_s * 1000);
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    this.signaling.send("SDP_OFFER", this.pc.localDescription.toJSON(), null);
+    this.note("offer sent");
+    const { payload } = await answer;
+    await this.pc.setRemoteDescription(payload);
+    await this.remoteDescriptionSet();
+    return { success: echoed }; // wrapped: an async function would wait for it
+  },
+
+  // The master: answer the viewer's offer, echo its ping.
+  async answer() {
+    const { sender, payload } = await this.waitFor(
+      "SDP_OFFER",
+      this.config.timing.signaling_timeout_s * 1000,
+    );
+    this.viewerId = sender;
+    const pinged = new Promise((resolve) => {
+      this.pc.ondatachannel = (event) => {
+        const channel = event.channel;
+        this.channel = channel;
+        channel.onmessage = (message) => {
+          if (message.data === PING) {
+            channel.send(PING);
+            resolve();
+          }
+          this.onChannelMessage(message.data);
+        };
+        channel.onclose = () => this.peerGone && this.peerGone();
+      };
+    });
+    await this.pc.setRemoteDescription(payload);
+    await this.remoteDescriptionSet();
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    this.signaling.send("SDP_ANSWER", this.pc.localDescription.toJSON(), sender);
+    this.note("answer sent");
+    return { success: pinged };
+  },
+
+  onChannelMessage(data) {
+    if (data !== DONE) return;
+    this.peerDoneSeen = true;
+    if (this.peerDone) this.peerDone();
+  },
+
+  // Until data flowed, ICE failed, or the check timeout ran out.
+  async waitOutcome(success, timeoutMs) {
+    let timer;
+    const failed = new Promise((resolve) => {
+      const watch = () => {
+        if (this.pc.iceConnectionState === "failed") resolve("failed");
+      };
+      this.pc.addEventListener("iceconnectionstatechange", watch);
+    });
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    const outcome = await Promise.race([success.then(() => "echo"), failed, timeout]);
+    clearTimeout(timer);
+    this.outcomeAt = this.elapsed();
+    if (outcome === "echo") {
+      this.echo = true;
+      this.connectedS = this.outcomeAt;
+    } else if (outcome === "timeout") {
+      this.error = `no pair connected within the ${timeoutMs / 1000} s check timeout`;
+    } else {
+      this.error = "ICE failed";
+    }
+    this.note(`outcome: ${outcome}`);
+  },
+
+  // Give the pairs still checking the profile's budget to reach a final state; Chromium's
+  // own timeouts (tens of seconds) cannot be set from a page.
+  async settlePairs(budgetMs) {
+    const deadline = performance.now() + budgetMs;
+    while (performance.now() < deadline) {
+      const stats = Array.from((await this.pc.getStats()).values());
+      const pairs = stats.filter((s) => s.type === "candidate-pair");
+      if (pairs.length && pairs.every((p) => FINAL_PAIR_STATES.has(p.state))) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  },
+
+  // Tell the other peer we are done and wait (bounded) until it is too, so that its checks
+  // still get answers while it settles its pairs.
+  async finish() {
+    if (!this.channel || this.channel.readyState !== "open") return;
+    const waitMs = (this.config.timing.settle_s + 0.5) * 1000;
+    const done = new Promise((resolve) => {
+      if (this.peerDoneSeen) resolve();
+      this.peerDone = resolve;
+      this.peerGone = resolve;
+      setTimeout(resolve, waitMs);
+    });
+    this.channel.send(DONE);
+    await done;
+  },
+
+  close() {
+    if (this.pc) this.pc.close();
+    if (this.signaling) this.signaling.close();
+  },
+};
+
+window.icelab = icelab;
