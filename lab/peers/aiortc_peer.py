@@ -130,7 +130,10 @@ class Peer:
         candidate.sdpMid = payload.get("sdpMid")
         candidate.sdpMLineIndex = payload.get("sdpMLineIndex")
         log.info("remote candidate trickled: %s", text)
-        await self.pc.addIceCandidate(candidate)
+        try:
+            await self.pc.addIceCandidate(candidate)
+        except ValueError as exc:  # e.g. after end-of-candidates: the call goes on
+            log.info("remote candidate refused: %s: %s", text, exc)
 
     def remaining(self) -> float:
         """Seconds left of the check budget (the C SDK's connectivity check timeout)."""

@@ -6,6 +6,7 @@ DevTools pipe and writes what the page's getStats() saw, in the aiortc peer's fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -65,36 +66,31 @@ class PageSession:
     def __init__(self, browser: Browser) -> None:
         self.browser = browser
         self.session: str | None = None
-        self.loaded = asyncio.Event()
         browser.devtools.listen(self._event)
 
     def _event(self, method: str, params: dict[str, Any], session: str | None) -> None:
-        if method == "Page.loadEventFired":
-            self.loaded.set()
-        elif method == "Runtime.consoleAPICalled":
+        if method == "Runtime.consoleAPICalled":
             text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
             log.info("page console: %s", text)
         elif method == "Runtime.exceptionThrown":
             log.error("page exception: %s", params["exceptionDetails"].get("text"))
 
-    async def open(self, page: Path) -> None:
+    async def attach(self, timeout_s: float = 10.0) -> None:
+        """Attach to the page the browser was started with, once peer.js has loaded."""
         devtools = self.browser.devtools
         targets = await devtools.call("Target.getTargets")
-        pages = [t for t in targets["targetInfos"] if t["type"] == "page"]
-        if pages:
-            target = pages[0]["targetId"]
-        else:
-            target = (await devtools.call("Target.createTarget", {"url": "about:blank"}))[
-                "targetId"
-            ]
+        page = next(t for t in targets["targetInfos"] if t["type"] == "page")
         attached = await devtools.call(
-            "Target.attachToTarget", {"targetId": target, "flatten": True}
+            "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}
         )
         self.session = attached["sessionId"]
-        await self.call("Page.enable")
         await self.call("Runtime.enable")
-        await self.call("Page.navigate", {"url": page.resolve().as_uri()})
-        await self.loaded.wait()
+        async with asyncio.timeout(timeout_s):
+            while True:  # the first document may still be about:blank, or navigating
+                with contextlib.suppress(DevToolsError):
+                    if await self.evaluate("typeof window.icelab") == "object":
+                        return
+                await asyncio.sleep(0.01)
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self.browser.devtools.call(method, params, session=self.session)
@@ -136,12 +132,19 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         return base | nothing_observed("chromium is not installed (make setup installs it)")
     profile = Path(config.result_path).with_name(f"{config.role}.chromium-profile")
     browser = await launch(
-        binary, profile, Path(config.ca_file), config.reveal_host_addresses, sys.stderr
+        binary,
+        profile,
+        Path(config.ca_file),
+        config.reveal_host_addresses,
+        sys.stderr,
+        url=PAGE.resolve().as_uri(),
     )
+    log.info("browser started")
     try:
         base["software"] = await browser.version
         page = PageSession(browser)
-        await page.open(PAGE)
+        await page.attach()
+        log.info("page loaded")
         run = asyncio.create_task(
             page.evaluate(f"icelab.run({json.dumps(page_config(config, servers))})")
         )
@@ -153,6 +156,10 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
             run.cancel()
             report = await page.evaluate("icelab.report()")
             report["error"] = report.get("error") or "stopped by the lab before the call ended"
+        log.info("page finished")
+        # The raw getStats() and events, beside the observations (kept with --keep).
+        raw = Path(config.result_path).with_name(f"{config.role}.chromium-report.json")
+        raw.write_text(json.dumps(report, indent=1))
         return chromium_stats.observations(report, base)
     except (DevToolsError, OSError) as exc:
         log.exception("browser peer failed")
