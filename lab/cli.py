@@ -13,14 +13,12 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 
 from lab.documents import load_document, read_yaml
 from lab.errors import EXIT_BAD_INPUT, EXIT_EXPECTATIONS_FAILED, LabError, LabInputError
 from lab.scenario import bundled_scenarios, load_scenario
+from lab.terminal import console, errors, fail
 from lab.topology import load_topology
-
-EXIT_LAB_FAILED = 3
 
 app = typer.Typer(
     help="ice-lab: build a real network for a WebRTC connectivity scenario and watch ICE.",
@@ -28,8 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
 
 
 class Timing(StrEnum):
@@ -52,12 +48,6 @@ class Agent(StrEnum):
 class Servers(StrEnum):
     coturn = "coturn"
     mock = "mock"
-
-
-def fail(error: LabError) -> typer.Exit:
-    """Print one line and pick the exit status for this kind of error."""
-    errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT if isinstance(error, LabInputError) else EXIT_LAB_FAILED)
 
 
 @app.command("list")
@@ -220,9 +210,9 @@ def clean() -> None:
 
 def _register_extensions() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
-    from lab import hands_on, matrix, probe
+    from lab import compare, hands_on, matrix, probe
 
-    for module in (hands_on, probe, matrix):
+    for module in (hands_on, probe, matrix, compare):
         module.register(app)
 
 

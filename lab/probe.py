@@ -180,10 +180,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure mapping, filtering and hairpinning from HOST (RFC 5780); exit 1 if the
         NAT does not behave as the scenario declares."""
-        from lab.cli import fail
         from lab.errors import LabError
         from lab.run import Terminated
         from lab.scenario import load_scenario
+        from lab.terminal import fail
 
         try:
             loaded = load_scenario(scenario)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Build a scenario's network and servers and keep them up (see `lab exec`)."""
-        from lab.cli import fail
+        from lab.terminal import fail
 
         try:
             loaded, software = checked_up_input(scenario, servers)
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run a command in a host's namespace: `lab exec viewer -- ip addr`."""
-        from lab.cli import fail
+        from lab.terminal import fail
 
         try:
             state, shell_pid = exec_target(host)
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def down() -> None:
         """Tear down what `lab up` started (nothing up: says so, exit status 0)."""
-        from lab.cli import fail
+        from lab.terminal import fail
 
         try:
             said = take_down()
@@ -151,7 +151,7 @@ def command_line(command: list[str] | None) -> list[str]:
 def exec_in(shell_pid: int, argv: list[str], token: str) -> NoReturn:
     """Become `argv` in the namespaces of `shell_pid`, marked as that network's (so
     `lab down` finds it); its exit status and stdin are the caller's own."""
-    from lab.cli import fail
+    from lab.terminal import fail
 
     env = dict(os.environ, **{MARK: token})
     try:

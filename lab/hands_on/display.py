@@ -13,7 +13,7 @@ NOTHING_UP = "nothing is up; start one with `lab up SCENARIO`"
 
 def say(*lines: str, err: bool = False) -> None:
     """Print lines as they are (no markup, no wrapping), on stdout or stderr."""
-    from lab.cli import console, errors
+    from lab.terminal import console, errors
 
     for line in lines:
         (errors if err else console).print(line, highlight=False, markup=False, soft_wrap=True)

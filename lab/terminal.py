@@ -1,0 +1,23 @@
+"""What every command prints with and how it fails: the consoles and the one-line error.
+
+Commands live in their own modules and register on the Typer app (`lab/cli.py`); they
+import this, never the command line itself, so no module imports `lab.cli` back.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from lab.errors import EXIT_BAD_INPUT, LabError, LabInputError
+
+EXIT_LAB_FAILED = 3
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(error: LabError) -> typer.Exit:
+    """Print one line and pick the exit status for this kind of error."""
+    errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT if isinstance(error, LabInputError) else EXIT_LAB_FAILED)
