@@ -5,7 +5,11 @@ prints the wall time, the sum of the cells' own run times (what running them one
 after another would cost), the speed-up from running cells in parallel (`-j`), and
 which combinations needed a relay. With --json, the matrix document is kept there.
 
+With --viewer/--master chromium, the cells run a browser on that side (two at a time
+unless -j says otherwise).
+
 Usage: sudo .venv/bin/python benchmarks/matrix_time.py [-j N] [--nat a,b,...] [--json FILE]
+       [--viewer AGENT] [--master AGENT]
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def main() -> None:
     parser.add_argument("-j", "--jobs", type=int, default=0, help="cells at once (lab default)")
     parser.add_argument("--nat", default=PRESETS)
     parser.add_argument("--json", type=Path, help="keep the matrix document here")
+    parser.add_argument("--viewer", help="the viewer's ICE agent (lab default: aiortc)")
+    parser.add_argument("--master", help="the master's ICE agent (lab default: aiortc)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         document_path = args.json or Path(directory) / "matrix.json"
@@ -36,18 +42,24 @@ def main() -> None:
         command += ["--json", str(document_path)]
         if args.jobs:
             command += ["-j", str(args.jobs)]
+        for role in ("viewer", "master"):
+            if getattr(args, role):
+                command += [f"--{role}", getattr(args, role)]
         started = time.perf_counter()
         completed = subprocess.run(command, capture_output=True, text=True, timeout=3600)
         wall = time.perf_counter() - started
         if completed.returncode != 0 or not document_path.exists():
             sys.exit(f"lab matrix failed ({completed.returncode}): {completed.stderr[-500:]}")
-        cells = json.loads(document_path.read_text())["cells"]
+        document = json.loads(document_path.read_text())
+        cells = document["cells"]
     print(completed.stdout)
     run_times = [c["result"]["timings"]["total_s"] for c in cells if c.get("result")]
     sequential = sum(run_times)
     relayed = [c for c in cells if _relayed(c)]
     failed = [c for c in cells if not c.get("result") or c["result"]["outcome"] != "connected"]
+    agents = document.get("agents", {})
     print(f"cells: {len(cells)} on {os.cpu_count()} cores (jobs: {args.jobs or 'default'})")
+    print(f"agents: viewer {agents.get('viewer', '?')}, master {agents.get('master', '?')}")
     print(f"wall time: {wall:.1f} s ({wall / len(cells):.2f} s per cell)")
     print(f"sum of cell run times (in-process): {sequential:.1f} s")
     print(f"parallel speed-up over the in-process sum: {sequential / wall:.2f}x")

@@ -4,7 +4,8 @@ Each cell is a scenario generated on the fly: per side, the peer sits directly o
 internet (`open`), behind one NAT with a preset, or behind a home NAT inside a carrier
 NAT (`double-cone`: cone behind cone; `symmetric-then-cone`: a cone home router behind
 a symmetric carrier NAT, 100.64.0.0/10 between them). STUN and TURN are available to
-both peers. Cells run in parallel as separate `lab run` processes.
+both peers. Cells run in parallel as separate `lab run` processes; `--viewer/--master`
+choose each side's ICE agent for every cell (the document records them under `agents`).
 """
 
 from __future__ import annotations
@@ -147,12 +148,15 @@ def describe_cell(entry: dict[str, Any]) -> str:
     return f"{kind(pair['local'])}-{kind(pair['remote'])}"
 
 
-def render_grid(cells: list[dict[str, Any]], presets: list[str]) -> Any:
+def render_grid(
+    cells: list[dict[str, Any]], presets: list[str], agents: dict[str, str] | None = None
+) -> Any:
     from rich.table import Table
 
-    table = Table(
-        title="NAT matrix: the viewer's selected pair (local-remote)", title_justify="left"
-    )
+    title = "NAT matrix: the viewer's selected pair (local-remote)"
+    if agents:
+        title += f"; agents: viewer {agents['viewer']}, master {agents['master']}"
+    table = Table(title=title, title_justify="left")
     table.add_column("viewer \\ master", no_wrap=True)
     for master in presets:
         table.add_column(master.replace("-", "-\n", 1), justify="center")
@@ -165,6 +169,25 @@ def render_grid(cells: list[dict[str, Any]], presets: list[str]) -> Any:
     return table
 
 
+def cell_agents(viewer: str | None, master: str | None) -> dict[str, str]:
+    """Each side's ICE agent for every cell (the cells' scenarios name none: aiortc), checked
+    before any cell runs so a typo or a missing browser is one line of bad input."""
+    from lab.peers.agents import DEFAULT_AGENT, require_agent
+
+    agents = {"viewer": viewer or DEFAULT_AGENT, "master": master or DEFAULT_AGENT}
+    for role, agent in agents.items():
+        require_agent(agent, f"--{role}")
+    return agents
+
+
+def default_jobs(agents: dict[str, str]) -> int:
+    """Cells at once: aiortc cells mostly wait on the network, so more than the cores;
+    a Chromium cell runs browsers that need a core each, so two at a time."""
+    if "chromium" in agents.values():
+        return 2
+    return (os.cpu_count() or 2) + 1
+
+
 def register(app: typer.Typer) -> None:
     """Add `matrix` to the CLI."""
 
@@ -175,12 +198,19 @@ def register(app: typer.Typer) -> None:
         jobs: Annotated[int, typer.Option("-j", "--jobs", help="cells run at once")] = 0,
         servers: Annotated[str | None, typer.Option(help="coturn or mock")] = None,
         timing: Annotated[str | None, typer.Option(help="fast or kvs")] = None,
+        viewer: Annotated[
+            str | None, typer.Option(help="the viewer's ICE agent: aiortc (default) or chromium")
+        ] = None,
+        master: Annotated[
+            str | None, typer.Option(help="the master's ICE agent: aiortc (default) or chromium")
+        ] = None,
     ) -> None:
         """Run every viewer x master NAT combination and print the selected pair per cell."""
         from rich.console import Console
 
-        from lab.errors import EXIT_BAD_INPUT
+        from lab.errors import EXIT_BAD_INPUT, LabError
         from lab.preflight import require_root
+        from lab.terminal import fail
 
         presets = [p.strip() for p in nat.split(",") if p.strip()]
         unknown = [p for p in presets if p not in PRESETS]
@@ -192,17 +222,24 @@ def register(app: typer.Typer) -> None:
                 soft_wrap=True,
             )
             raise typer.Exit(EXIT_BAD_INPUT)
-        require_root()
+        try:
+            agents = cell_agents(viewer, master)
+            require_root()
+        except LabError as exc:
+            raise fail(exc) from None
         extra = [
             *(["--servers", servers] if servers else []),
             *(["--timing", timing] if timing else []),
+            *(["--viewer", viewer] if viewer else []),
+            *(["--master", master] if master else []),
         ]
         combos = [(v, m) for v in presets for m in presets]
-        workers = jobs or (os.cpu_count() or 2) + 1  # cells mostly wait on the network
+        workers = jobs or default_jobs(agents)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             cells = list(pool.map(lambda combo: run_cell(*combo, extra), combos))
         console = Console()
         console.width = max(console.width, 40 + 18 * len(presets))  # cells are not truncated
-        console.print(render_grid(cells, presets))
+        console.print(render_grid(cells, presets, agents))
         if json_path is not None:
-            json_path.write_text(json.dumps({"cells": cells}, indent=2) + "\n")
+            document = {"agents": agents, "cells": cells}
+            json_path.write_text(json.dumps(document, indent=2) + "\n")
