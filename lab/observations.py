@@ -66,3 +66,54 @@ def selected_pairs(observations: dict[str, dict[str, Any]]) -> dict[str, Any]:
             enrich_remote(pair["remote"], observations.get(other, {}).get("candidates", []))
         selected[role] = pair
     return selected
+
+
+PERMISSION_METHODS = ("create_permission", "channel_bind")
+
+
+def _refusal_for(
+    pair: dict[str, Any], role_user: str, requests: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The TURN server's 403 that explains this relay pair: one naming the pair's remote
+    address (the mock logs peers), else one for a permission asked with this peer's
+    credentials (coturn logs the user, not the peer)."""
+    refusals = [
+        r for r in requests if r.get("error_code") == 403 and r.get("method") in PERMISSION_METHODS
+    ]
+    address = pair["remote"]["address"]
+    for refusal in refusals:
+        if (refusal.get("peer") or "").rsplit(":", 1)[0] == address:
+            return refusal
+    for refusal in refusals:
+        if not refusal.get("peer") and (refusal.get("user") or "").endswith(f":{role_user}"):
+            return refusal
+    return None
+
+
+def attribute_turn_refusals(
+    pairs: list[dict[str, Any]], requests: list[dict[str, Any]], scenario: str
+) -> None:
+    """Give a relay pair that failed without a reason the TURN server's refusal.
+
+    A browser's getStats() marks a relay pair whose permission the TURN server refused
+    `failed`, with no check sent and no reason; the server's own log says why.
+    """
+    for pair in pairs:
+        failure = pair.get("failure") or {}
+        if (
+            pair["state"] != "failed"
+            or pair["local"]["type"] != "relay"
+            or pair.get("checks_sent")
+            or failure.get("reason") not in (None, "unknown")
+        ):
+            continue
+        refusal = _refusal_for(pair, f"{pair['agent']}-{scenario}", requests)
+        if refusal is not None:
+            phrase = refusal.get("reason") or "Forbidden"
+            pair["failure"] = {
+                "reason": "turn_error",
+                "message": f"the TURN server refused to relay to {pair['remote']['address']}: "
+                f"403 {phrase} (from the server's log: the agent gives no reason)",
+                "code": 403,
+                "phrase": phrase,
+            }

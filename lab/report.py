@@ -15,7 +15,7 @@ from lab.documents import schema_errors
 from lab.errors import LabRunError
 from lab.expectations import evaluate
 from lab.kvs import kvs_log_lines, kvs_status
-from lab.observations import merge_pairs, selected_pairs
+from lab.observations import attribute_turn_refusals, merge_pairs, selected_pairs
 from lab.scenario import Scenario
 
 PEER_FIELDS = (
@@ -66,6 +66,9 @@ def build_result(
             "total_s": round(total_s, 3),
         },
     }
+    attribute_turn_refusals(
+        result["pairs"], servers.get("turn", {}).get("requests") or [], scenario.name
+    )
     result["kvs_status"] = kvs_status(result)
     result["expectations"] = evaluate(scenario.expect, result)
     result["expectations_met"] = all(c["met"] for c in result["expectations"])

@@ -157,6 +157,9 @@ async def launch(
         stderr=log,
         env=environment,
         close_fds=False,  # fds 3 and 4 are made in the child; the lab's own are CLOEXEC
+        # Its own process group: the runner's SIGTERM to the peer's group must reach the
+        # peer process, which still has to read the page's report, and not the browser.
+        start_new_session=True,
         preexec_fn=_child_setup(command_read, reply_write),
     )
     os.close(command_read)
