@@ -83,6 +83,7 @@ class Peer:
         self.peer_done = asyncio.Event()  # the other peer finished its checks
         self.trickle: asyncio.Task[None] | None = None
         self.early_candidates: list[dict[str, Any]] = []
+        self.mdns_candidates: list[Any] = []  # a browser's host candidates, by name
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
 
     def _ice_state_changed(self) -> None:
@@ -130,6 +131,8 @@ class Peer:
         candidate.sdpMid = payload.get("sdpMid")
         candidate.sdpMLineIndex = payload.get("sdpMLineIndex")
         log.info("remote candidate trickled: %s", text)
+        if candidate.ip.endswith(".local"):
+            self.mdns_candidates.append(candidate)
         try:
             await self.pc.addIceCandidate(candidate)
         except ValueError as exc:  # e.g. after end-of-candidates: the call goes on
@@ -191,7 +194,29 @@ class Peer:
         }
         if connection is None:
             return result | {"candidates": [], "pairs": [], "selected": None}
-        return result | agent_observations(connection)
+        return (
+            result
+            | agent_observations(connection)
+            | {"unresolved_remote_candidates": self.unresolved(connection)}
+        )
+
+    def unresolved(self, connection: LabConnection) -> list[dict[str, Any]]:
+        """The mDNS names aioice never resolved into a remote candidate (multicast does not
+        cross a router): no pair could be formed with them."""
+        # Resolved, the name becomes an address; a check from the same port may have taught
+        # the agent that address first, as a peer-reflexive candidate (then it is no
+        # evidence of an unresolvable name either).
+        known_ports = {c.port for c in connection.remote_candidates}
+        return [
+            {
+                "type": c.type,
+                "address": c.ip,
+                "port": c.port,
+                "reason": "the mDNS name did not resolve from this network",
+            }
+            for c in self.mdns_candidates
+            if c.port not in known_ports
+        ]
 
 
 def agent_observations(connection: LabConnection) -> dict[str, Any]:
