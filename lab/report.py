@@ -138,7 +138,11 @@ def render(
 
 
 def _render_candidates(role: str, peer: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"{role} ({peer.get('host')}) local candidates", title_justify="left")
+    software = peer.get("software") or {}
+    agent = f", {software['name']} {software['version']}" if software else ""
+    table = Table(
+        title=f"{role} ({peer.get('host')}{agent}) local candidates", title_justify="left"
+    )
     for column in ("type", "address", "port", "relay", "server"):
         table.add_column(column)
     for c in peer.get("candidates", []):

@@ -206,7 +206,10 @@ class Peer:
         # Resolved, the name becomes an address; a check from the same port may have taught
         # the agent that address first, as a peer-reflexive candidate (then it is no
         # evidence of an unresolvable name either).
-        known_ports = {c.port for c in connection.remote_candidates}
+        # (A server-reflexive candidate often has the same port: a port-preserving NAT.)
+        known_ports = {
+            c.port for c in connection.remote_candidates if c.type in ("host", "prflx")
+        }
         return [
             {
                 "type": c.type,
