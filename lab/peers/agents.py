@@ -1,6 +1,7 @@
 """The ICE agents a peer can run, behind one interface: a module per agent whose
-`run_peer(config_path)` runs one peer in the current network namespace and writes its
-observations (lab/observations.py's records) to the config's `result_path`.
+`async observe(config) -> observations` runs one peer in the current network namespace
+and returns what it saw, as lab/observations.py's records (written to the config's
+`result_path` here, the same for every agent).
 
 A run never asks which agent it drives: the runner forks a peer process into the
 node's namespace and that process calls `run_peer` here, which picks the module.
@@ -8,7 +9,11 @@ node's namespace and that process calls `run_peer` here, which picks the module.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
+import logging
+import sys
 from pathlib import Path
 
 from lab.errors import LabInputError
@@ -37,6 +42,13 @@ def require_agent(name: str, where: str) -> None:
 
 
 def run_peer(config_path: Path) -> None:
-    """Run the peer `config_path` describes with its agent (the forked process's job)."""
-    agent = PeerConfig.read(config_path).agent
-    importlib.import_module(AGENTS[agent]).run_peer(config_path)
+    """Run the peer `config_path` describes with its agent and write its observations
+    (the forked process's whole job)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(relativeCreated)6.0fms %(name)s %(message)s",
+    )
+    config = PeerConfig.read(config_path)
+    observations = asyncio.run(importlib.import_module(AGENTS[config.agent]).observe(config))
+    Path(config.result_path).write_text(json.dumps(observations, indent=2))

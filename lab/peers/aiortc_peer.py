@@ -9,7 +9,6 @@ through the lab's KVS-like server, opens a data channel, echoes a message (so
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import ssl
@@ -207,9 +206,7 @@ class Peer:
         # the agent that address first, as a peer-reflexive candidate (then it is no
         # evidence of an unresolvable name either).
         # (A server-reflexive candidate often has the same port: a port-preserving NAT.)
-        known_ports = {
-            c.port for c in connection.remote_candidates if c.type in ("host", "prflx")
-        }
+        known_ports = {c.port for c in connection.remote_candidates if c.type in ("host", "prflx")}
         return [
             {
                 "type": c.type,
@@ -354,7 +351,8 @@ def _description(pc: RTCPeerConnection) -> dict[str, str]:
     return {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
 
 
-async def main_async(config: PeerConfig) -> dict[str, Any]:
+async def observe(config: PeerConfig) -> dict[str, Any]:
+    """Run this peer's side of the call; return what its ICE agent saw."""
     peer: Peer = Viewer(config) if config.role == "viewer" else Master(config)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, peer.finished.set)
     signaling: SignalingClient | None = None
@@ -379,19 +377,9 @@ async def main_async(config: PeerConfig) -> dict[str, Any]:
     return observations
 
 
-def run_peer(config_path: Path) -> None:
-    """Run one peer to the end and write its observations (the process's whole job)."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(relativeCreated)6.0fms %(name)s %(message)s",
-    )
-    config = PeerConfig.read(config_path)
-    observations = asyncio.run(main_async(config))
-    Path(config.result_path).write_text(json.dumps(observations, indent=2))
-
-
 def main() -> None:
+    from lab.peers.agents import run_peer
+
     run_peer(Path(sys.argv[1]))
 
 

@@ -168,19 +168,8 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         await browser.close()
 
 
-async def main_async(config: PeerConfig) -> dict[str, Any]:
+async def observe(config: PeerConfig) -> dict[str, Any]:
+    """Run this peer's side of the call in a browser; return what its getStats() saw."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     return await drive(config, stop)
-
-
-def run_peer(config_path: Path) -> None:
-    """Run one browser peer to the end and write its observations (the process's job)."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(relativeCreated)6.0fms %(name)s %(message)s",
-    )
-    config = PeerConfig.read(config_path)
-    observations = asyncio.run(main_async(config))
-    Path(config.result_path).write_text(json.dumps(observations, indent=2))
