@@ -29,6 +29,12 @@ class PeerConfig:
     kvs_log: bool = False
     agent: str = "aiortc"  # lab/peers/agents.py
     reveal_host_addresses: bool = False  # browsers: real host addresses instead of mDNS names
+    # The emulated service, for peers that call it themselves (endpoint_url, region,
+    # channel_arn, access_key_id, secret_access_key: RunningServers.service_access).
+    service: dict[str, str] | None = None
+    # The proxy this peer must use to reach anything (`http://10.1.0.1:3128`,
+    # `socks5://10.1.0.1:1080`): lab/servers/proxy.py, Chromium's --proxy-server.
+    proxy_server: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:

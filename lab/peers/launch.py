@@ -50,7 +50,7 @@ def peer_config(
     reveal_host_addresses: bool = False,
 ) -> PeerConfig:
     """What the peer process of `role` needs; `agent` overrides the scenario's."""
-    from lab.peers.signaling_client import channel_url
+    from lab.peers.signaling_client import signed_channel_url
 
     placement = scenario.peers[role]
     client_id = VIEWER_CLIENT_ID if role == "viewer" else None
@@ -58,7 +58,8 @@ def peer_config(
         role=role,
         host=placement.host,
         mode=mode,
-        signaling_url=channel_url(servers.signaling_url, servers.channel_arn, client_id),
+        signaling_url=signed_channel_url(servers, client_id),
+        service=servers.service_access(),
         client_id=VIEWER_CLIENT_ID,
         ca_file=str(servers.ca_file),
         ice_servers=ice_server_configs(scenario, servers, role),

@@ -12,11 +12,14 @@ import json
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+
+if TYPE_CHECKING:
+    from lab.servers.launch import RunningServers
 
 MAX_FRAME_BYTES = 256 * 1024
 
@@ -49,6 +52,17 @@ def channel_url(endpoint: str, channel_arn: str, client_id: str | None) -> str:
     if client_id is not None:
         query["X-Amz-ClientId"] = client_id
     return f"{endpoint.rstrip('/')}/?{urlencode(query)}"
+
+
+def signed_channel_url(servers: RunningServers, client_id: str | None) -> str:
+    """The run's channel URL presigned with the run's access key (SigV4 query parameters,
+    valid 299 s, as the KVS SDKs sign it), so any WebSocket client can connect with it."""
+    from lab.servers.sigv4 import presign_url
+
+    url = channel_url(servers.signaling_url, servers.channel_arn, client_id)
+    if servers.access_key is None:
+        return url
+    return presign_url(url, servers.access_key, servers.region)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 coturn (or the lab's mock STUN/TURN server) and the KVS-like signaling server
 start in parallel; a server that is not ready in time stops the run with the
 tail of its log.
+
+The signaling server is also the emulated service's HTTPS API (control plane and
+GetIceServerConfig) on the same address and port. It checks SigV4 with an access key
+made for the run; `kvs.env` in the run directory holds what an AWS SDK needs to call it
+(key, region, endpoint, CA bundle), for the lab's tools and for hands-on use.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from lab.errors import LabRunError
 from lab.network.build import LabNetwork
 from lab.scenario import Scenario
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
+from lab.servers.control_plane import Endpoints, TurnServers, service_config
 from lab.servers.coturn import CoturnSetup, coturn_args, log_path, ready_markers
-from lab.servers.credentials import new_secret
+from lab.servers.credentials import AccessKey, new_access_key, new_secret
 from lab.servers.mock import mock_config
 
 SIGNALING_PORT = 443
 READY_TIMEOUT_S = 10.0
+REGION = "us-west-2"
+ICE_SERVER_SETS = 2  # GetIceServerConfig's TURN sets, as the service typically gives
 
 
 @dataclass
@@ -33,11 +41,49 @@ class RunningServers:
     turn_secret: str
     signaling_url: str
     channel_arn: str
+    region: str = REGION
+    access_key: AccessKey | None = None  # SigV4 for the service's APIs and WebSocket
+    service_url: str = ""  # the service's HTTPS APIs (control plane and signaling)
+    env_file: Path | None = None  # kvs.env: what an AWS SDK needs to call the service
     logs: dict[str, Path] = field(default_factory=dict)
+
+    def service_access(self) -> dict[str, str] | None:
+        """How a client calls the service itself: endpoint, region, channel, access key."""
+        if self.access_key is None:
+            return None
+        return {
+            "endpoint_url": self.service_url,
+            "region": self.region,
+            "channel_arn": self.channel_arn,
+            "access_key_id": self.access_key.access_key_id,
+            "secret_access_key": self.access_key.secret_access_key,
+        }
 
 
 def channel_arn(scenario: Scenario) -> str:
-    return f"arn:aws:kinesisvideo:us-west-2:123456789012:channel/ice-lab-{scenario.name}/1"
+    return f"arn:aws:kinesisvideo:{REGION}:123456789012:channel/ice-lab-{scenario.name}/1"
+
+
+def client_environment(servers: RunningServers) -> dict[str, str]:
+    """The environment with which boto3 (or the AWS CLI) calls the run's service: its
+    variables name the kinesisvideo endpoint (botocore's service id "Kinesis Video"), the
+    run's access key, region and CA; ICE_LAB_CHANNEL_ARN is the run's own channel."""
+    assert servers.access_key is not None
+    return {
+        "AWS_ACCESS_KEY_ID": servers.access_key.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": servers.access_key.secret_access_key,
+        "AWS_REGION": servers.region,
+        "AWS_DEFAULT_REGION": servers.region,
+        "AWS_ENDPOINT_URL_KINESIS_VIDEO": servers.service_url,
+        "AWS_CA_BUNDLE": str(servers.ca_file),
+        "ICE_LAB_CHANNEL_ARN": servers.channel_arn,
+    }
+
+
+def _write_secret(path: Path, text: str) -> Path:
+    path.touch(mode=0o600)
+    path.write_text(text)
+    return path
 
 
 def start_servers(
@@ -50,11 +96,18 @@ def start_servers(
     signaling_cert = issue_server_certificate(
         workdir, "signaling", [signaling_node.primary_address], ca
     )
+    endpoints = Endpoints(signaling_node.primary_address, SIGNALING_PORT)
     servers = RunningServers(
         ca_file=ca[0],
         turn_secret=secret,
         signaling_url=f"wss://{signaling_node.primary_address}:{SIGNALING_PORT}",
         channel_arn=channel_arn(scenario),
+        access_key=new_access_key(),
+        service_url=endpoints.url("https"),
+    )
+    servers.env_file = _write_secret(
+        workdir / "kvs.env",
+        "".join(f"{name}={value}\n" for name, value in client_environment(servers).items()),
     )
     waits = [_start_signaling(network, scenario, signaling_cert, servers, workdir)]
     if scenario.stun_turn is not None:
@@ -63,9 +116,16 @@ def start_servers(
         start = _start_mock if software == "mock" else _start_coturn
         waits.append(start(network, scenario, turn_cert, secret, servers, workdir))
     deadline = time.monotonic() + READY_TIMEOUT_S
+    _preload_signer()  # while the servers start: the peers' URLs are signed next
     for wait in waits:
         wait(deadline)
     return servers
+
+
+def _preload_signer() -> None:
+    from lab.servers.sigv4 import preload
+
+    preload()
 
 
 def _turn_certificate(
@@ -127,11 +187,20 @@ def _start_signaling(
     address = scenario.topology.node(scenario.signaling_host).primary_address
     stderr_path = workdir / "signaling.stderr"
     servers.logs["signaling"] = workdir / "signaling.jsonl"
+    turn = None
+    if scenario.stun_turn is not None:
+        addresses = tuple(scenario.topology.node(scenario.stun_turn.host).addresses)
+        turn = TurnServers(addresses, servers.turn_secret, sets=ICE_SERVER_SETS)
+    config = _write_secret(
+        workdir / "signaling-service.json",
+        json.dumps(service_config(servers.access_key, turn), indent=2),
+    )
     args = [
         sys.executable, "-m", "lab.servers.signaling",
         "--listen", address, "--port", str(SIGNALING_PORT),
         "--cert", str(cert.cert), "--key", str(cert.key),
         "--channel-arn", servers.channel_arn, "--log", str(servers.logs["signaling"]),
+        "--service-config", str(config), "--region", servers.region,
     ]  # fmt: skip
     process = network.popen(
         scenario.signaling_host, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb")

@@ -1,6 +1,6 @@
 """A signaling server modelled on Kinesis Video Streams with WebRTC (see the shared KVS facts).
 
-One channel, one master, up to 10 viewers, WebSocket over TLS. Clients identify with the
+WebSocket over TLS: a master and up to 10 viewers per channel. Clients identify with the
 query string (`X-Amz-ChannelARN`, plus `X-Amz-ClientId` for a viewer), send
 `{"action", "recipientClientId", "messagePayload", "correlationId"}` and receive
 `{"senderClientId", "messageType", "messagePayload"}` (the master's messages carry no
@@ -10,9 +10,18 @@ wait up to the message TTL for a master that is not connected yet; a master nami
 viewer that is not connected gets an error. A newer connection with the same identity
 replaces the older one, which gets GO_AWAY and is closed.
 
+On the same port, the service's HTTP APIs (`control_plane.py`): the control plane's
+signaling-channel calls and GetIceServerConfig, so boto3 and the SDKs can create
+channels, find this endpoint and get TURN credentials. With an access key
+(`--service-config`), every API request and WebSocket handshake must carry a SigV4
+signature made with it (`sigv4.py`; a presigned URL for the WebSocket), or it is refused
+with HTTP 403 as the service refuses it.
+
 Run: `python -m lab.servers.signaling --listen ADDR --port PORT --cert C --key K
---channel-arn ARN [--log FILE.jsonl] [--message-ttl 60]`; prints `READY addr:port` once
-listening (port 0 picks a free port, and the line names it) and exits 0 on SIGTERM/SIGINT.
+--channel-arn ARN [--service-config FILE.json] [--region R] [--endpoint-host HOST]
+[--log FILE.jsonl] [--message-ttl 60]`; prints `READY addr:port` once listening (port 0
+picks a free port, and the line names it) and exits 0 on SIGTERM/SIGINT. The channel
+ARN is the run's own channel, there from the start.
 """
 
 from __future__ import annotations
@@ -23,20 +32,34 @@ import base64
 import binascii
 import contextlib
 import json
+import os
 import re
+import secrets
 import signal
 import ssl
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Request, Response, ServerConnection, serve
+from websockets.asyncio.server import Request, Response, ServerConnection, unix_serve
 from websockets.exceptions import ConnectionClosed
+
+from lab.servers.channels import ChannelRecord, ChannelRegistry, valid_client_id
+from lab.servers.control_plane import (
+    ApiResponse,
+    Endpoints,
+    ServiceApi,
+    TurnServers,
+    read_service_config,
+)
+from lab.servers.credentials import AccessKey
+from lab.servers.https_front import HttpResponse, HttpsFront
+from lab.servers.sigv4 import ReceivedRequest, SignatureRefused, preload, verify
 
 Role = Literal["master", "viewer"]
 
@@ -50,10 +73,8 @@ DEFAULT_MESSAGE_TTL_S = 60.0
 # Larger than any valid send, so an oversize payload gets a STATUS_RESPONSE, not a 1009 close.
 MAX_FRAME_BYTES = 256 * 1024
 CLOSE_TIMEOUT_S = 2.0  # an unresponsive client must not hold up a replacement or shutdown
-# Client ids and correlation ids: 1-256 of [a-zA-Z0-9_.-]; client ids may not start with
-# AWS_ (the service's pattern is `^(?!(?i)AWS_.*)`, so the prefix check ignores case).
+# Correlation ids: 1-256 of [a-zA-Z0-9_.-] (client ids too: channels.valid_client_id).
 IDENTIFIER = re.compile(r"[a-zA-Z0-9_.-]{1,256}")
-RESERVED_PREFIX = "aws_"
 MASTER_KEY = "master"  # the key of the master's slot; viewers are keyed "viewer:<id>"
 
 GO_AWAY = json.dumps({"messageType": "GO_AWAY"})
@@ -110,28 +131,28 @@ class ClientMessage:
     payload_bytes: int
 
 
-def valid_client_id(client_id: str) -> bool:
-    """The service's X-Amz-ClientId rule: 1-256 of [a-zA-Z0-9_.-], not starting with AWS_."""
-    return bool(IDENTIFIER.fullmatch(client_id)) and not client_id.lower().startswith(
-        RESERVED_PREFIX
-    )
-
-
-def parse_identity(path: str, channel_arn: str) -> Identity:
-    """Who is connecting, from the request's query string; HandshakeRejected if refused.
-
-    A query without X-Amz-ClientId is the master; with one, a viewer.
-    """
-    query = parse_qs(urlsplit(path).query, keep_blank_values=True)
-    arns = query.get("X-Amz-ChannelARN", [])
+def requested_channel(path: str) -> str:
+    """The X-Amz-ChannelARN a connection asks for; HandshakeRejected if there is not one."""
+    arns = parse_qs(urlsplit(path).query, keep_blank_values=True).get("X-Amz-ChannelARN", [])
     if len(arns) != 1 or not arns[0]:
         raise HandshakeRejected(
             HTTPStatus.BAD_REQUEST, "InvalidArgumentException", "X-Amz-ChannelARN is required"
         )
-    if arns[0] != channel_arn:
+    return arns[0]
+
+
+def parse_identity(path: str, channels: str | Container[str]) -> Identity:
+    """Who is connecting, from the request's query string; HandshakeRejected if refused.
+
+    `channels`: the ARNs that may be connected to (one ARN, or the channel registry).
+    A query without X-Amz-ClientId is the master; with one, a viewer.
+    """
+    arn = requested_channel(path)
+    if arn not in ({channels} if isinstance(channels, str) else channels):
         raise HandshakeRejected(
-            HTTPStatus.FORBIDDEN, "AccessDeniedException", f"no access to channel {arns[0]}"
+            HTTPStatus.FORBIDDEN, "AccessDeniedException", f"no access to channel {arn}"
         )
+    query = parse_qs(urlsplit(path).query, keep_blank_values=True)
     client_ids = query.get("X-Amz-ClientId")
     if client_ids is None:
         return Identity("master")
@@ -439,40 +460,110 @@ class Channel:
         """Tell every client the server is going away (as the service does before closing)."""
         await asyncio.gather(*(_send_quietly(c, GO_AWAY) for c in list(self.clients.values())))
 
+    async def close_all(self, reason: str) -> None:
+        """GO_AWAY and close every client: the channel is gone."""
+        clients = list(self.clients.values())
+        await self.go_away_all()
+        await asyncio.gather(*(c.close(1000, reason) for c in clients))
+
 
 class SignalingServer:
-    """The WebSocket side: handshake checks, one receive loop per connection, rate limits."""
+    """The WebSocket side: SigV4 and identity checks in the handshake, one receive loop per
+    connection, rate limits; and the HTTP APIs, answered by `api` after the same SigV4.
 
-    def __init__(self, channel_arn: str, channel: Channel) -> None:
-        self.channel_arn = channel_arn
-        self.channel = channel
+    One `Channel` of connected clients per signaling channel of the registry, made when
+    its first client connects; deleting a channel closes its clients.
+    """
+
+    def __init__(
+        self,
+        registry: ChannelRegistry,
+        *,
+        log: EventLog | None = None,
+        key: AccessKey | None = None,
+        region: str = "us-west-2",
+        api: ServiceApi | None = None,
+    ) -> None:
+        self.registry = registry
+        self.log = log or EventLog(None)
+        self.key = key
+        self.region = region
+        self.api = api
+        self.channels: dict[str, Channel] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        registry.on_delete = self.drop
+
+    def channel(self, arn: str) -> Channel:
+        """The connected clients of a channel of the registry."""
+        channel = self.channels.get(arn)
+        if channel is None:
+            record = self.registry.by_arn(arn)
+            ttl_s = record.message_ttl_s if record is not None else DEFAULT_MESSAGE_TTL_S
+            channel = self.channels[arn] = Channel(ttl_s=ttl_s, log=self.log)
+        return channel
+
+    def drop(self, record: ChannelRecord) -> None:
+        """A deleted channel's clients get GO_AWAY and are closed, in the background."""
+        channel = self.channels.pop(record.arn, None)
+        if channel is None:
+            return
+        task = asyncio.get_running_loop().create_task(channel.close_all("channel deleted"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def authenticate(self, request: ReceivedRequest) -> None:
+        """SigV4 with the run's access key, if the server has one; SignatureRefused if not."""
+        if self.key is not None:
+            verify(request, self.key, self.region)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Refuse the handshake (HTTP 400/403, with a reason) for a bad ARN, id, or full channel."""
+        """Refuse the handshake (HTTP 403 for SigV4, 400/403 for a bad ARN or id, or a full
+        channel) with the error type and a reason."""
+        received = ReceivedRequest(
+            getattr(request, "method", "GET"), request.path, list(request.headers.raw_items())
+        )
         try:
-            self.channel.check_capacity(parse_identity(request.path, self.channel_arn))
+            self.authenticate(received)
+            identity = parse_identity(request.path, self.registry)
+            self.channel(requested_channel(request.path)).check_capacity(identity)
+        except SignatureRefused as exc:
+            return self._refuse(connection, request, exc.status, str(exc), exc.error_header)
         except HandshakeRejected as exc:
-            self.channel.log.record("error", None, error=str(exc), path=request.path)
-            return connection.respond(exc.status, f"{exc}\n")
+            return self._refuse(connection, request, exc.status, str(exc), exc.error_type)
         return None
+
+    def _refuse(
+        self,
+        connection: ServerConnection,
+        request: Request,
+        status: int,
+        reason: str,
+        error_type: str,
+    ) -> Response:
+        self.log.record("error", None, error=reason, path=request.path)
+        response = connection.respond(status, f"{reason}\n")
+        response.headers["x-amzn-ErrorType"] = error_type
+        return response
 
     async def handler(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # process_request accepted it
-        identity = parse_identity(connection.request.path, self.channel_arn)
+        path = connection.request.path
+        identity = parse_identity(path, self.registry)
+        channel = self.channel(requested_channel(path))
         try:
-            await self.channel.join(identity, connection)
+            await channel.join(identity, connection)
         except HandshakeRejected as exc:  # another viewer took the last place meanwhile
-            self.channel.log.record("error", identity, error=str(exc))
+            self.log.record("error", identity, error=str(exc))
             await connection.close(1008, exc.reason)
             return
         limiter = RateLimiter()
         try:
             async for raw in connection:
-                await self.receive(identity, connection, raw, limiter)
+                await self.receive(channel, identity, connection, raw, limiter)
         except ConnectionClosed:
             pass
         finally:
-            self.channel.leave(
+            channel.leave(
                 identity,
                 connection,
                 code=connection.close_code,
@@ -481,6 +572,7 @@ class SignalingServer:
 
     async def receive(
         self,
+        channel: Channel,
         identity: Identity,
         connection: ServerConnection,
         raw: str | bytes,
@@ -491,7 +583,7 @@ class SignalingServer:
         try:
             message = validate_client_message(raw)
             action = message.action
-            if not self.channel.is_current(identity, connection):
+            if not channel.is_current(identity, connection):
                 raise SignalingError("InvalidClientException", "connection was replaced")
             if not limiter.allow(message.action, time.monotonic()):
                 raise SignalingError(
@@ -500,9 +592,9 @@ class SignalingServer:
                     f"{rate_bucket(message.action)} sends in a second",
                     message.correlation_id,
                 )
-            await self.channel.route(identity, message)
+            await channel.route(identity, message)
         except SignalingError as exc:
-            self.channel.log.record(
+            self.log.record(
                 "error",
                 identity,
                 action=action,
@@ -511,6 +603,31 @@ class SignalingServer:
             )
             if exc.correlation_id is not None:
                 await _send_quietly(connection, status_response(exc))
+
+    def answer(self, request: ReceivedRequest) -> HttpResponse:
+        """An HTTP API request (control plane, GetIceServerConfig): SigV4, then the call."""
+        try:
+            self.authenticate(request)
+        except SignatureRefused as exc:
+            self.log.record("error", None, error=str(exc), path=request.path)
+            response = ApiResponse(exc.status, {"message": exc.message}, exc.error_header)
+            return HttpResponse(response.status, response.headers(), response.body())
+        assert self.api is not None  # set before the server says READY
+        operation, response = self.api.answer(request.method, request.path, request.body)
+        self.log.record(
+            "api",
+            None,
+            operation=operation or request.path,
+            status=response.status,
+            error=response.error_type,
+            message=(response.document.get("Message") or response.document.get("message"))
+            if response.error_type
+            else None,
+        )
+        return HttpResponse(response.status, response.headers(), response.body())
+
+    async def go_away_all(self) -> None:
+        await asyncio.gather(*(c.go_away_all() for c in self.channels.values()))
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -532,7 +649,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=443, help="port (0: any free port)")
     parser.add_argument("--cert", required=True, help="PEM certificate chain")
     parser.add_argument("--key", required=True, help="PEM private key")
-    parser.add_argument("--channel-arn", required=True, help="the one channel served")
+    parser.add_argument(
+        "--channel-arn", required=True, help="the run's channel, there from the start"
+    )
+    parser.add_argument(
+        "--service-config",
+        help="JSON: the access key SigV4 is checked with and the TURN server "
+        "GetIceServerConfig hands out (control_plane.service_config); none: no SigV4",
+    )
+    parser.add_argument("--region", help="the service's region (default: the channel ARN's)")
+    parser.add_argument(
+        "--endpoint-host",
+        help="how GetSignalingChannelEndpoint names this server (default: --listen)",
+    )
     parser.add_argument("--log", help="JSON-lines event log")
     parser.add_argument(
         "--message-ttl",
@@ -543,29 +672,55 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _service_config(path: str | None) -> tuple[AccessKey | None, TurnServers | None]:
+    if path is None:
+        return None, None
+    with open(path) as stream:
+        return read_service_config(json.load(stream))
+
+
 async def run(args: argparse.Namespace) -> None:
-    """Serve until SIGTERM or SIGINT, announcing readiness with one READY line on stdout."""
+    """Serve until SIGTERM or SIGINT, announcing readiness with one READY line on stdout.
+
+    The HTTPS front listens on the address and port; the WebSocket server behind it on an
+    abstract Unix socket, which exists only in this network namespace and needs no file.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    key, turn = _service_config(args.service_config)
+    region = args.region or args.channel_arn.split(":")[3]
+    registry = ChannelRegistry(region)
+    registry.add(args.channel_arn, args.message_ttl)
+    inner_socket = f"\0ice-lab-signaling-{os.getpid()}-{secrets.token_hex(4)}"
     with contextlib.ExitStack() as files:
         stream = files.enter_context(open(args.log, "a")) if args.log else None  # noqa: SIM115
-        channel = Channel(ttl_s=args.message_ttl, log=EventLog(stream))
-        server = SignalingServer(args.channel_arn, channel)
-        async with serve(
+        server = SignalingServer(registry, log=EventLog(stream), key=key, region=region)
+        front = HttpsFront(server.answer, inner_socket)
+        async with unix_serve(
             server.handler,
-            args.listen,
-            args.port,
-            ssl=tls_context(args.cert, args.key),
+            inner_socket,
             process_request=server.process_request,
             max_size=MAX_FRAME_BYTES,
             close_timeout=CLOSE_TIMEOUT_S,
-        ) as listening:
+        ):
+            listening = await front.start(args.listen, args.port, tls_context(args.cert, args.key))
             port = listening.sockets[0].getsockname()[1]
+            endpoints = Endpoints(args.endpoint_host or args.listen, port)
+            server.api = ServiceApi(registry, endpoints, turn)
             print(f"READY {args.listen}:{port}", flush=True)
+            if key is not None:
+                # botocore's signer takes 0.2 s to import: after READY it overlaps with the
+                # lab starting its peers (before READY it would lengthen every run's
+                # server start by as much); a handshake arriving meanwhile waits for it.
+                preload()
             await stop.wait()
-            await channel.go_away_all()
+            listening.close()
+            await server.go_away_all()
+        # Leaving unix_serve closed every WebSocket (their close frames went out through
+        # the front); now end the front's own connections.
+        await front.close_connections()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -574,4 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's module teardown: with botocore loaded it takes 60-80 ms, which
+    # every run's tear-down would wait for; the log is closed and the output flushed.
+    os._exit(status)
