@@ -85,6 +85,11 @@ def describe(state: dict[str, Any]) -> list[str]:
     signaling = servers.get("signaling")
     if signaling:
         lines.append(f"signaling on {signaling['host']}: {signaling['url']}")
+        if signaling.get("service_url"):
+            lines.append(
+                f"  service APIs: {signaling['service_url']} (region {signaling['region']}; "
+                f"for boto3: set -a; . {signaling['env_file']}; set +a)"
+            )
     return lines
 
 
