@@ -124,6 +124,10 @@ def pair_record(
     }
     if "priority" in pair:
         record["priority"] = int(pair["priority"])
+    if record["local"]["type"] in ("srflx", "prflx"):
+        # Its checks leave from a host socket (a reflexive candidate's base, RFC 8445
+        # 5.1.1.1); getStats() hides that socket's address but not what it is.
+        record["local_base_type"] = "host"
     if state in STILL_CHECKING:
         record["note"] = (
             "still checking when the lab stopped watching"

@@ -95,3 +95,13 @@ def test_unknown_agent_in_a_scenario_names_the_field(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(LabInputError, match=r"bad.yaml: peers.master.agent"):
         load_scenario(str(path))
+
+
+def test_a_browser_check_from_its_host_socket_counts_as_host() -> None:
+    from_host = pair("in-progress", local="srflx", local_base_type="host",
+                     failure={"reason": "timeout"}, checks_sent=2)  # fmt: skip
+    assert check({"failing_pairs": [HOST_HOST]}, result([from_host]))["met"]
+    worked = pair("succeeded", local="srflx", remote="srflx", local_base_type="host")
+    srflx_pairs = {"local": "host", "remote": "srflx"}
+    # A pair that worked is named by its valid local candidate: not a host pair.
+    assert check({"failing_pairs": [srflx_pairs]}, result([worked]))["observed"] == []
