@@ -1,14 +1,16 @@
-"""How long does the NAT matrix take? Prints figures measured in this run.
+"""How long does the matrix take? Prints figures measured in this run.
 
-Runs `lab matrix` over the seven NAT presets (49 cells, each a real `lab run`) and
-prints the wall time, the sum of the cells' own run times (what running them one
-after another would cost), the speed-up from running cells in parallel (`-j`), and
-which combinations needed a relay. With --json, the matrix document is kept there.
+Runs `lab matrix` over the seven NAT presets (49 cells, each a real `lab run`; `--nat all`
+for libwebrtc's twelve configurations, 144 cells) and prints the wall time, the sum of
+the cells' own run times (what running them one after another would cost), the speed-up
+from running cells in parallel (`-j`), how many cells agree with libwebrtc on direct
+versus relay, and which combinations needed a relay. With --json, the matrix document is
+kept there.
 
 With --viewer/--master chromium, the cells run a browser on that side (two at a time
 unless -j says otherwise).
 
-Usage: sudo .venv/bin/python benchmarks/matrix_time.py [-j N] [--nat a,b,...] [--json FILE]
+Usage: sudo .venv/bin/python benchmarks/matrix_time.py [-j N] [--nat a,b,...|all] [--json FILE]
        [--viewer AGENT] [--master AGENT]
 """
 
@@ -23,9 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PRESETS = (
-    "open,full-cone,restricted-cone,port-restricted-cone,symmetric,double-cone,symmetric-then-cone"
-)
+PRESETS = "nats"  # lab matrix's group of the seven NAT configurations
 
 
 def main() -> None:
@@ -56,11 +56,24 @@ def main() -> None:
     run_times = [c["result"]["timings"]["total_s"] for c in cells if c.get("result")]
     sequential = sum(run_times)
     relayed = [c for c in cells if _relayed(c)]
-    failed = [c for c in cells if not c.get("result") or c["result"]["outcome"] != "connected"]
+    skipped = [c for c in cells if c.get("unsupported")]
+    failed = [
+        c
+        for c in cells
+        if not c.get("unsupported") and (not c["result"] or c["result"]["outcome"] != "connected")
+    ]
     agents = document.get("agents", {})
+    agreement = document.get("agreement", {})
     print(f"cells: {len(cells)} on {os.cpu_count()} cores (jobs: {args.jobs or 'default'})")
+    print(
+        f"agree with libwebrtc on direct versus relay: {agreement.get('agree')} of "
+        f"{agreement.get('agree', 0) + agreement.get('differ', 0)} "
+        f"({agreement.get('no_expectation')} without an expectation; "
+        f"{len(skipped)} not run: the agent cannot use that network)"
+    )
     print(f"agents: viewer {agents.get('viewer', '?')}, master {agents.get('master', '?')}")
-    print(f"wall time: {wall:.1f} s ({wall / len(cells):.2f} s per cell)")
+    ran = max(len(cells) - len(skipped), 1)
+    print(f"wall time: {wall:.1f} s ({wall / ran:.2f} s per cell run)")
     print(f"sum of cell run times (in-process): {sequential:.1f} s")
     print(f"parallel speed-up over the in-process sum: {sequential / wall:.2f}x")
     print(f"relayed: {len(relayed)} cells; not connected: {len(failed)}")

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from lab.progress import Sweep
+
 DEFAULT_AGENTS = "aiortc,chromium"
 #: Two browsers per Chromium run: more than two runs at once starve each other's checks.
 DEFAULT_JOBS = 2
@@ -418,22 +420,28 @@ def run_all(
     combos: list[Combo],
     extra: list[str],
     jobs: int,
-    progress: Callable[[str], None],
+    sweep: Sweep,
+    run: Callable[[str, Combo, list[str]], dict[str, Any]] = run_cell,
 ) -> list[dict[str, Any]]:
-    """Every scenario under every combination, `jobs` runs at once; one row per scenario."""
+    """Every scenario under every combination, `jobs` runs at once, each counted by
+    `sweep` as it starts and ends; one row per scenario."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    def one(scenario: str, combo: Combo) -> dict[str, Any]:
+        sweep.started()
+        return run(scenario, combo, extra)
+
     cells: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in scenarios}
-    total = len(scenarios) * len(combos)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures: dict[Future[dict[str, Any]], tuple[str, Combo]] = {
-            pool.submit(run_cell, s, c, extra): (s, c) for s in scenarios for c in combos
+            pool.submit(one, s, c): (s, c) for s in scenarios for c in combos
         }
         try:
-            for done, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 scenario, combo = futures[future]
                 cell = cells[scenario][combo.name] = future.result()
-                progress(f"[{done}/{total}] {scenario} {combo.name}: {_progress_word(cell)}")
+                failed = bool(cell["error"]) or cell["expectations_met"] is False
+                sweep.finished(f"{scenario} {combo.name}", _progress_word(cell), failed)
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)  # running cells tear down on SIGINT
             raise
@@ -443,7 +451,8 @@ def run_all(
 def _progress_word(cell: Mapping[str, Any]) -> str:
     if cell["error"]:
         return f"error ({cell['error']})"
-    return f"{cell['outcome']} {pair_text(cell)}"
+    unmet = "" if cell["expectations_met"] is not False else " (expectations not met)"
+    return f"{cell['outcome']} {pair_text(cell)}{unmet}"
 
 
 def resolve_scenarios(references: list[str] | None) -> list[str]:
@@ -516,14 +525,14 @@ def register(app: typer.Typer) -> None:
             require_root()
         except LabError as exc:
             raise fail(exc) from None
-        errors = Console(stderr=True, highlight=False)
+        from lab.progress import Sweep
+
         started = time.monotonic()
         try:
-            rows = run_all(
-                names, chosen, extra, jobs, lambda line: errors.print(line, markup=False)
-            )
+            with Sweep("compare", len(names) * len(chosen)) as sweep:
+                rows = run_all(names, chosen, extra, jobs, sweep)
         except KeyboardInterrupt:
-            errors.print("interrupted: runs in progress tore their networks down")
+            Console(stderr=True).print("interrupted: runs in progress tore their networks down")
             raise typer.Exit(130) from None
         document = compare_document(chosen, rows, round(time.monotonic() - started, 1))
         console = Console(highlight=False)

@@ -1,115 +1,94 @@
-"""`lab matrix`: every viewer x master NAT combination, one real run per cell.
+"""`lab matrix`: every viewer x master network combination, one real run per cell, each
+checked against libwebrtc's own matrix.
 
-Each cell is a scenario generated on the fly: per side, the peer sits directly on the
-internet (`open`), behind one NAT with a preset, or behind a home NAT inside a carrier
-NAT (`double-cone`: cone behind cone; `symmetric-then-cone`: a cone home router behind
-a symmetric carrier NAT, 100.64.0.0/10 between them). STUN and TURN are available to
-both peers. Cells run in parallel as separate `lab run` processes; `--viewer/--master`
+Each cell is a scenario generated on the fly (`lab/matrix_cells.py`): per side a public
+address, one or two NATs, a NAT with a firewall, or a proxy-only edge; STUN and TURN are
+available to both peers. Cells run in parallel as separate `lab run` processes; `--viewer/--master`
 choose each side's ICE agent for every cell (the document records them under `agents`).
+Every cell is shown beside libwebrtc's expectation (`lab/libwebrtc_matrix.py`) and is
+judged on what matters across ICE agents: whether the pair is direct or relayed. Where
+the lab's result differs, the matrix says why.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
-PRESETS = (
-    "open",
-    "full-cone",
-    "restricted-cone",
-    "port-restricted-cone",
-    "symmetric",
-    "double-cone",
-    "symmetric-then-cone",
+from lab.errors import LabInputError
+from lab.libwebrtc_matrix import CONFIGS, Expectation, expectation
+from lab.matrix_cells import GROUPS, ROWS, cell_documents
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from lab.progress import Sweep
+
+CELL_TIMEOUT_S = 600
+#: Rows whose cells an agent cannot run, with the reason recorded in the cell instead.
+_NO_PROXY = (
+    "aiortc cannot use a proxy: aioice opens its UDP sockets and its TURN TCP/TLS "
+    "connections itself, with no HTTP CONNECT or SOCKS client, and this edge forwards "
+    "nothing else"
 )
-#: (home NAT, carrier NAT) per preset; None: no such NAT on the path.
-CHAINS: dict[str, tuple[str | None, str | None]] = {
-    "open": (None, None),
-    "full-cone": ("full-cone", None),
-    "restricted-cone": ("restricted-cone", None),
-    "port-restricted-cone": ("port-restricted-cone", None),
-    "symmetric": ("symmetric", None),
-    "double-cone": ("port-restricted-cone", "port-restricted-cone"),
-    "symmetric-then-cone": ("port-restricted-cone", "symmetric"),
+UNSUPPORTED: dict[tuple[str, str], str] = {
+    ("https-proxy", "aiortc"): _NO_PROXY,
+    ("socks5-proxy", "aiortc"): _NO_PROXY,
 }
-SIDES = {"viewer": 2, "master": 1}  # subnet numbers: 192.168.N.0/24, 100.64.N.0/24
 
 
-def _side(role: str, preset: str, uplink: str, wan: str, gateway: str) -> dict[str, Any]:
-    """Nodes, links and NAT conditions from one peer up to the internet router."""
-    n = SIDES[role]
-    home, carrier = CHAINS[preset]
-    nodes: dict[str, Any] = {}
-    links: list[dict[str, Any]] = []
-    conditions: dict[str, Any] = {}
-    if home is None:
-        nodes[role] = {"role": "peer", "gateway": gateway}
-        links.append({"endpoints": [f"{role}:eth0", uplink], "addresses": [wan, f"{gateway}/28"]})
-        return {"nodes": nodes, "links": links, "conditions": conditions}
-    nodes[role] = {"role": "peer", "gateway": f"192.168.{n}.1"}
-    links.append(
-        {"endpoints": [f"{role}:eth0", f"{role}-home:eth0"],
-         "addresses": [f"192.168.{n}.10/24", f"192.168.{n}.1/24"]}
-    )  # fmt: skip
-    conditions[f"{role}-home"] = {"nat": home}
-    if carrier is None:
-        nodes[f"{role}-home"] = {"role": "nat", "gateway": gateway}
-        links.append(
-            {"endpoints": [f"{role}-home:eth1", uplink], "addresses": [wan, f"{gateway}/28"]}
-        )
-        return {"nodes": nodes, "links": links, "conditions": conditions}
-    nodes[f"{role}-home"] = {"role": "nat", "gateway": f"100.64.{n}.1"}
-    nodes[f"{role}-cgn"] = {"role": "nat", "gateway": gateway}
-    links += [
-        {"endpoints": [f"{role}-home:eth1", f"{role}-cgn:eth0"],
-         "addresses": [f"100.64.{n}.10/24", f"100.64.{n}.1/24"]},
-        {"endpoints": [f"{role}-cgn:eth1", uplink], "addresses": [wan, f"{gateway}/28"]},
-    ]  # fmt: skip
-    conditions[f"{role}-cgn"] = {"nat": carrier}
-    return {"nodes": nodes, "links": links, "conditions": conditions}
+def parse_rows(text: str) -> list[str]:
+    """`--nat`: row names and group names (`nats`, `firewalls`, `proxies`, `all`), in
+    order, each row once; anything else is bad input naming the option."""
+    rows: list[str] = []
+    unknown: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        if not name:
+            continue
+        for row in GROUPS.get(name, (name,)):
+            if row not in ROWS:
+                unknown.append(row)
+            elif row not in rows:
+                rows.append(row)
+    if unknown or not rows:
+        known = ", ".join([*ROWS, *GROUPS])
+        raise LabInputError(f"--nat: unknown row {', '.join(unknown) or '(none)'} (known: {known})")
+    return rows
 
 
-def cell_documents(viewer: str, master: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The topology and scenario documents of one matrix cell."""
-    sides = [
-        _side("viewer", viewer, "internet:eth0", "198.51.100.2/28", "198.51.100.1"),
-        _side("master", master, "internet:eth1", "198.51.100.18/28", "198.51.100.17"),
-    ]
-    nodes: dict[str, Any] = {"internet": {"role": "router"}}
-    links: list[dict[str, Any]] = []
-    conditions: dict[str, Any] = {}
-    for side in sides:
-        nodes |= side["nodes"]
-        links += side["links"]
-        conditions |= side["conditions"]
-    nodes["turn"] = {"role": "stun-turn", "gateway": "203.0.113.1"}
-    nodes["signaling"] = {"role": "signaling", "gateway": "203.0.113.17"}
-    links += [
-        {"endpoints": ["turn:eth0", "internet:eth2"],
-         "addresses": [["203.0.113.10/28", "203.0.113.11/28"], "203.0.113.1/28"]},
-        {"endpoints": ["signaling:eth0", "internet:eth3"],
-         "addresses": ["203.0.113.20/28", "203.0.113.17/28"]},
-    ]  # fmt: skip
-    name = f"matrix-{viewer}-vs-{master}"
-    topology = {"name": "matrix", "nodes": nodes, "links": links}
-    scenario = {
-        "name": name,
-        "description": f"NAT matrix cell: viewer behind {viewer}, master behind {master}.",
-        "topology": "topology.yaml",
-        "conditions": conditions,
-        "peers": {"viewer": {"host": "viewer"}, "master": {"host": "master"}},
-        "expect": {"outcome": "connected"},
-    }
-    return topology, scenario
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no result"
+
+
+def _run(command: list[str]) -> str:
+    """Run one `lab run`; returns the last line it printed on stderr (its error, if it left
+    no result). One that overstays gets SIGTERM, which it turns into a full teardown (a
+    SIGKILL would leave its namespaces to `lab clean`)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = process.communicate(timeout=CELL_TIMEOUT_S)
+        return _last_line(stderr)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        return f"timed out after {CELL_TIMEOUT_S} s"
 
 
 def run_cell(viewer: str, master: str, extra: list[str]) -> dict[str, Any]:
@@ -120,20 +99,32 @@ def run_cell(viewer: str, master: str, extra: list[str]) -> dict[str, Any]:
         (folder / "topology.yaml").write_text(yaml.safe_dump(topology, sort_keys=False))
         (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
         result_path = folder / "result.json"
-        completed = subprocess.run(
+        error = _run(
             [sys.executable, "-m", "lab", "run", str(folder / "scenario.yaml"),
-             "--json", str(result_path), "--quiet", *extra],
-            capture_output=True, text=True, timeout=600,
+             "--json", str(result_path), "--quiet", *extra]
         )  # fmt: skip
         result = json.loads(result_path.read_text()) if result_path.exists() else None
         entry: dict[str, Any] = {"viewer": viewer, "master": master, "result": result}
         if result is None:
-            entry["error"] = (completed.stderr.strip().splitlines() or ["no result"])[-1]
+            entry["error"] = error
         return entry
 
 
-def describe_cell(entry: dict[str, Any]) -> str:
-    """`srflx-srflx`, `prflx-relay/tcp`, or `failed`: the viewer's selected pair types."""
+def unsupported(viewer: str, master: str, agents: Mapping[str, str]) -> str | None:
+    """Why this cell cannot run with these agents (a side's agent cannot use its row's
+    network at all), or None when it can."""
+    for role, row in (("viewer", viewer), ("master", master)):
+        reason = UNSUPPORTED.get((row, agents[role]))
+        if reason:
+            return f"{role} {agents[role]} on {row}: {reason}"
+    return None
+
+
+def describe_cell(entry: Mapping[str, Any]) -> str:
+    """`srflx-srflx`, `prflx-relay/tcp`, `failed`, `error` or `n/a`: the viewer's
+    selected pair types (a relay with the protocol it reaches its TURN server over)."""
+    if entry.get("unsupported"):
+        return "n/a"
     result = entry.get("result")
     if result is None:
         return "error"
@@ -141,32 +132,235 @@ def describe_cell(entry: dict[str, Any]) -> str:
     if result["outcome"] != "connected" or pair is None:
         return "failed"
 
-    def kind(candidate: dict[str, Any]) -> str:
+    def kind(candidate: Mapping[str, Any]) -> str:
         relay = candidate.get("relay_protocol")
-        return candidate["type"] + (f"/{relay}" if relay else "")
+        protocol = "" if candidate.get("protocol", "udp") == "udp" else f" {candidate['protocol']}"
+        return candidate["type"] + (f"/{relay}" if relay else "") + protocol
 
     return f"{kind(pair['local'])}-{kind(pair['remote'])}"
 
 
+def observed_relayed(entry: Mapping[str, Any]) -> bool | None:
+    """Whether the viewer's selected pair goes through a relay (None: nothing connected)."""
+    result = entry.get("result")
+    if not result or result["outcome"] != "connected":
+        return None
+    pair = result["selected"].get("viewer")
+    if pair is None:
+        return None
+    return "relay" in (pair["local"]["type"], pair["remote"]["type"])
+
+
+def selected_types(entry: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The viewer's selected pair as (local type, remote type), or None."""
+    result = entry.get("result")
+    pair = result["selected"].get("viewer") if result and result["outcome"] == "connected" else None
+    return None if pair is None else (pair["local"]["type"], pair["remote"]["type"])
+
+
+def tcp_candidates(result: Mapping[str, Any], role: str) -> set[str]:
+    """The TCP types (`active`, `passive`, `so`) of a peer's host candidates (RFC 6544)."""
+    return {
+        c.get("tcp_type") or "?"
+        for c in result["peers"][role]["candidates"]
+        if c["protocol"] == "tcp" and c["type"] == "host"
+    }
+
+
+def _why_no_tcp_pair(result: Mapping[str, Any], agents: Mapping[str, str]) -> str | None:
+    """Why no ICE-TCP pair formed, from what each peer gathered; None if it could have."""
+    without = [f"{role} {agent}" for role, agent in agents.items() if agent == "aiortc"]
+    if without:
+        return (
+            f"aiortc has no ICE over TCP ({', '.join(without)}: aioice gathers UDP host "
+            "candidates only), so the TCP pair libwebrtc forms here does not exist and TURN "
+            "over TCP or TLS carries the call"
+        )
+    passive = [role for role in agents if "passive" in tcp_candidates(result, role)]
+    if not passive:
+        gathered = {role: sorted(tcp_candidates(result, role)) or ["none"] for role in agents}
+        seen = ", ".join(f"{role} {'/'.join(types)}" for role, types in gathered.items())
+        return (
+            f"no peer gathered a passive TCP candidate (TCP host candidates: {seen}): "
+            "Chromium only connects out (active, port 9) and never listens, and two active "
+            "ends cannot pair; libwebrtc's test allocator listens (allow_tcp_listen), so "
+            "its peers pair over TCP"
+        )
+    return None
+
+
+def explain(entry: Mapping[str, Any], expected: Expectation, agents: Mapping[str, str]) -> str:
+    """Why a cell's result differs from libwebrtc's expectation on direct versus relay,
+    from the cell's own evidence where there is some."""
+    if entry.get("unsupported"):
+        return str(entry["unsupported"])
+    result = entry.get("result")
+    if result is None:
+        return f"the run left no result: {entry.get('error')}"
+    if expected.local_protocol == "tcp":
+        reason = _why_no_tcp_pair(result, agents)
+        if reason:
+            return reason
+    if observed_relayed(entry) is None:
+        return "no pair connected"
+    return "unexplained: the lab's NATs or firewalls differ from libwebrtc's here"
+
+
+def judge(entry: dict[str, Any], agents: Mapping[str, str]) -> dict[str, Any]:
+    """The entry with libwebrtc's expectation, whether the lab agrees with it on direct
+    versus relay (None: no expectation), and the reason when it does not."""
+    expected = expectation(entry["viewer"], entry["master"])
+    entry["libwebrtc"] = None if expected is None else expected.describe()
+    entry["agrees"] = None
+    entry["same_types"] = None
+    entry["explanation"] = None
+    if expected is None or not expected.exists:
+        return entry
+    if entry.get("unsupported"):
+        entry["explanation"] = entry["unsupported"]  # not run: no verdict either way
+        return entry
+    entry["agrees"] = observed_relayed(entry) == expected.relayed
+    entry["same_types"] = selected_types(entry) == (expected.local, expected.remote)
+    if not entry["agrees"]:
+        entry["explanation"] = explain(entry, expected, agents)
+    return entry
+
+
+def run_cells(
+    combos: list[tuple[str, str]],
+    extra: list[str],
+    jobs: int,
+    agents: Mapping[str, str],
+    sweep: Sweep,
+    run: Callable[[str, str, list[str]], dict[str, Any]] = run_cell,
+) -> list[dict[str, Any]]:
+    """Every combination, `jobs` at once, judged; in the order of `combos`."""
+
+    def one(viewer: str, master: str) -> dict[str, Any]:
+        reason = unsupported(viewer, master, agents)
+        if reason:
+            return {"viewer": viewer, "master": master, "result": None, "unsupported": reason}
+        sweep.started()
+        return run(viewer, master, extra)
+
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures: dict[Future[dict[str, Any]], tuple[str, str]] = {
+            pool.submit(one, *combo): combo for combo in combos
+        }
+        try:
+            for future in as_completed(futures):
+                combo = futures[future]
+                entry = entries[combo] = judge(future.result(), agents)
+                _report(sweep, entry)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)  # running cells tear down on SIGINT
+            raise
+    return [entries[combo] for combo in combos]
+
+
+def _report(sweep: Sweep, entry: Mapping[str, Any]) -> None:
+    label = f"viewer {entry['viewer']} x master {entry['master']}"
+    if entry.get("unsupported"):
+        sweep.skipped(label, str(entry["unsupported"]))
+        return
+    outcome = describe_cell(entry)
+    if entry.get("error"):
+        outcome += f" ({entry['error']})"
+    libwebrtc = entry.get("libwebrtc")
+    if libwebrtc and libwebrtc["local"]:
+        verdict = "agrees with" if entry["agrees"] else "differs from"
+        outcome += f"; {verdict} libwebrtc ({_expected_text(libwebrtc)})"
+    sweep.finished(label, outcome, failed=outcome.startswith(("error", "failed")))
+
+
+def _expected_text(libwebrtc: Mapping[str, Any]) -> str:
+    pair = f"{libwebrtc['local']}-{libwebrtc['remote']}"
+    return pair if libwebrtc["local_protocol"] == "udp" else f"{pair} {libwebrtc['local_protocol']}"
+
+
+def agreement(cells: list[Mapping[str, Any]]) -> dict[str, int]:
+    """How many cells agree with libwebrtc on direct versus relay, differ, or have no
+    expectation to agree with."""
+    not_run = [c for c in cells if c.get("unsupported")]
+    return {
+        "agree": sum(1 for c in cells if c["agrees"] is True),
+        "differ": sum(1 for c in cells if c["agrees"] is False),
+        "same_types": sum(1 for c in cells if c.get("same_types") is True),
+        "no_expectation": sum(1 for c in cells if not c.get("unsupported") and c["agrees"] is None),
+        "not_run": len(not_run),
+    }
+
+
+def _cell_text(entry: Mapping[str, Any]) -> Text:
+    from rich.text import Text
+
+    text = Text(describe_cell(entry))
+    libwebrtc = entry.get("libwebrtc")
+    if libwebrtc is None:
+        return text
+    if not libwebrtc["local"]:
+        return text.append("\nlibwebrtc: -", style="dim")
+    mark, style = ("=", "green") if entry["agrees"] else ("x", "bold red")
+    text.append(f"\n{mark} {_expected_text(libwebrtc)}", style=style)
+    return text
+
+
 def render_grid(
-    cells: list[dict[str, Any]], presets: list[str], agents: dict[str, str] | None = None
-) -> Any:
+    cells: list[Mapping[str, Any]], presets: list[str], agents: Mapping[str, str] | None = None
+) -> Table:
+    """Rows: the viewer's network; columns: the master's. Each cell: the viewer's selected
+    pair, and below it libwebrtc's (`=` agrees on direct versus relay, `x` differs)."""
     from rich.table import Table
 
-    title = "NAT matrix: the viewer's selected pair (local-remote)"
+    title = "Matrix: the viewer's selected pair (local-remote), libwebrtc's below"
     if agents:
         title += f"; agents: viewer {agents['viewer']}, master {agents['master']}"
-    table = Table(title=title, title_justify="left")
+    caption = "= agrees with libwebrtc on direct versus relay, x differs, - libwebrtc has none"
+    table = Table(
+        title=title, caption=caption, title_justify="left", caption_justify="left", show_lines=True
+    )
     table.add_column("viewer \\ master", no_wrap=True)
     for master in presets:
         table.add_column(master.replace("-", "-\n", 1), justify="center")
+    by_combo = {(c["viewer"], c["master"]): c for c in cells}
     for viewer in presets:
-        row = [
-            describe_cell(next(c for c in cells if c["viewer"] == viewer and c["master"] == master))
-            for master in presets
-        ]
-        table.add_row(viewer, *row)
+        table.add_row(viewer, *(_cell_text(by_combo[(viewer, master)]) for master in presets))
     return table
+
+
+def agreement_line(cells: list[Mapping[str, Any]]) -> str:
+    """`49 of 49 cells agree with libwebrtc on direct versus relay`, and the rest."""
+    counts = agreement(cells)
+    judged = counts["agree"] + counts["differ"]
+    line = (
+        f"{counts['agree']} of {judged} cells agree with libwebrtc on direct versus relay "
+        f"({counts['same_types']} also on both candidate types)"
+    )
+    if counts["no_expectation"]:
+        line += f"; {counts['no_expectation']} cells have no libwebrtc expectation"
+    if counts["not_run"]:
+        line += f"; {counts['not_run']} cells not run"
+    return line
+
+
+def difference_lines(cells: list[Mapping[str, Any]]) -> list[str]:
+    """One line per cell that differs from libwebrtc, with why; then the cells not run,
+    one line per side, agent and row (the reason is the same for all of its cells)."""
+    lines = []
+    not_run: dict[str, int] = {}
+    for cell in cells:
+        if cell["agrees"] is False:
+            lines.append(
+                f"differs: viewer {cell['viewer']} x master {cell['master']}: lab "
+                f"{describe_cell(cell)}, libwebrtc {_expected_text(cell['libwebrtc'])}: "
+                f"{cell['explanation']}"
+            )
+        elif cell.get("unsupported"):
+            not_run[cell["unsupported"]] = not_run.get(cell["unsupported"], 0) + 1
+    for reason, count in not_run.items():
+        lines.append(f"not run ({count} cells): {reason}")
+    return lines
 
 
 def cell_agents(viewer: str | None, master: str | None) -> dict[str, str]:
@@ -180,7 +374,7 @@ def cell_agents(viewer: str | None, master: str | None) -> dict[str, str]:
     return agents
 
 
-def default_jobs(agents: dict[str, str]) -> int:
+def default_jobs(agents: Mapping[str, str]) -> int:
     """Cells at once: aiortc cells mostly wait on the network, so more than the cores;
     a Chromium cell runs browsers that need a core each, so two at a time."""
     if "chromium" in agents.values():
@@ -188,12 +382,33 @@ def default_jobs(agents: dict[str, str]) -> int:
     return (os.cpu_count() or 2) + 1
 
 
+def matrix_document(
+    agents: Mapping[str, str], presets: list[str], cells: list[dict[str, Any]], wall_s: float
+) -> dict[str, Any]:
+    """The --json document: agents, rows (with libwebrtc's name for each), every cell."""
+    return {
+        "agents": dict(agents),
+        "presets": [
+            {"name": p, "libwebrtc": CONFIGS.get(p), "what": ROWS[p].what} for p in presets
+        ],
+        "agreement": agreement(cells),
+        "wall_s": wall_s,
+        "cells": cells,
+    }
+
+
 def register(app: typer.Typer) -> None:
     """Add `matrix` to the CLI."""
 
     @app.command()
     def matrix(
-        nat: Annotated[str, typer.Option(help="comma-separated presets")] = ",".join(PRESETS),
+        nat: Annotated[
+            str,
+            typer.Option(
+                help="comma-separated rows, or groups: nats (default), firewalls, proxies, "
+                "all (libwebrtc's twelve configurations)"
+            ),
+        ] = "nats",
         json_path: Annotated[Path | None, typer.Option("--json", help="save every cell")] = None,
         jobs: Annotated[int, typer.Option("-j", "--jobs", help="cells run at once")] = 0,
         servers: Annotated[str | None, typer.Option(help="coturn or mock")] = None,
@@ -205,24 +420,19 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="the master's ICE agent: aiortc (default) or chromium")
         ] = None,
     ) -> None:
-        """Run every viewer x master NAT combination and print the selected pair per cell."""
+        """Run every viewer x master network combination; show each selected pair beside
+        libwebrtc's."""
+        import time
+
         from rich.console import Console
 
-        from lab.errors import EXIT_BAD_INPUT, LabError
+        from lab.errors import LabError
         from lab.preflight import require_root
+        from lab.progress import Sweep
         from lab.terminal import fail
 
-        presets = [p.strip() for p in nat.split(",") if p.strip()]
-        unknown = [p for p in presets if p not in PRESETS]
-        if unknown or not presets:
-            Console(stderr=True).print(
-                f"error: --nat: unknown preset {', '.join(unknown) or '(none)'} "
-                f"(known: {', '.join(PRESETS)})",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_BAD_INPUT)
         try:
+            presets = parse_rows(nat)
             agents = cell_agents(viewer, master)
             require_root()
         except LabError as exc:
@@ -234,12 +444,21 @@ def register(app: typer.Typer) -> None:
             *(["--master", master] if master else []),
         ]
         combos = [(v, m) for v in presets for m in presets]
-        workers = jobs or default_jobs(agents)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            cells = list(pool.map(lambda combo: run_cell(*combo, extra), combos))
-        console = Console()
-        console.width = max(console.width, 40 + 18 * len(presets))  # cells are not truncated
+        started = time.monotonic()
+        try:
+            with Sweep("matrix", len(combos)) as sweep:
+                cells = run_cells(combos, extra, jobs or default_jobs(agents), agents, sweep)
+        except KeyboardInterrupt:
+            Console(stderr=True).print("interrupted: cells in progress tore their networks down")
+            raise typer.Exit(130) from None
+        wall_s = round(time.monotonic() - started, 1)
+        console = Console(highlight=False)
+        console.width = max(console.width, 30 + 24 * len(presets))  # cells are not truncated
         console.print(render_grid(cells, presets, agents))
+        console.print(agreement_line(cells), markup=False, soft_wrap=True)
+        for line in difference_lines(cells):
+            console.print(line, markup=False, soft_wrap=True)
+        console.print(f"{len(cells)} cells in {wall_s} s", markup=False)
         if json_path is not None:
-            document = {"agents": agents, "cells": cells}
+            document = matrix_document(agents, presets, cells, wall_s)
             json_path.write_text(json.dumps(document, indent=2) + "\n")

@@ -19,7 +19,8 @@ from lab.observations import attribute_turn_refusals, merge_pairs, selected_pair
 from lab.scenario import Scenario
 
 PEER_FIELDS = (
-    "host", "mode", "agent", "software", "host_addresses", "candidates", "remote_candidates",
+    "host", "mode", "agent", "software", "host_addresses", "proxy", "candidates",
+    "remote_candidates",
     "unresolved_remote_candidates", "gathering_errors", "skipped_servers", "ice_state",
     "ice_states", "ice_role", "gathering_s", "connected_s", "error",
 )  # fmt: skip
@@ -154,6 +155,10 @@ def _render_candidates(role: str, peer: dict[str, Any], console: Console) -> Non
         console.print(f"  gathering error: {error['url']}: {error['reason']}")
     for skipped in peer.get("skipped_servers") or []:
         console.print(f"  skipped: {skipped['url']}: {skipped['reason']}")
+    proxy = peer.get("proxy")
+    if proxy:
+        how = "used" if proxy["used"] else f"not used: {proxy.get('reason')}"
+        console.print(f"  proxy {proxy['url']}: {how}", highlight=False)
     if peer.get("error"):
         console.print(f"  [yellow]{role}: {peer['error']}[/yellow]")
 

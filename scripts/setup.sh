@@ -47,7 +47,9 @@ check_distribution() {
 # universe component, which Ubuntu's server, cloud and Vagrant images enable.
 # libnss3-tools gives certutil, which trusts a run's CA in a browser peer's per-run NSS
 # database (TURN over TLS, wss signaling); the browser itself is added per distribution.
-SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools)
+# squid and dante-server are the HTTPS (CONNECT) and SOCKS5 proxies of `lab matrix`'s proxy
+# rows, started per run on a proxy-only edge (lab/servers/proxy.py).
+SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server)
 # CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
 # takes about 25 MB installed, which a lab machine or the VM has no use for.
 if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi
@@ -126,10 +128,14 @@ install_system_packages() {
         apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
             die "apt-get could not install ${missing[*]}${hint}"
     fi
-    # The distribution's coturn service is not ours: the lab starts its own per run.
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled coturn >/dev/null 2>&1; then
-        as_root systemctl disable --now coturn >/dev/null 2>&1 || true
-    fi
+    # The distribution's coturn, squid and danted services are not ours: the lab starts its
+    # own per run, inside its namespaces, with configuration of its own.
+    local service
+    for service in coturn squid danted; do
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled "$service" >/dev/null 2>&1; then
+            as_root systemctl disable --now "$service" >/dev/null 2>&1 || true
+        fi
+    done
 }
 
 netem_ready() {

@@ -41,11 +41,20 @@ class FirewallPolicy:
     preset: str | None = None
     allow_hosts: tuple[str, ...] = ()  # allowlist: the hosts it lets through
     between_inside: str = "allow"  # deny: inside segments cannot reach each other directly
+    #: https | socks5: the node runs that proxy for its inside (lab/servers/proxy.py), the
+    #: only way out when the firewall forwards nothing.
+    proxy: str | None = None
 
 
 def _rule(action: str, protocol: str = "any", ports: tuple[int, ...] = ()) -> Rule:
     return Rule(action, protocol, tuple(str(p) for p in ports))
 
+
+#: Proxy-only edges (libwebrtc's PROXY_HTTPS, PROXY_SOCKS): nothing is forwarded either
+#: way, not even DNS; the inside reaches out only through the proxy the node runs, whose
+#: own connections leave from the node (not forwarded, so not filtered here).
+PROXY_PRESETS: dict[str, str] = {"https-proxy": "https", "socks5-proxy": "socks5"}
+_FORWARD_NOTHING = {"outbound": Direction("deny"), "inbound": Direction("deny")}
 
 PRESETS: dict[str, dict[str, Direction]] = {
     "udp-blocked": {
@@ -60,6 +69,7 @@ PRESETS: dict[str, dict[str, Direction]] = {
         "outbound": Direction("allow", (_rule("allow", "udp", (DNS,)), _rule("deny", "udp"))),
         "inbound": Direction("allow", (_rule("deny", "tcp"),)),
     },
+    **{name: _FORWARD_NOTHING for name in PROXY_PRESETS},
 }
 
 
@@ -140,6 +150,7 @@ def firewall_from_spec(
         preset=spec.get("preset"),
         allow_hosts=allow_hosts,
         between_inside=spec.get("between_inside", "allow"),
+        proxy=PROXY_PRESETS.get(spec.get("preset", "")),
     )
 
 

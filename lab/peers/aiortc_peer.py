@@ -184,6 +184,7 @@ class Peer:
             "mode": self.config.mode,
             "agent": "aiortc",
             "software": {"name": "aiortc", "version": aiortc.__version__},
+            **proxy_note(self.config.proxy_server),
             "ice_state": self.pc.iceConnectionState,
             "ice_states": list(self.ice_states),
             "connected_s": self.connected_s,
@@ -217,6 +218,14 @@ class Peer:
             for c in self.mdns_candidates
             if c.port not in known_ports
         ]
+
+
+def proxy_note(proxy_server: str | None) -> dict[str, Any]:
+    """The proxy this network forces traffic through, which aiortc cannot use."""
+    if not proxy_server:
+        return {}
+    reason = "aiortc (aioice) has no HTTP CONNECT or SOCKS support: nothing reaches out"
+    return {"proxy": {"url": proxy_server, "used": False, "reason": reason}}
 
 
 def agent_observations(connection: LabConnection) -> dict[str, Any]:

@@ -77,10 +77,14 @@ def trust_ca(home: Path, ca_file: Path) -> None:
         subprocess.run(["certutil", "-d", store, *args], check=True, capture_output=True)
 
 
-def browser_flags(profile: Path, reveal_host_addresses: bool) -> list[str]:
+def browser_flags(
+    profile: Path, reveal_host_addresses: bool, proxy_server: str | None = None
+) -> list[str]:
     flags = [*FLAGS, f"--user-data-dir={profile / 'data'}"]
     if reveal_host_addresses:
         flags.append(f"--disable-features={MDNS_FEATURE}")
+    if proxy_server:
+        flags.append(f"--proxy-server={proxy_server}")
     return flags
 
 
@@ -143,6 +147,7 @@ async def launch(
     reveal_host_addresses: bool,
     log: Any,
     url: str = "about:blank",
+    proxy_server: str | None = None,
 ) -> Browser:
     """Start a browser with a fresh profile under `profile` that trusts `ca_file`."""
     profile.mkdir(parents=True, exist_ok=True)
@@ -151,7 +156,7 @@ async def launch(
     reply_read, reply_write = _high_pipe()
     environment = {**os.environ, "HOME": str(profile)}
     process = subprocess.Popen(
-        [binary, *browser_flags(profile, reveal_host_addresses), url],
+        [binary, *browser_flags(profile, reveal_host_addresses, proxy_server), url],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,

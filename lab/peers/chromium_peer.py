@@ -116,7 +116,7 @@ def base_observations(config: PeerConfig, skipped: list[dict[str, str]]) -> dict
         "agent": "chromium",
         "skipped_servers": skipped,
         "host_addresses": "revealed" if config.reveal_host_addresses else "mdns",
-    }
+    } | ({"proxy": {"url": config.proxy_server, "used": True}} if config.proxy_server else {})
 
 
 def nothing_observed(error: str) -> dict[str, Any]:
@@ -138,6 +138,7 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         config.reveal_host_addresses,
         sys.stderr,
         url=PAGE.resolve().as_uri(),
+        proxy_server=config.proxy_server,
     )
     log.info("browser started")
     try:

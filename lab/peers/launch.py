@@ -68,7 +68,16 @@ def peer_config(
         kvs_log=kvs_log,
         agent=agent or placement.agent,
         reveal_host_addresses=reveal_host_addresses or placement.reveal_host_addresses,
+        proxy_server=_proxy_url(scenario, placement.host),
     )
+
+
+def _proxy_url(scenario: Scenario, host: str) -> str | None:
+    """The proxy the host's network forces its traffic through, if any."""
+    from lab.servers.proxy import proxy_for
+
+    proxy = proxy_for(scenario, host)
+    return proxy.url if proxy else None
 
 
 def run_peers(

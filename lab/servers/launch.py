@@ -119,6 +119,9 @@ def start_servers(
     _preload_signer()  # while the servers start: the peers' URLs are signed next
     for wait in waits:
         wait(deadline)
+    from lab.servers.proxy import start_proxies
+
+    start_proxies(network, scenario, workdir)
     return servers
 
 

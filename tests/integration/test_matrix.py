@@ -1,4 +1,5 @@
-"""`lab matrix` on real runs: a 2x2 grid of cells, saved as JSON (root)."""
+"""`lab matrix` on real runs: the cascaded-NAT cells libwebrtc defines, firewall cells, a
+line per cell when piped, saved as JSON (root)."""
 
 from __future__ import annotations
 
@@ -7,42 +8,67 @@ from pathlib import Path
 
 import pytest
 
-from lab.matrix import cell_documents, describe_cell
+from lab.matrix import describe_cell
 
 from .helpers import lab
 
 pytestmark = pytest.mark.root
 
 
-def test_matrix_runs_every_combination_and_saves_each_result(tmp_path: Path) -> None:
+def test_cascaded_nats_agree_with_libwebrtc_and_each_cell_is_one_line(tmp_path: Path) -> None:
+    """double-cone is two open cones, so a symmetric-then-cone peer's checks get in and the
+    pair is direct both ways (the lab's earlier port-restricted cascade needed a relay)."""
     path = tmp_path / "matrix.json"
     completed = lab(
-        "matrix", "--nat", "port-restricted-cone,symmetric", "--json", str(path), "-j", "2"
+        "matrix", "--nat", "double-cone,symmetric-then-cone", "--json", str(path), "-j", "2"
     )
     assert completed.returncode == 0, completed.stderr
-    cells = json.loads(path.read_text())["cells"]
-    assert {(c["viewer"], c["master"]) for c in cells} == {
+    document = json.loads(path.read_text())
+    by_pair = {(c["viewer"], c["master"]): c for c in document["cells"]}
+    assert set(by_pair) == {
         (v, m)
-        for v in ("port-restricted-cone", "symmetric")
-        for m in ("port-restricted-cone", "symmetric")
+        for v in ("double-cone", "symmetric-then-cone")
+        for m in ("double-cone", "symmetric-then-cone")
     }
-    by_pair = {(c["viewer"], c["master"]): c for c in cells}
-    assert all(c["result"]["outcome"] == "connected" for c in cells)
-    # Cone to cone connects directly; a symmetric NAT on either side needs a relay.
-    assert describe_cell(by_pair[("port-restricted-cone", "port-restricted-cone")]) == "srflx-srflx"
-    for combo in [("symmetric", "symmetric"), ("symmetric", "port-restricted-cone")]:
-        assert "relay" in describe_cell(by_pair[combo])
-    assert "srflx-srflx" in completed.stdout
+    assert all(c["result"]["outcome"] == "connected" and c["agrees"] for c in by_pair.values())
+    assert describe_cell(by_pair[("double-cone", "symmetric-then-cone")]) == "srflx-prflx"
+    assert describe_cell(by_pair[("symmetric-then-cone", "double-cone")]) == "prflx-srflx"
+    assert "relay" in describe_cell(by_pair[("symmetric-then-cone", "symmetric-then-cone")])
+    assert document["agreement"]["agree"] == 4
+    assert by_pair[("double-cone", "symmetric-then-cone")]["libwebrtc"]["code"] == "SUPU"
+    # Piped, progress is one line per finished cell on stderr; the grid is on stdout.
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and lines[-1].startswith("[4/4, 0 running, 0 failed")
+    assert "4 of 4 cells agree with libwebrtc on direct versus relay" in completed.stdout
 
 
 def test_unknown_preset_is_bad_input() -> None:
     completed = lab("matrix", "--nat", "open,sideways")
-    assert completed.returncode == 2 and "sideways" in completed.stderr
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and "--nat: unknown row sideways" in completed.stderr
 
 
-def test_cell_documents_place_the_carrier_nat_outside_the_home_nat() -> None:
-    topology, scenario = cell_documents("symmetric-then-cone", "open")
-    assert scenario["conditions"]["viewer-home"] == {"nat": "port-restricted-cone"}
-    assert scenario["conditions"]["viewer-cgn"] == {"nat": "symmetric"}
-    assert topology["nodes"]["viewer-home"]["gateway"].startswith("100.64.")
-    assert "master-home" not in topology["nodes"]
+def test_firewall_cells_relay_over_tcp_or_tls_and_say_why_libwebrtc_pairs_over_tcp(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "matrix.json"
+    completed = lab("matrix", "--nat", "udp-blocked,tcp-web-only", "--json", str(path), "-j", "2")
+    assert completed.returncode == 0, completed.stderr
+    by_pair = {(c["viewer"], c["master"]): c for c in json.loads(path.read_text())["cells"]}
+    for cell in by_pair.values():
+        pair = cell["result"]["selected"]["viewer"]
+        assert cell["result"]["outcome"] == "connected" and pair["local"]["type"] == "relay"
+        assert pair["local"]["relay_protocol"] in ("tcp", "tls")  # no UDP gets out
+    # HTTP only: TURN over TLS on 443 is the one way out (TURN/TCP is on 3478).
+    assert (
+        by_pair[("tcp-web-only", "udp-blocked")]["result"]["selected"]["viewer"]["local"][
+            "relay_protocol"
+        ]
+        == "tls"
+    )
+    # libwebrtc pairs two UDP-blocked peers over ICE-TCP; aiortc has none, and says so.
+    blocked = by_pair[("udp-blocked", "udp-blocked")]
+    assert blocked["libwebrtc"]["code"] == "LTPT" and blocked["agrees"] is False
+    assert blocked["explanation"].startswith("aiortc has no ICE over TCP")
+    assert by_pair[("tcp-web-only", "tcp-web-only")]["libwebrtc"]["code"] == "LSRS"
+    assert "differs: viewer udp-blocked x master udp-blocked" in completed.stdout

@@ -110,6 +110,30 @@ def test_carrier_grade_and_double_nat_compose_to_the_most_dependent(tmp_path: Pa
     assert status == 0
 
 
+@pytest.mark.parametrize(
+    ("row", "mapping", "filtering"),
+    [
+        ("double-cone", EI, EI),  # libwebrtc's: two open cones compose to an open cone
+        ("symmetric-then-cone", APD, APD),
+        ("double-port-restricted-cone", EI, APD),
+        ("symmetric-then-port-restricted-cone", APD, APD),
+    ],
+)
+def test_the_matrix_cascades_behave_as_their_nats_compose(
+    tmp_path: Path, row: str, mapping: str, filtering: str
+) -> None:
+    """`lab matrix`'s own cell, probed from its viewer behind both NATs."""
+    from lab.matrix_cells import cell_documents
+
+    topology, scenario = cell_documents(row, "open")
+    (tmp_path / "topology.yaml").write_text(yaml.safe_dump(topology))
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+    status, report = probe(str(tmp_path / "scenario.yaml"))
+    assert report["nats"] == ["viewer-home", "viewer-cgn"]
+    assert (report["measured"]["mapping"], report["measured"]["filtering"]) == (mapping, filtering)
+    assert status == 0
+
+
 def test_no_nat_on_the_open_internet() -> None:
     status, report = probe("open-internet")
     assert report["measured"]["nat"] is False and status == 0

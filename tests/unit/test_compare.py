@@ -25,11 +25,13 @@ from lab.compare import (
     passthrough,
     render_table,
     report_lines,
+    run_all,
     scenario_row,
     sides_disagree,
     summarize,
 )
 from lab.errors import LabInputError
+from lab.progress import Sweep
 
 AIORTC = {"name": "aiortc", "version": "1.16.0"}
 CELL_KEYS = {
@@ -355,3 +357,23 @@ def test_unknown_scenario_and_agent_are_bad_input_before_root_is_needed() -> Non
     assert agent.exit_code == 2 and "--agents: unknown agent 'firefox'" in agent.output
     matrix = CliRunner().invoke(app, ["matrix", "--nat", "open", "--viewer", "firefox"])
     assert matrix.exit_code == 2 and "--viewer: unknown agent 'firefox'" in matrix.output
+
+
+def test_runs_are_counted_by_the_sweep_one_line_each_when_not_on_a_terminal() -> None:
+    def run(scenario: str, combo: Combo, extra: list[str]) -> dict[str, Any]:
+        if combo.viewer == "chromium":
+            return summarize(None, "no browser", 3)
+        return summarize(result(failed_check="viewer's selected local candidate is relay"))
+
+    output = io.StringIO()
+    combos = [Combo("aiortc", "aiortc"), Combo("chromium", "aiortc")]
+    with Sweep("compare", 4, Console(file=output, width=300)) as sweep:
+        rows = run_all(["a", "b"], combos, [], 2, sweep, run=run)
+    assert [row["scenario"] for row in rows] == ["a", "b"]
+    lines = output.getvalue().splitlines()
+    assert len(lines) == 4 and sweep.failed == 4 and sweep.running == 0
+    assert any(line.endswith("a chromium/aiortc: FAILED error (no browser)") for line in lines)
+    assert any(
+        "a aiortc/aiortc: FAILED connected srflx->srflx (expectations not met)" in line
+        for line in lines
+    )

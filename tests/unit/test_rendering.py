@@ -33,6 +33,19 @@ def test_tcp_web_only_allows_dns_and_web_then_drops_the_rest() -> None:
     assert lines.index("ct state established,related accept") < allow_dns < allow_web < deny_rest
 
 
+def test_a_proxy_edge_forwards_nothing_either_way_and_names_its_proxy() -> None:
+    for preset, proxy in (("https-proxy", "https"), ("socks5-proxy", "socks5")):
+        policy = firewall_from_spec(preset)
+        assert policy is not None and policy.proxy == proxy
+        rules = [line.strip() for line in render_firewall(policy, "eth1", ["eth0"]).splitlines()]
+        verdicts = [r for r in rules if r.startswith("iifname")]
+        assert verdicts == [
+            'iifname "eth0" oifname "eth1" drop',
+            'iifname "eth1" oifname "eth0" drop',
+        ]
+    assert firewall_from_spec("tcp-web-only").proxy is None  # type: ignore[union-attr]
+
+
 def test_reject_answers_tcp_with_reset_and_the_rest_with_icmp() -> None:
     policy = FirewallPolicy(outbound=Direction("allow", (Rule("deny", "udp"),)), deny_with="reject")
     ruleset = render_firewall(policy, "eth1", ["eth0", "eth2"])

@@ -1,0 +1,48 @@
+"""Proxy-only edges for real (root): the edge forwards nothing, and squid (HTTP CONNECT)
+or Dante (SOCKS5), started for the run on the edge, is the only way out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.matrix_cells import cell_documents
+from lab.network.build import LabNetwork
+from lab.scenario import load_scenario
+from lab.servers.launch import start_servers
+from lab.servers.proxy import log_path, proxy_for
+
+pytestmark = pytest.mark.root
+
+SIGNALING = "https://203.0.113.20:443/"  # the run's signaling server, TLS on 443
+
+
+def curl(network: LabNetwork, host: str, *args: str) -> str:
+    """The HTTP status curl got from the signaling server (000: no connection)."""
+    command = ["curl", "-sk", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", *args, SIGNALING]
+    return network.run(host, command, timeout=10).stdout.decode()
+
+
+def test_the_edge_forwards_nothing_and_its_proxy_is_the_way_out(tmp_path: Path) -> None:
+    topology, scenario_document = cell_documents("https-proxy", "socks5-proxy")
+    (tmp_path / "topology.yaml").write_text(yaml.safe_dump(topology))
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(scenario_document))
+    scenario = load_scenario(str(tmp_path / "scenario.yaml"))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
+        start_servers(network, scenario, workdir, "coturn")  # starts the proxies too
+        proxies = [p for p in network.processes if p.args[3] in ("squid", "danted")]
+        assert sorted(p.args[3] for p in proxies) == ["danted", "squid"]
+        https, socks = proxy_for(scenario, "viewer"), proxy_for(scenario, "master")
+        assert https is not None and socks is not None
+        assert curl(network, "viewer") == "000"  # nothing is forwarded
+        assert curl(network, "master") == "000"
+        # The signaling server answers (403: the request is not signed): the tunnel works.
+        assert curl(network, "viewer", "--proxy", https.url) == "403"
+        assert curl(network, "master", "--proxy", socks.url.replace("socks5", "socks5h")) == "403"
+        assert "TCP_TUNNEL/200" in log_path(https, workdir).read_text()
+    # Started with the run's processes, stopped with them.
+    assert len(proxies) == 2 and all(p.poll() is not None for p in proxies)
