@@ -40,24 +40,26 @@ def require_tools(need_coturn: bool) -> None:
 
 
 def netem_missing_message(where: str) -> str:
-    """The one line a run prints when a scenario needs delay/jitter and the kernel lacks netem."""
+    """The one line a run prints when an impairment asks for netem and the kernel lacks it."""
     return (
-        f"{where}: link delay and jitter need the kernel module sch_netem, which this kernel "
-        f"({platform.release()}) does not have; loss and rate limits work without it. Run this "
+        f"{where}: netem needs the kernel module sch_netem, which this kernel "
+        f"({platform.release()}) does not have. Leave `mechanism` out (or set it to "
+        f"delay-line, and unset {impairments.MECHANISM_ENV}): the lab's delay line carries "
+        "delay, jitter, reordering, duplication and burst loss on any kernel. Or run this "
         'scenario in the Vagrant VM, whose kernel has netem (README.md, "Run it in a VM")'
     )
 
 
 def require_impairment_support(scenario: Scenario) -> None:
-    """Stop before building anything if a delay or jitter impairment cannot be emulated."""
+    """Stop before building anything if an impairment asks for netem the kernel lacks.
+
+    `auto` never does: it takes the delay line where netem is missing."""
     needing = [
-        (f"conditions.{node}.{where}", entry)
+        f"conditions.{node}.{where}"
         for node, c in scenario.conditions.items()
         for where, entry in c.impairment_fields()
-        if entry.needs_netem
+        if entry.carrier == "netem"
     ]
     if not needing or impairments.netem_available():
         return
-    where, first = needing[0]
-    field = "delay_ms" if first.delay_ms else "jitter_ms"
-    raise LabInputError(netem_missing_message(f"{scenario.source}: {where}.{field}"))
+    raise LabInputError(netem_missing_message(f"{scenario.source}: {needing[0]}.mechanism"))

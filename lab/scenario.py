@@ -398,28 +398,66 @@ def _impairment(
             )
     elif default is None:
         raise checker.fail(f"{where}.interface", f"{missing} ({', '.join(names)})")
-    if spec.get("jitter_ms") and not spec.get("delay_ms"):
-        raise checker.fail(f"{where}.jitter_ms", "jitter varies a delay: set delay_ms too")
-    if not any(spec.get(k) for k in ("loss_percent", "rate_kbit", "delay_ms", "jitter_ms")):
-        raise checker.fail(where, "set at least one of loss_percent, rate_kbit, delay_ms")
+    _check_impairment_fields(spec, checker, where)
     impairments = impairments_from_spec(spec, default.name if default else "")
     assert impairments is not None  # spec is not None
-    return impairments
+    try:
+        return impairments.resolved()  # `auto` -> what will carry it, for show and result
+    except LabInputError as exc:
+        raise checker.fail(f"{where}.mechanism", str(exc)) from None
+
+
+#: Fields that need another one set: netem refuses them alone, and so does the lab.
+_NEEDS = {
+    "jitter_ms": ("delay_ms", "jitter varies a delay: set delay_ms too"),
+    "reorder_percent": (
+        "delay_ms",
+        "reordering sends some packets ahead of delayed ones: set delay_ms too",
+    ),
+    "jitter_distribution": ("jitter_ms", "the distribution draws the jitter: set jitter_ms too"),
+    "jitter_reorders": ("jitter_ms", "says what jitter does to the order: set jitter_ms too"),
+}
+_EMULATED = ("delay_ms", "jitter_ms", "reorder_percent", "duplicate_percent", "burst_loss")
+
+
+def _check_impairment_fields(spec: dict[str, Any], checker: _Checker, where: str) -> None:
+    """What the schema cannot say: fields that need others, and an entry that does nothing."""
+    for field_name, (needed, message) in _NEEDS.items():
+        if _given(spec, field_name) and not _given(spec, needed):
+            raise checker.fail(f"{where}.{field_name}", message)
+    if not any(spec.get(k) for k in ("loss_percent", "rate_kbit", *_EMULATED)):
+        raise checker.fail(where, "set at least one of loss_percent, rate_kbit, delay_ms")
+    if spec.get("mechanism", "auto") != "auto" and not any(spec.get(k) for k in _EMULATED):
+        raise checker.fail(
+            f"{where}.mechanism",
+            "only delay, jitter, reordering, duplication and burst loss need one: "
+            "loss_percent and rate_kbit work the same on every kernel",
+        )
+
+
+def _given(spec: dict[str, Any], name: str) -> bool:
+    """Whether the field says something: any flag or word, a number other than 0."""
+    value = spec.get(name)
+    return isinstance(value, bool) or value not in (None, 0)
 
 
 def _one_entry_per_interface(
     entries: tuple[Impairments, ...], checker: _Checker, where: str
 ) -> None:
-    """Two entries for one interface would stack qdiscs and ifb devices that clash: refuse."""
-    first: dict[str, int] = {}
+    """Two entries for one interface would stack qdiscs and ifb devices that clash: refuse,
+    unless one covers only `out` and the other only `in` (different figures each way)."""
+    first: dict[tuple[str, str], int] = {}
     for n, entry in enumerate(entries):
-        if entry.interface in first:
-            raise checker.fail(
-                f"{where}[{n}].interface",
-                f"interface '{entry.interface}' is already impaired by "
-                f"{where}[{first[entry.interface]}]: one entry per interface",
-            )
-        first[entry.interface] = n
+        for direction in entry.directions:
+            key = (entry.interface, direction)
+            if key in first:
+                raise checker.fail(
+                    f"{where}[{n}].interface",
+                    f"interface '{entry.interface}' is already impaired by "
+                    f"{where}[{first[key]}]: one entry per interface (or two, one with "
+                    "direction: out and one with direction: in)",
+                )
+            first[key] = n
 
 
 def _ice_servers(

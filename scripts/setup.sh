@@ -146,8 +146,9 @@ netem_ready() {
 }
 
 load_netem() {
-    # Link delay and jitter are tc netem qdiscs, which need the kernel's sch_netem (loss
-    # and rate limits use nftables and TBF, which every supported kernel has).
+    # Link delay and jitter use tc netem qdiscs where the kernel has sch_netem, else the
+    # lab's userspace delay line (loss and rate limits use nftables and TBF, which every
+    # supported kernel has).
     # Loading a module needs root; the lab runs as root, so a set-up without root (e.g.
     # `make unit`) leaves this to the next one with root rather than ask for a password.
     [ "$(id -u)" -eq 0 ] || return 0
@@ -167,8 +168,8 @@ load_netem() {
             echo "setup: could not install ${extra}" >&2
         netem_ready && return 0
     fi
-    echo "setup: note: kernel ${kernel} has no sch_netem, so link delay and jitter cannot be" \
-        "emulated here (loss and rate limits can); the Vagrant VM can (README.md, \"Run it in a VM\")" >&2
+    echo "setup: note: kernel ${kernel} has no sch_netem: the lab's userspace delay line carries" \
+        "link delay and jitter instead (README.md, \"Delay and jitter: netem or the delay line\")" >&2
 }
 
 install_ci_vagrant() {

@@ -2,8 +2,10 @@
 addresses, routes, forwarding, and the NAT/firewall rulesets of the scenario.
 
 Mininet runs without Open vSwitch or a controller: routers, NATs and firewalls are
-plain hosts with forwarding on, linked directly. Tear-down kills only what the lab
-started (by pid, and by membership of the lab's own namespaces) — never by pattern.
+plain hosts with forwarding on, linked directly. A link whose delay the lab's delay line
+carries (lab.network.wires) gets a wire namespace spliced in, with its delay line
+process. Tear-down kills only what the lab started (by pid, and by membership of the
+lab's own namespaces) — never by pattern.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,6 +39,14 @@ from lab.network.impairments import (
     render_loss_ruleset,
 )
 from lab.network.nat import conntrack_sysctls, render_nat
+from lab.network.wires import (
+    Wire,
+    delay_line_command,
+    link_segments,
+    plan_wires,
+    render_wire_commands,
+    render_wire_ruleset,
+)
 from lab.processes import start_time
 from lab.scenario import NodeConditions
 from lab.topology import Node, Topology
@@ -49,6 +61,8 @@ HOST_PREFIX = "icelab."
 PROCESS_RECORD = "processes.jsonl"
 #: The bridge a `switch` node joins its links with.
 BRIDGE = "br0"
+#: How long a delay line may take to start (a Python process) before the build fails.
+DELAY_LINE_START_S = 10.0
 
 
 @dataclass
@@ -124,6 +138,11 @@ class LabNetwork:
         self.hosts: dict[str, Host] = {}
         self.processes: list[subprocess.Popen[bytes]] = []
         self._namespaces: set[str] = set()
+        #: Delay lines spliced into links (lab.network.wires); their hosts are in `hosts`
+        #: under the wire's name, which no node can have.
+        self.wires: list[Wire] = []
+        #: Wire name -> its delay line process.
+        self.delay_lines: dict[str, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> LabNetwork:
         try:
@@ -140,22 +159,27 @@ class LabNetwork:
     # -- building ---------------------------------------------------------------------
 
     def build(self) -> None:
-        """Create the namespaces and links, then configure every node in parallel."""
+        """Create the namespaces and links, configure every node in parallel, then start
+        the delay lines of the wires spliced into impaired links."""
         setLogLevel("error")
         self.net = Mininet(topo=None, controller=None, switch=None, build=False)
         for node in self.topology.nodes.values():
-            host = self.net.addHost(HOST_PREFIX + node.name, ip=None)
-            self.hosts[node.name] = host
-            self._record(host.pid, f"shell {node.name}")
-            self._namespaces.add(os.readlink(f"/proc/{host.pid}/ns/net"))
+            self._add_host(node.name, f"shell {node.name}")
+        self.wires = plan_wires({name: c.impairments for name, c in self.conditions.items()})
+        for wire in self.wires:
+            self._add_host(wire.name, f"shell {wire.name}")
         for link in self.topology.links:
-            Link(
-                self.hosts[link.a.node],
-                self.hosts[link.b.node],
-                intfName1=link.a.name,
-                intfName2=link.b.name,
-            )
+            for (a, a_name), (b, b_name) in link_segments(link, self.wires):
+                Link(self.hosts[a], self.hosts[b], intfName1=a_name, intfName2=b_name)
         self._configure_all()
+        self._start_delay_lines()
+
+    def _add_host(self, name: str, what: str) -> None:
+        assert self.net is not None
+        host = self.net.addHost(HOST_PREFIX + name, ip=None)
+        self.hosts[name] = host
+        self._record(host.pid, what)
+        self._namespaces.add(os.readlink(f"/proc/{host.pid}/ns/net"))
 
     def _configure_all(self) -> None:
         losses = arrival_losses(
@@ -165,6 +189,8 @@ class LabNetwork:
             name: render_node_setup(node, self.conditions.get(name), losses.get(name, ()))
             for name, node in self.topology.nodes.items()
         }
+        for wire in self.wires:
+            setups[wire.name] = NodeSetup(render_wire_commands(wire), render_wire_ruleset(wire))
         running = {name: self._apply_setup(name, setup) for name, setup in setups.items()}
         for name, process in running.items():
             _, stderr = process.communicate(timeout=20)
@@ -187,6 +213,26 @@ class LabNetwork:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+
+    def _start_delay_lines(self) -> None:
+        """One delay line per wire, started together; each must say `ready` (both packet
+        sockets open) before the build returns, or frames would meet a dead wire."""
+        started = []
+        for wire in self.wires:
+            log_path = self.workdir / f"{wire.name}.log"
+            with open(log_path, "wb") as log_file:
+                command = delay_line_command(wire, sys.executable, os.getpid())
+                process = self.popen(wire.name, command, stdout=subprocess.PIPE, stderr=log_file)
+            started.append((wire, process, log_path))
+            self.delay_lines[wire.name] = process
+        deadline = time.monotonic() + DELAY_LINE_START_S
+        for wire, process, log_path in started:
+            if not _says_ready(process, deadline):
+                output = log_path.read_text(errors="replace").strip().splitlines()
+                raise LabRunError(
+                    f"the delay line of {wire.node}:{wire.interface} did not start: "
+                    + (output[-1] if output else "no output")
+                )
 
     # -- running things inside nodes ----------------------------------------------------
 
@@ -225,9 +271,13 @@ class LabNetwork:
     # -- tear-down ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Kill the lab's processes, then its namespaces; the veth links die with them."""
+        """Kill the lab's processes (delay lines last), then its namespaces; the veth links
+        die with them."""
         with signals_deferred():
-            terminate_processes(self.processes)
+            # Delay lines last: what the others send as they close still gets through.
+            lines = [p for p in self.processes if p in self.delay_lines.values()]
+            terminate_processes([p for p in self.processes if p not in lines])
+            terminate_processes(lines)
             shells = {h.pid for h in self.hosts.values()}
             kill_namespace_members(self._namespaces, exclude=shells)
             for host in self.hosts.values():
@@ -235,6 +285,14 @@ class LabNetwork:
                     host.terminate()
             self.hosts.clear()
             self.net = None
+
+
+def _says_ready(process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Whether the process printed `ready` before `deadline` (and is still running)."""
+    assert process.stdout is not None
+    wait = max(0.0, deadline - time.monotonic())
+    readable, _, _ = select.select([process.stdout], [], [], wait)
+    return bool(readable) and process.stdout.readline().strip() == b"ready"
 
 
 @contextmanager

@@ -1,7 +1,9 @@
-"""Link impairments: loss, rate, delay and jitter on interfaces of a node.
+"""Link impairments: loss, rate, delay, jitter, reordering, duplication and burst loss on
+interfaces of a node.
 
 A node has one `Impairments` per impaired interface (a router or NAT has several links,
-and each can suffer its own conditions); everything below works per interface.
+and each can suffer its own conditions), or two when the directions differ (one `out`,
+one `in`); everything below works per interface.
 
 Every value applies to each direction the impairment covers (`direction: both`, the
 default): `loss_percent: 10` drops 10 % of the packets leaving through the interface
@@ -17,27 +19,47 @@ How, inside the node's namespace:
   dropped (ARP is spared, so a figure of 10 % means 10 % of IP packets).
 - rate: a TBF qdisc on the interface's egress; arriving traffic is redirected to an
   `ifb` device (`ifb-<interface>`) whose egress carries the same TBF.
-- delay and jitter: a netem qdisc (root), with the TBF as its child when a rate is set.
-  netem needs the kernel module `sch_netem`: `lab.preflight` checks for it before a run
-  builds anything (this project's CI kernel lacks it; the Vagrant VM has it).
+- delay, jitter, reordering, duplication and burst loss (what needs a clock per packet)
+  have a `mechanism`: `netem`, a netem qdisc (root, with the TBF as its child when a
+  rate is set; needs the kernel module `sch_netem`), or `delay-line`, a transparent
+  userspace wire spliced into the link (lab.network.wires: a namespace of its own whose
+  two address-less interfaces a process joins through packet sockets, after the delay;
+  the TBF stays on the node). `auto` (the default) takes netem where the kernel has it
+  and the delay line where it does not; ICELAB_IMPAIRMENT_MECHANISM overrides `auto`.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lab.errors import LabInputError
+from lab.network.delay_line import TABLE_LIMIT, BurstLoss, LineSpec
 from lab.topology import Interface, Topology
 
 DIRECTIONS = ("both", "out", "in")
+MECHANISMS = ("netem", "delay-line")
+#: Overrides `mechanism: auto` (the default) for every impairment: netem or delay-line.
+MECHANISM_ENV = "ICELAB_IMPAIRMENT_MECHANISM"
 #: How much traffic a TBF queues before it drops (its `latency`), in ms.
 QUEUE_MS = 100
 #: Smallest TBF bucket: two full-size Ethernet frames, or a frame could never pass.
 MIN_BURST_BYTES = 3200
+#: Packets per second a delayed direction must be able to hold for its whole delay
+#: (netem's `limit`, the delay line's too): 100k/s is 1.2 Gbit/s of 1500-byte frames.
+QUEUE_PPS = 100_000
+#: netem's default `limit`, the least either mechanism holds.
+MIN_LIMIT = 1000
+#: A netem rate far above any link's: with a rate set netem never lets a packet leave
+#: before the one ahead of it, which is how it keeps order under jitter.
+IN_ORDER_RATE = "100gbit"
 
 
 @dataclass(frozen=True)
@@ -50,10 +72,28 @@ class Impairments:
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     direction: str = "both"  # both | out (leaving the node) | in (arriving)
+    jitter_distribution: str = "uniform"  # uniform | normal | pareto | paretonormal
+    jitter_reorders: bool = True  # a packet may overtake the one ahead (netem's default)
+    reorder_percent: float = 0.0  # sent at once, ahead of the delayed ones (netem reorder)
+    duplicate_percent: float = 0.0
+    burst_loss: BurstLoss | None = None  # Gilbert-Elliott, netem's `loss gemodel`
+    mechanism: str = "auto"  # auto | netem | delay-line (see choose_mechanism)
 
     @property
-    def needs_netem(self) -> bool:
-        return self.delay_ms > 0 or self.jitter_ms > 0
+    def needs_emulator(self) -> bool:
+        """Whether netem or the delay line must carry it: anything but loss and rate."""
+        return bool(
+            self.delay_ms
+            or self.jitter_ms
+            or self.reorder_percent
+            or self.duplicate_percent
+            or self.burst_loss
+        )
+
+    @property
+    def carrier(self) -> str | None:
+        """netem or delay-line for what needs a clock per packet; None for loss and rate."""
+        return choose_mechanism(self.mechanism) if self.needs_emulator else None
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -63,6 +103,31 @@ class Impairments:
     def added_rtt_ms(self) -> float:
         """The most this impairment can add to a round trip through the interface."""
         return (self.delay_ms + self.jitter_ms) * len(self.directions)
+
+    @property
+    def queue_limit(self) -> int:
+        """Packets held at once per direction: QUEUE_PPS for the longest delay drawn."""
+        spread = 1.0 if self.jitter_distribution == "uniform" else TABLE_LIMIT
+        longest_s = (self.delay_ms + self.jitter_ms * spread) / 1000
+        return max(MIN_LIMIT, math.ceil(QUEUE_PPS * longest_s))
+
+    def resolved(self) -> Impairments:
+        """This impairment with `auto` replaced by the mechanism that will carry it."""
+        carrier = self.carrier
+        return replace(self, mechanism=carrier) if carrier else self
+
+    def line_spec(self) -> LineSpec:
+        """One direction of the delay line for this impairment."""
+        return LineSpec(
+            delay_ms=self.delay_ms,
+            jitter_ms=self.jitter_ms,
+            jitter_distribution=self.jitter_distribution,
+            jitter_reorders=self.jitter_reorders,
+            reorder_percent=self.reorder_percent,
+            duplicate_percent=self.duplicate_percent,
+            burst_loss=self.burst_loss,
+            limit=self.queue_limit,
+        )
 
     def describe(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"interface": self.interface, "direction": self.direction}
@@ -74,13 +139,46 @@ class Impairments:
             doc["delay_ms"] = self.delay_ms
         if self.jitter_ms:
             doc["jitter_ms"] = self.jitter_ms
+            doc["jitter_distribution"] = self.jitter_distribution
+            doc["jitter_reorders"] = self.jitter_reorders
+        if self.reorder_percent:
+            doc["reorder_percent"] = self.reorder_percent
+        if self.duplicate_percent:
+            doc["duplicate_percent"] = self.duplicate_percent
+        if self.burst_loss:
+            doc["burst_loss"] = _burst_loss_doc(self.burst_loss)
+        if self.needs_emulator:
+            doc["mechanism"] = self.carrier
         return doc
+
+
+def _burst_loss_doc(model: BurstLoss) -> dict[str, Any]:
+    return {
+        "p_percent": model.p_percent,
+        "r_percent": model.r_percent,
+        "bad_loss_percent": model.bad_loss_percent,
+        "good_loss_percent": model.good_loss_percent,
+    }
+
+
+def choose_mechanism(requested: str = "auto") -> str:
+    """What carries delay and the rest: the scenario's choice, else the environment's
+    (MECHANISM_ENV), else netem where the kernel has it and the delay line where not."""
+    if requested in MECHANISMS:
+        return requested
+    wanted = os.environ.get(MECHANISM_ENV) or "auto"
+    if wanted in MECHANISMS:
+        return wanted
+    if wanted != "auto":
+        raise LabInputError(f"{MECHANISM_ENV}={wanted}: expected auto, netem or delay-line")
+    return "netem" if netem_available() else "delay-line"
 
 
 def impairments_from_spec(spec: dict[str, Any] | None, interface: str) -> Impairments | None:
     """Build Impairments from a scenario's `impairments:` value (schema-valid)."""
     if spec is None:
         return None
+    loss = spec.get("burst_loss")
     return Impairments(
         interface=spec.get("interface", interface),
         loss_percent=float(spec.get("loss_percent", 0)),
@@ -88,6 +186,12 @@ def impairments_from_spec(spec: dict[str, Any] | None, interface: str) -> Impair
         delay_ms=float(spec.get("delay_ms", 0)),
         jitter_ms=float(spec.get("jitter_ms", 0)),
         direction=spec.get("direction", "both"),
+        jitter_distribution=spec.get("jitter_distribution", "uniform"),
+        jitter_reorders=spec.get("jitter_reorders", True),
+        reorder_percent=float(spec.get("reorder_percent", 0)),
+        duplicate_percent=float(spec.get("duplicate_percent", 0)),
+        burst_loss=BurstLoss(**{k: float(v) for k, v in loss.items()}) if loss else None,
+        mechanism=spec.get("mechanism", "auto"),
     )
 
 
@@ -105,18 +209,34 @@ def _tbf(rate_kbit: int) -> str:
     return f"tbf rate {rate_kbit}kbit burst {burst} latency {QUEUE_MS}ms"
 
 
-def _netem(impairments: Impairments) -> str:
-    text = f"netem delay {_number(impairments.delay_ms)}ms"
-    if impairments.jitter_ms:
-        text += f" {_number(impairments.jitter_ms)}ms"
-    return text
+def render_netem(impairments: Impairments) -> str:
+    """netem's arguments for everything but loss and rate (pure)."""
+    words = ["netem", f"limit {impairments.queue_limit}"]
+    if impairments.delay_ms:
+        words.append(f"delay {_number(impairments.delay_ms)}ms")
+        if impairments.jitter_ms:
+            words[-1] += f" {_number(impairments.jitter_ms)}ms"
+            if impairments.jitter_distribution != "uniform":  # no table: netem's uniform
+                words.append(f"distribution {impairments.jitter_distribution}")
+    if impairments.reorder_percent:
+        words.append(f"reorder {_number(impairments.reorder_percent)}%")
+    if impairments.duplicate_percent:
+        words.append(f"duplicate {_number(impairments.duplicate_percent)}%")
+    if impairments.burst_loss:
+        model = impairments.burst_loss
+        shares = (model.p_percent, model.r_percent, model.bad_loss_percent, model.good_loss_percent)
+        words.append("loss gemodel " + " ".join(f"{_number(v)}%" for v in shares))
+    if impairments.jitter_ms and not impairments.jitter_reorders:
+        words.append(f"rate {IN_ORDER_RATE}")
+    return " ".join(words)
 
 
 def _qdiscs(device: str, impairments: Impairments) -> list[str]:
-    """Root qdisc(s) on `device`: netem with a TBF child, netem alone, or TBF alone."""
+    """Root qdisc(s) on `device`: netem with a TBF child, netem alone, or TBF alone (the
+    delay line leaves only the TBF here: it delays outside the node)."""
     commands = []
-    if impairments.needs_netem:
-        commands.append(f"tc qdisc add dev {device} root handle 1: {_netem(impairments)}")
+    if impairments.carrier == "netem":
+        commands.append(f"tc qdisc add dev {device} root handle 1: {render_netem(impairments)}")
         if impairments.rate_kbit:
             commands.append(
                 f"tc qdisc add dev {device} parent 1:1 handle 10: {_tbf(impairments.rate_kbit)}"
@@ -127,14 +247,15 @@ def _qdiscs(device: str, impairments: Impairments) -> list[str]:
 
 
 def render_impairments(impairments: Impairments | None) -> list[str]:
-    """Shell commands (run in the node's namespace) for rate, delay and jitter (pure)."""
+    """Shell commands (run in the node's namespace) for the rate and, when netem carries
+    them, delay and the rest (pure)."""
     if impairments is None:
         return []
     device = impairments.interface
     commands = []
     if "out" in impairments.directions:
         commands += _qdiscs(device, impairments)
-    if "in" in impairments.directions and (impairments.rate_kbit or impairments.needs_netem):
+    if "in" in impairments.directions and (impairments.rate_kbit or impairments.carrier == "netem"):
         ifb = ifb_name(device)
         commands += [
             f"ip link add {ifb} type ifb",
@@ -231,17 +352,22 @@ def render_loss_ruleset(losses: Sequence[ArrivalLoss]) -> str:
 
 
 def netem_available() -> bool:
-    """Whether this kernel can run a netem qdisc (loaded, built in, or loadable).
+    """Whether this kernel can run a netem qdisc (loaded, built in, or loadable)."""
+    return _kernel_has_netem()
 
-    The last resort is to try: add a netem qdisc on the loopback of a throw-away network
-    namespace (`unshare -n`), which also makes the kernel load the module if it can.
-    """
+
+@functools.cache
+def _kernel_has_netem() -> bool:
+    """Asked once per process. The last resort is to try: add a netem qdisc on the
+    loopback of a throw-away network namespace (`unshare -n`), which also makes the
+    kernel load the module if it can."""
     if Path("/sys/module/sch_netem").exists():
         return True
     release = Path("/proc/sys/kernel/osrelease").read_text().strip()
-    builtin = Path(f"/lib/modules/{release}/modules.builtin")
-    if builtin.is_file() and "/sch_netem.ko" in builtin.read_text():
-        return True
+    for listing in ("modules.builtin", "modules.dep"):  # built in, or there to load
+        path = Path(f"/lib/modules/{release}/{listing}")
+        if path.is_file() and "/sch_netem.ko" in path.read_text():
+            return True
     if shutil.which("unshare") is None or shutil.which("tc") is None:
         return False
     probe = "ip link set lo up && tc qdisc add dev lo root netem delay 1ms"

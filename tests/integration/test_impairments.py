@@ -1,7 +1,7 @@
 """Link impairments and the allowlist firewall on real emulated networks (root): loss
 really drops packets (on two interfaces of one node too), the rate limit really limits,
-the allowlist lets only the named hosts through, and delay without netem stops before
-anything is built."""
+the allowlist lets only the named hosts through, and netem asked for where the kernel has
+none stops before anything is built (delay itself: test_delay_line.py)."""
 
 from __future__ import annotations
 
@@ -242,12 +242,12 @@ def test_allowlist_lets_the_named_hosts_through_and_drops_the_rest(tmp_path: Pat
 
 
 DELAYED = """name: delayed-uplink
-description: the viewer's uplink adds 40 ms each way
+description: the viewer's uplink adds 40 ms each way, through netem
 topology: two-homes
 conditions:
   viewer-gw:
     nat: port-restricted-cone
-    impairments: {delay_ms: 40, jitter_ms: 5}
+    impairments: {delay_ms: 40, jitter_ms: 5, mechanism: netem}
 peers:
   viewer: {host: viewer}
   master: {host: master}
@@ -256,15 +256,15 @@ expect: {outcome: connected}
 
 
 @pytest.mark.skipif(netem_available(), reason="this kernel has netem: the run would go ahead")
-def test_delay_without_netem_exits_2_naming_sch_netem_and_builds_nothing(tmp_path: Path) -> None:
+def test_netem_without_netem_exits_2_naming_sch_netem_and_builds_nothing(tmp_path: Path) -> None:
     path = tmp_path / "delayed-uplink.yaml"
     path.write_text(DELAYED)
     before = leftovers()
     completed = lab("run", str(path))
     output = completed.stdout + completed.stderr
     assert completed.returncode == 2, output
-    assert f"{path}: conditions.viewer-gw.impairments.delay_ms:" in output
-    assert "sch_netem" in output and "Vagrant VM" in output
+    assert f"{path}: conditions.viewer-gw.impairments.mechanism: netem needs" in output
+    assert "sch_netem" in output and "delay line" in output and "Vagrant VM" in output
     assert len(output.strip().splitlines()) == 1, output
     after = leftovers()  # other runs may be going on: compare with before
     assert set(after["shells"]) <= set(before["shells"])

@@ -1,6 +1,6 @@
 """Link impairments without root: the tc commands and nftables loss table they render,
-the scenario fields and their errors, netem detection's message, and the timing profile
-stretched for added delay."""
+the scenario fields and their errors, which mechanism carries delay (netem or the delay
+line) and netem's message, and the timing profile stretched for added delay."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ import pytest
 from lab.errors import LabInputError
 from lab.network import impairments as impairments_module
 from lab.network.build import render_node_setup
+from lab.network.delay_line import BurstLoss
 from lab.network.impairments import (
+    MECHANISM_ENV,
     ArrivalLoss,
     Impairments,
     arrival_losses,
+    choose_mechanism,
     render_impairments,
     render_loss_ruleset,
+    render_netem,
 )
 from lab.peers.timing import LOSSY_CHECK_TIMEOUT_S, PROFILES, for_links
 from lab.preflight import require_impairment_support
@@ -25,6 +29,14 @@ from lab.topology import load_topology
 
 TOPOLOGY = load_topology("two-homes")
 VIEWER = TOPOLOGY.node("viewer")
+
+
+@pytest.fixture(autouse=True)
+def kernel_without_netem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts on a kernel like CI's (no netem) and no override in the
+    environment; a test that wants netem says so."""
+    monkeypatch.delenv(MECHANISM_ENV, raising=False)
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: False)
 
 
 def test_loss_both_ways_drops_on_arrival_at_both_ends_of_the_link() -> None:
@@ -104,28 +116,96 @@ def test_loss_and_rate_render_both_the_table_and_the_qdiscs() -> None:
 
 
 def test_delay_jitter_and_rate_put_tbf_under_netem_for_the_vm() -> None:
-    shaped = Impairments("eth1", rate_kbit=1000, delay_ms=40, jitter_ms=5)
+    shaped = Impairments("eth1", rate_kbit=1000, delay_ms=40, jitter_ms=5, mechanism="netem")
     commands = render_impairments(shaped)
     tbf = "tbf rate 1000kbit burst 3200 latency 100ms"
+    netem = "netem limit 4500 delay 40ms 5ms"  # room for 100k packets/s for 45 ms
     egress = [
-        "tc qdisc add dev eth1 root handle 1: netem delay 40ms 5ms",
+        f"tc qdisc add dev eth1 root handle 1: {netem}",
         f"tc qdisc add dev eth1 parent 1:1 handle 10: {tbf}",
     ]
     ingress = [
-        "tc qdisc add dev ifb-eth1 root handle 1: netem delay 40ms 5ms",
+        f"tc qdisc add dev ifb-eth1 root handle 1: {netem}",
         f"tc qdisc add dev ifb-eth1 parent 1:1 handle 10: {tbf}",
     ]
     assert commands[:2] == egress
     assert commands[-2:] == ingress
     assert "ip link add ifb-eth1 type ifb" in commands
-    assert shaped.needs_netem and shaped.added_rtt_ms == 90
+    assert shaped.needs_emulator and shaped.added_rtt_ms == 90
 
 
 def test_delay_alone_one_way() -> None:
-    commands = render_impairments(Impairments("eth0", delay_ms=25, direction="in"))
-    assert commands[-1] == "tc qdisc add dev ifb-eth0 root handle 1: netem delay 25ms"
+    delayed = Impairments("eth0", delay_ms=25, direction="in", mechanism="netem")
+    commands = render_impairments(delayed)
+    assert commands[-1] == "tc qdisc add dev ifb-eth0 root handle 1: netem limit 2500 delay 25ms"
     assert not any("dev eth0 root" in c for c in commands)
-    assert Impairments("eth0", delay_ms=25, direction="in").added_rtt_ms == 25
+    assert delayed.added_rtt_ms == 25
+
+
+def test_netem_gets_every_impairment_the_delay_line_has() -> None:
+    everything = Impairments(
+        "eth0",
+        delay_ms=100,
+        jitter_ms=20,
+        jitter_distribution="normal",
+        jitter_reorders=False,
+        reorder_percent=5,
+        duplicate_percent=1.5,
+        burst_loss=BurstLoss(p_percent=2, r_percent=30, bad_loss_percent=80),
+        mechanism="netem",
+    )
+    # Normal jitter reaches 4 sigma (netem's table): 100 + 4 x 20 ms at 100k packets/s.
+    assert render_netem(everything) == (
+        "netem limit 18000 delay 100ms 20ms distribution normal reorder 5% duplicate 1.5% "
+        "loss gemodel 2% 30% 80% 0% rate 100gbit"
+    )
+    # Without delay netem still duplicates and loses in bursts; no table without jitter.
+    alone = Impairments("eth0", duplicate_percent=3, burst_loss=BurstLoss(1), mechanism="netem")
+    assert render_netem(alone) == "netem limit 1000 duplicate 3% loss gemodel 1% 99% 100% 0%"
+
+
+def test_the_delay_line_leaves_only_the_rate_limit_in_the_node() -> None:
+    """Delay, jitter and the rest happen in the wire beside the node: no netem, and no ifb
+    unless a rate limits arriving traffic."""
+    delayed = Impairments("eth0", delay_ms=100, jitter_ms=10, mechanism="delay-line")
+    assert delayed.carrier == "delay-line"
+    assert render_impairments(delayed) == []
+    shaped = Impairments("eth0", delay_ms=100, rate_kbit=2000, mechanism="delay-line")
+    commands = render_impairments(shaped)
+    assert not any("netem" in c for c in commands)
+    assert (
+        commands[0]
+        == "tc qdisc add dev eth0 root handle 1: tbf rate 2000kbit burst 3200 latency 100ms"
+    )
+    assert "ip link add ifb-eth0 type ifb" in commands
+
+
+def test_auto_takes_netem_where_the_kernel_has_it_and_the_environment_overrides_auto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert choose_mechanism("auto") == "delay-line"  # CI's kernel
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: True)
+    assert choose_mechanism() == "netem"
+    assert choose_mechanism("delay-line") == "delay-line"  # the scenario's word wins
+    monkeypatch.setenv(MECHANISM_ENV, "delay-line")
+    assert choose_mechanism() == "delay-line"
+    assert choose_mechanism("netem") == "netem"
+    monkeypatch.setenv(MECHANISM_ENV, "tc")
+    with pytest.raises(LabInputError, match=f"{MECHANISM_ENV}=tc: expected auto, netem or"):
+        choose_mechanism()
+
+
+def test_loss_and_rate_need_no_mechanism() -> None:
+    plain = Impairments("eth0", loss_percent=5, rate_kbit=900)
+    assert not plain.needs_emulator and plain.carrier is None
+    assert plain.resolved() is plain
+    assert "mechanism" not in plain.describe()
+    for emulated in (
+        Impairments("eth0", duplicate_percent=1),
+        Impairments("eth0", burst_loss=BurstLoss(1)),
+        Impairments("eth0", delay_ms=1),
+    ):
+        assert emulated.resolved().mechanism == "delay-line"
 
 
 def _conditions(*impairments: Impairments) -> NodeConditions:
@@ -225,21 +305,57 @@ def assert_names_field(tmp_path: Path, conditions: str, field: str, phrase: str)
 # -- netem ---------------------------------------------------------------------------------
 
 
-def test_delay_without_netem_stops_naming_the_field_the_module_and_the_vm(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_delay_without_netem_takes_the_delay_line_and_shows_it(tmp_path: Path) -> None:
     path = scenario_file(tmp_path, "  viewer-gw: {impairments: {delay_ms: 40, rate_kbit: 900}}")
     scenario = load_scenario(str(path))
-    monkeypatch.setattr(impairments_module, "netem_available", lambda: False)
+    require_impairment_support(scenario)  # goes ahead: no netem needed
+    shown = scenario.resolved()["conditions"]["viewer-gw"]["impairments"]
+    assert shown == {
+        "interface": "eth1",
+        "direction": "both",
+        "rate_kbit": 900,
+        "delay_ms": 40,
+        "mechanism": "delay-line",
+    }
+
+
+def test_auto_shows_netem_on_a_kernel_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: True)
+    path = scenario_file(tmp_path, "  viewer: {impairments: {delay_ms: 40, jitter_ms: 4}}")
+    shown = load_scenario(str(path)).resolved()["conditions"]["viewer"]["impairments"]
+    assert shown["mechanism"] == "netem"
+    assert shown["jitter_distribution"] == "uniform" and shown["jitter_reorders"] is True
+
+
+def test_netem_asked_for_without_netem_stops_naming_the_field_the_module_and_the_vm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conditions = "  viewer-gw: {impairments: {delay_ms: 40, rate_kbit: 900, mechanism: netem}}"
+    path = scenario_file(tmp_path, conditions)
+    scenario = load_scenario(str(path))
     monkeypatch.setattr("platform.release", lambda: "6.1.0-test")
     with pytest.raises(LabInputError) as error:
         require_impairment_support(scenario)
     message = str(error.value)
-    assert message.startswith(f"{path}: conditions.viewer-gw.impairments.delay_ms: ")
+    assert message.startswith(f"{path}: conditions.viewer-gw.impairments.mechanism: ")
     assert "sch_netem" in message and "(6.1.0-test)" in message
+    assert "delay line" in message and MECHANISM_ENV in message
     assert "Vagrant VM" in message and '"Run it in a VM"' in message
     monkeypatch.setattr(impairments_module, "netem_available", lambda: True)
     require_impairment_support(scenario)  # the VM: goes ahead
+
+
+def test_the_environment_asks_for_netem_for_every_auto_impairment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MECHANISM_ENV, "netem")
+    path = scenario_file(tmp_path, "  viewer: {impairments: {delay_ms: 40}}")
+    scenario = load_scenario(str(path))
+    assert scenario.conditions["viewer"].impairments[0].mechanism == "netem"
+    with pytest.raises(LabInputError, match="impairments.mechanism: netem needs"):
+        require_impairment_support(scenario)
 
 
 def test_loss_and_rate_never_ask_for_netem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,7 +370,11 @@ def test_netem_detection_trusts_a_loaded_module(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(
         Path, "exists", lambda self: str(self) == "/sys/module/sch_netem" or real_exists(self)
     )
-    assert impairments_module.netem_available()
+    impairments_module._kernel_has_netem.cache_clear()  # asked once per process otherwise
+    try:
+        assert impairments_module._kernel_has_netem()
+    finally:
+        impairments_module._kernel_has_netem.cache_clear()
 
 
 # -- timing ----------------------------------------------------------------------------
@@ -443,32 +563,34 @@ def test_two_interfaces_of_one_node_get_their_own_qdiscs_ifbs_and_losses() -> No
 
 
 def test_both_ways_on_two_interfaces_make_two_ifbs() -> None:
-    entries = (Impairments("eth0", rate_kbit=900), Impairments("eth1", delay_ms=10))
+    delayed = Impairments("eth1", delay_ms=10, mechanism="netem")
+    entries = (Impairments("eth0", rate_kbit=900), delayed)
     setup = render_node_setup(INTERNET, _conditions(*entries))
     assert "ip link add ifb-eth0 type ifb" in setup.commands
     assert "ip link add ifb-eth1 type ifb" in setup.commands
-    assert "tc qdisc add dev ifb-eth1 root handle 1: netem delay 10ms" in setup.commands
-    assert "tc qdisc add dev eth1 root handle 1: netem delay 10ms" in setup.commands
+    assert "tc qdisc add dev ifb-eth1 root handle 1: netem limit 1000 delay 10ms" in setup.commands
+    assert "tc qdisc add dev eth1 root handle 1: netem limit 1000 delay 10ms" in setup.commands
     assert "tc qdisc add dev eth0 root handle 1: tbf rate 900kbit burst 3200 latency 100ms" in (
         setup.commands
     )
 
 
-def test_delay_in_a_list_without_netem_names_the_entry(
+def test_netem_in_a_list_without_netem_names_the_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conditions = (
         "  internet:\n"
         "    impairments:\n"
         "      - {interface: eth0, loss_percent: 10}\n"
-        "      - {interface: eth1, delay_ms: 20, jitter_ms: 2}"
+        "      - {interface: eth1, delay_ms: 20, jitter_ms: 2, mechanism: netem}"
     )
     path = scenario_file(tmp_path, conditions)
     scenario = load_scenario(str(path))
-    monkeypatch.setattr(impairments_module, "netem_available", lambda: False)
     with pytest.raises(LabInputError) as error:
         require_impairment_support(scenario)
-    assert str(error.value).startswith(f"{path}: conditions.internet.impairments[1].delay_ms: ")
+    assert str(error.value).startswith(
+        f"{path}: conditions.internet.impairments[1].mechanism: netem needs"
+    )
 
 
 def test_the_timing_stretch_sums_every_entry_of_every_list(tmp_path: Path) -> None:
@@ -486,3 +608,146 @@ def test_the_timing_stretch_sums_every_entry_of_every_list(tmp_path: Path) -> No
     stretched = for_links(PROFILES["fast"], scenario.added_rtt_ms, scenario.loss_percent)
     assert stretched.stun_rto_s == pytest.approx(0.13)
     assert stretched.check_timeout_s == LOSSY_CHECK_TIMEOUT_S
+
+
+# -- what netem offers, in the scenario ------------------------------------------------------
+
+
+def test_every_field_reaches_the_impairment_and_the_resolved_scenario(tmp_path: Path) -> None:
+    conditions = (
+        "  viewer:\n"
+        "    impairments:\n"
+        "      delay_ms: 80\n"
+        "      jitter_ms: 15\n"
+        "      jitter_distribution: pareto\n"
+        "      jitter_reorders: false\n"
+        "      reorder_percent: 2\n"
+        "      duplicate_percent: 0.5\n"
+        "      burst_loss: {p_percent: 1, r_percent: 40}\n"
+        "      mechanism: delay-line\n"
+    )
+    scenario = load_scenario(str(scenario_file(tmp_path, conditions)))
+    (impairment,) = scenario.conditions["viewer"].impairments
+    assert impairment == Impairments(
+        "eth0",
+        delay_ms=80,
+        jitter_ms=15,
+        jitter_distribution="pareto",
+        jitter_reorders=False,
+        reorder_percent=2,
+        duplicate_percent=0.5,
+        burst_loss=BurstLoss(p_percent=1, r_percent=40),
+        mechanism="delay-line",
+    )
+    shown = scenario.resolved()["conditions"]["viewer"]["impairments"]
+    assert shown["burst_loss"] == {
+        "p_percent": 1,
+        "r_percent": 40,
+        "bad_loss_percent": 100,
+        "good_loss_percent": 0,
+    }
+    assert shown["jitter_reorders"] is False and shown["mechanism"] == "delay-line"
+
+
+def test_burst_loss_or_duplication_alone_is_an_impairment(tmp_path: Path) -> None:
+    path = scenario_file(tmp_path, "  viewer: {impairments: {burst_loss: {p_percent: 2}}}")
+    (impairment,) = load_scenario(str(path)).conditions["viewer"].impairments
+    assert impairment.needs_emulator and impairment.mechanism == "delay-line"
+
+
+def test_one_interface_takes_an_out_entry_and_an_in_entry(tmp_path: Path) -> None:
+    conditions = (
+        "  viewer:\n"
+        "    impairments:\n"
+        "      - {direction: out, delay_ms: 30}\n"
+        "      - {direction: in, delay_ms: 60, jitter_ms: 10, mechanism: netem}"
+    )
+    scenario = load_scenario(str(scenario_file(tmp_path, conditions)))
+    out, into = scenario.conditions["viewer"].impairments
+    assert (out.interface, out.mechanism, into.interface, into.mechanism) == (
+        "eth0",
+        "delay-line",
+        "eth0",
+        "netem",
+    )
+    assert scenario.added_rtt_ms == 30 + 70
+
+
+@pytest.mark.parametrize(
+    ("conditions", "field", "phrase"),
+    [
+        (
+            "  viewer: {impairments: {reorder_percent: 5}}",
+            "conditions.viewer.impairments.reorder_percent",
+            "set delay_ms too",
+        ),
+        (
+            "  viewer: {impairments: {delay_ms: 5, jitter_distribution: normal}}",
+            "conditions.viewer.impairments.jitter_distribution",
+            "set jitter_ms too",
+        ),
+        (
+            "  viewer: {impairments: {delay_ms: 5, jitter_reorders: false}}",
+            "conditions.viewer.impairments.jitter_reorders",
+            "set jitter_ms too",
+        ),
+        (
+            "  viewer: {impairments: {loss_percent: 5, mechanism: delay-line}}",
+            "conditions.viewer.impairments.mechanism",
+            "loss_percent and rate_kbit work the same on every kernel",
+        ),
+        (
+            "  viewer: {impairments: {delay_ms: 5, mechanism: tc}}",
+            "conditions.viewer.impairments.mechanism",
+            "'tc' is not one of",
+        ),
+        (
+            "  viewer: {impairments: {delay_ms: 5, jitter_ms: 1, jitter_distribution: gauss}}",
+            "conditions.viewer.impairments.jitter_distribution",
+            "'gauss' is not one of",
+        ),
+        (
+            "  viewer: {impairments: {burst_loss: {r_percent: 5}}}",
+            "conditions.viewer.impairments.burst_loss",
+            "'p_percent' is a required property",
+        ),
+        (
+            "  viewer: {impairments: {duplicate_percent: 101}}",
+            "conditions.viewer.impairments.duplicate_percent",
+            "101",
+        ),
+        (
+            "  viewer: {impairments: [{direction: out, delay_ms: 30}, {delay_ms: 60}]}",
+            "conditions.viewer.impairments[1].interface",
+            "or two, one with direction: out and one with direction: in",
+        ),
+    ],
+)
+def test_bad_new_fields_name_the_file_and_field(
+    tmp_path: Path, conditions: str, field: str, phrase: str
+) -> None:
+    assert_names_field(tmp_path, conditions, field, phrase)
+
+
+def test_delay_on_the_delay_line_stretches_the_timing_as_netem_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """for_links reads the scenario's impairments, whatever carries them."""
+    conditions = "  viewer: {impairments: {delay_ms: 100, jitter_ms: 10}}"
+    on_ci = load_scenario(str(scenario_file(tmp_path, conditions)))
+    monkeypatch.setattr(impairments_module, "netem_available", lambda: True)
+    on_vm = load_scenario(str(scenario_file(tmp_path, conditions)))
+    assert on_ci.conditions["viewer"].impairments[0].mechanism == "delay-line"
+    assert on_vm.conditions["viewer"].impairments[0].mechanism == "netem"
+    assert on_ci.added_rtt_ms == on_vm.added_rtt_ms == 220
+    stretched = for_links(PROFILES["fast"], on_ci.added_rtt_ms)
+    assert stretched == for_links(PROFILES["fast"], on_vm.added_rtt_ms)
+    assert stretched.stun_rto_s == pytest.approx(0.44)
+
+
+def test_a_node_on_the_delay_line_keeps_only_its_rate_limit() -> None:
+    shaped = Impairments("eth0", delay_ms=100, rate_kbit=2000, mechanism="delay-line")
+    setup = render_node_setup(VIEWER, _conditions(shaped))
+    tc = [c for c in setup.commands if c.startswith("tc ")]
+    assert tc and not any("netem" in c for c in tc)
+    assert "ip addr add 192.168.2.10/24 dev eth0" in setup.commands  # addresses unchanged
