@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from http import HTTPStatus
 
+from lab.servers import cors
 from lab.servers.sigv4 import ReceivedRequest
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -166,7 +167,11 @@ class HttpsFront:
             except BadRequest as exc:
                 await self._refuse(writer, exc)
                 return
-            response = self.answer(ReceivedRequest(method, target, headers, body))
+            if cors.is_preflight(method, headers):  # unsigned: answered before SigV4
+                response = HttpResponse(200, cors.preflight_headers())
+            else:
+                response = self.answer(ReceivedRequest(method, target, headers, body))
+            response = replace(response, headers=response.headers + cors.response_headers(headers))
             keep_alive = keeps_alive(version, headers)
             writer.write(response.serialize(keep_alive))
             await writer.drain()
