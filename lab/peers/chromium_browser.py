@@ -25,9 +25,20 @@ from typing import Any
 
 from lab.peers.cdp import DevToolsPipe
 
-#: The browser itself before the distribution's wrapper script (which only adds flags
-#: from /etc/chromium.d and costs a shell start).
-BINARIES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
+#: Chromium's headless shell first: the same Chromium build (the same libwebrtc, network
+#: stack and certificate verification) without the browser's user interface layer, ready
+#: for DevTools in about 0.15 s where the full browser takes 0.6 s on two cores, and a
+#: page in 0.15 s where it takes 0.4 s. Then the full browser. Each binary itself before
+#: the distribution's wrapper script (which only adds flags and costs a shell start).
+BINARIES = (
+    "/usr/lib/chromium/chromium-headless-shell",
+    "/usr/lib/chromium/chromium",
+    "chromium-headless-shell",
+    "chromium",
+    "chromium-browser",
+)
+#: A path (or name on PATH) that overrides the choice, e.g. the full browser.
+BINARY_ENV = "ICELAB_CHROMIUM"
 PR_SET_PDEATHSIG = 1
 CA_NICKNAME = "ice-lab run CA"
 FLAGS = (
@@ -58,11 +69,17 @@ MDNS_FEATURE = "WebRtcHideLocalIpsWithMdns"
 
 def chromium_binary() -> str | None:
     """The Chromium executable to run, or None if the distribution's package is missing."""
-    for name in BINARIES:
+    chosen = os.environ.get(BINARY_ENV)
+    for name in (chosen,) if chosen else BINARIES:
         found = shutil.which(name)
         if found:
             return found
     return None
+
+
+def build_of(binary: str) -> str:
+    """Which build of Chromium a binary is: `headless-shell` or the full `browser`."""
+    return "headless-shell" if "headless-shell" in Path(binary).name else "browser"
 
 
 def trust_ca(home: Path, ca_file: Path) -> None:
@@ -123,6 +140,7 @@ class Browser:
         return {
             "name": "chromium",
             "version": match.group(1) if match else product,
+            "build": build_of(self.process.args[0]),
             "product": product,
             "user_agent": info.get("userAgent", ""),
         }
