@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -35,8 +36,11 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from lab.progress import Sweep
+    from lab.sweep import Options as SweepOptions
 
 CELL_TIMEOUT_S = 600
+#: Reused-network workers per core: cells mostly wait on ICE timers (benchmarks/matrix_time.py).
+REUSED_JOBS_PER_CORE = 3
 #: Rows whose cells an agent cannot run, with the reason recorded in the cell instead.
 _NO_PROXY = (
     "aiortc cannot use a proxy: aioice opens its UDP sockets and its TURN TCP/TLS "
@@ -253,9 +257,42 @@ def run_cells(
                 combo = futures[future]
                 entry = entries[combo] = judge(future.result(), agents)
                 _report(sweep, entry)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)  # running cells tear down on SIGINT
+        except BaseException:  # Ctrl-C or SIGTERM: no cell starts; running ones tear down
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
+    return [entries[combo] for combo in combos]
+
+
+def run_cells_reused(
+    combos: list[tuple[str, str]],
+    extra: list[str],
+    jobs: int,
+    agents: Mapping[str, str],
+    sweep: Sweep,
+    options: SweepOptions,
+) -> list[dict[str, Any]]:
+    """Every combination on `jobs` reused networks (lab/sweep.py), judged; in the order of
+    `combos`. A cell a worker cannot run is a fresh `lab run`, and its entry says why."""
+    from lab.sweep import ReusedSweep
+
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def finished(entry: dict[str, Any]) -> None:
+        judged = judge(entry, agents)
+        with lock:
+            entries[(entry["viewer"], entry["master"])] = judged
+        _report(sweep, judged)
+
+    runnable = []
+    for viewer, master in combos:
+        reason = unsupported(viewer, master, agents)
+        if reason:
+            finished({"viewer": viewer, "master": master, "result": None, "unsupported": reason})
+        else:
+            runnable.append((viewer, master))
+    pool = ReusedSweep(options, jobs, lambda v, m: run_cell(v, m, extra), sweep.started, finished)
+    pool.run(runnable)
     return [entries[combo] for combo in combos]
 
 
@@ -374,12 +411,14 @@ def cell_agents(viewer: str | None, master: str | None) -> dict[str, str]:
     return agents
 
 
-def default_jobs(agents: Mapping[str, str]) -> int:
+def default_jobs(agents: Mapping[str, str], fresh: bool = True) -> int:
     """Cells at once: aiortc cells mostly wait on the network, so more than the cores;
-    a Chromium cell runs browsers that need a core each, so two at a time."""
+    a Chromium cell runs browsers that need a core each, so two at a time. A reused
+    network's cell costs little CPU beyond its peers' (REUSED_JOBS_PER_CORE, measured)."""
     if "chromium" in agents.values():
         return 2
-    return (os.cpu_count() or 2) + 1
+    cores = os.cpu_count() or 2
+    return cores * REUSED_JOBS_PER_CORE if not fresh else cores + 1
 
 
 def matrix_document(
@@ -419,6 +458,14 @@ def register(app: typer.Typer) -> None:
         master: Annotated[
             str | None, typer.Option(help="the master's ICE agent: aiortc (default) or chromium")
         ] = None,
+        fresh: Annotated[
+            bool,
+            typer.Option(
+                "--fresh",
+                help="each cell its own `lab run` (network and servers built per cell): "
+                "slower, nothing shared between cells",
+            ),
+        ] = False,
     ) -> None:
         """Run every viewer x master network combination; show each selected pair beside
         libwebrtc's."""
@@ -429,6 +476,8 @@ def register(app: typer.Typer) -> None:
         from lab.errors import LabError
         from lab.preflight import require_root
         from lab.progress import Sweep
+        from lab.run import Terminated, sigterm_raises
+        from lab.sweep import Options as SweepOptions
         from lab.terminal import fail
 
         try:
@@ -445,10 +494,15 @@ def register(app: typer.Typer) -> None:
         ]
         combos = [(v, m) for v in presets for m in presets]
         started = time.monotonic()
+        workers = jobs or default_jobs(agents, fresh)
         try:
-            with Sweep("matrix", len(combos)) as sweep:
-                cells = run_cells(combos, extra, jobs or default_jobs(agents), agents, sweep)
-        except KeyboardInterrupt:
+            with sigterm_raises(), Sweep("matrix", len(combos)) as sweep:
+                if fresh:
+                    cells = run_cells(combos, extra, workers, agents, sweep)
+                else:
+                    options = SweepOptions(servers, timing, viewer, master)
+                    cells = run_cells_reused(combos, extra, workers, agents, sweep, options)
+        except (KeyboardInterrupt, Terminated):
             Console(stderr=True).print("interrupted: cells in progress tore their networks down")
             raise typer.Exit(130) from None
         wall_s = round(time.monotonic() - started, 1)
