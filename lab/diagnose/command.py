@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from lab.errors import EXIT_BAD_INPUT, LabError, LabInputError
+from lab.errors import LabError
 
 
 def diagnose_file(path: Path) -> dict[str, Any]:
@@ -210,6 +210,3 @@ def _scenario_and_run(
             "kvs_status": result.get("kvs_status"),
         },
     }
-
-
-__all__ = ["EXIT_BAD_INPUT", "LabInputError", "diagnose_file", "register"]

@@ -53,6 +53,44 @@ def _selected_relay(selected: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a.get("type"), a.get("address"), a.get("port")) == (
+        b.get("type"),
+        b.get("address"),
+        b.get("port"),
+    )
+
+
+def _pair_relay(pair: dict[str, Any]) -> str | None:
+    for side in ("local", "remote"):
+        if pair[side]["type"] == "relay":
+            return pair[side].get("relay_protocol")
+    return None
+
+
+def tied_relay(result: dict[str, Any], role: str, protocol: str | None) -> bool:
+    """The run had a working pair through a relay over `protocol` at the selected pair's
+    priority: which of two equal pairs gets selected is timing, not the network."""
+    selected = result["selected"].get(role)
+    if not selected or protocol is None:
+        return False
+    mine = [p for p in result.get("pairs", []) if p.get("agent") == role]
+    priority = next(
+        (
+            p["priority"]
+            for p in mine
+            if _same(p["local"], selected["local"]) and _same(p["remote"], selected["remote"])
+        ),
+        None,
+    )
+    return priority is not None and any(
+        p["state"] == "succeeded"
+        and p["priority"] == priority
+        and _family(_pair_relay(p)) == _family(protocol)
+        for p in mine
+    )
+
+
 def run_turn_codes(result: dict[str, Any], role: str) -> set[int]:
     """TURN error codes the run's peer met: gathering errors and refused pairs."""
     peer = result["peers"][role]
@@ -112,15 +150,11 @@ def peer_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
     if art_relay is not None or (
         sel.get("local") and "relay" not in (sel.get("local"), sel.get("remote"))
     ):
-        checks.append(
-            _check(
-                "relay protocol",
-                role,
-                art_relay or "none",
-                run_relay or "none",
-                _family(art_relay) == _family(run_relay),
-            )
-        )
+        same = _family(art_relay) == _family(run_relay)
+        shown = run_relay or "none"
+        if not same and tied_relay(result, role, art_relay):
+            same, shown = True, f"{shown} ({art_relay} tied at the same pair priority)"
+        checks.append(_check("relay protocol", role, art_relay or "none", shown, same))
     else:
         checks.append(_check("relay protocol", role, None, run_relay or "none"))
     checks.append(_status_check(peer, result))

@@ -76,3 +76,24 @@ def test_unknown_fields_do_not_count():
         "relay protocol",
     }
     assert not v["reproduced"]  # nothing known: nothing reproduced
+
+
+def test_a_relay_transport_tied_at_equal_priority_is_timing_not_network():
+    udp = {"type": "relay", "address": "203.0.113.10", "port": 1, "relay_protocol": "udp"}
+    tcp = {"type": "relay", "address": "203.0.113.10", "port": 2, "relay_protocol": "tcp"}
+    prflx = {"type": "prflx", "address": "198.51.100.2", "port": 3, "relay_protocol": None}
+    pair = {"agent": "viewer", "state": "succeeded", "local": prflx, "priority": 7}
+    result = {
+        "outcome": "connected",
+        "selected": {"viewer": {"local": prflx, "remote": tcp}},
+        "kvs_status": None,
+        "peers": {"viewer": {"candidates": [prflx], "gathering_errors": []}},
+        "pairs": [{**pair, "remote": tcp}, {**pair, "remote": udp}],
+    }
+    art = facts(
+        outcome="connected",
+        selected={"local": "prflx", "remote": "relay", "remote_relay_protocol": "udp"},
+    )
+    assert verdict(art, result)["reproduced"]
+    result["pairs"][1]["priority"] = 6  # the udp relay pair was worse: a real difference
+    assert checks(verdict(art, result))["relay protocol"] is False
