@@ -48,6 +48,19 @@ def evaluate(expect: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
                     "observed": reasons,
                 }
             )
+    for role, phrases in expect.get("peer_errors", {}).items():
+        error = result["peers"][role].get("error") or ""
+        for phrase in phrases:
+            # "Name or service not known|ERR_NAME_NOT_RESOLVED": each agent's words.
+            alternatives = phrase.split("|")
+            checks.append(
+                {
+                    "check": f"{role}'s error mentions "
+                    + " or ".join(f"'{a}'" for a in alternatives),
+                    "met": any(a in error for a in alternatives),
+                    "observed": error or None,
+                }
+            )
     for role, minimum in expect.get("min_gathering_s", {}).items():
         observed = result["timings"]["gathering_s"].get(role)
         checks.append(

@@ -21,6 +21,8 @@ TOOLS = {
     "ifconfig": "Debian package 'net-tools' (Mininet checks for it)",
     "nft": "Debian package 'nftables'",
     "ip": "Debian package 'iproute2'",
+    "dnsmasq": "Debian package 'dnsmasq-base' (run `make setup`)",
+    "unshare": "Debian package 'util-linux'",
 }
 COTURN = {"turnserver": "Debian package 'coturn'"}
 

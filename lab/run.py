@@ -25,6 +25,7 @@ from lab.peers.timing import PROFILES, for_links
 from lab.preflight import require_impairment_support, require_root, require_tools
 from lab.report import build_result
 from lab.scenario import Scenario
+from lab.servers.dns import read_answers
 from lab.servers.launch import start_servers
 from lab.servers.requestlog import read_requests
 
@@ -159,6 +160,7 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
         turn_log = servers.logs.get("stun_turn")
         server_facts = {
             "turn": {"software": software, "requests": read_requests(software, turn_log)},
+            "dns": {"answers": read_answers(workdir)},  # what each host was told, by name
         }
         result = build_result(scenario, observations, profile.name, total_s, server_facts)
         result["timings"]["phases"] = phases

@@ -7,7 +7,7 @@ then checks what a schema cannot (that every named node exists and fits its job)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from lab.errors import LabInputError
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
 from lab.network.impairments import Impairments, impairments_from_spec
 from lab.network.nat import NatBehaviour, nat_from_spec
+from lab.servers.dns import DEFAULT_REGION, DnsSettings, ServiceNames, dns_from_spec
+from lab.servers.dns import NAME as DNS_NAME
 from lab.topology import REPO_ROOT, Interface, Node, Topology, load_topology
 
 SCENARIO_DIR = REPO_ROOT / "scenarios"
@@ -86,18 +88,23 @@ class IceServer:
     ttl_s: int = 300
 
 
-def kvs_ice_servers(spec: dict[str, Any], addresses: list[str]) -> list[dict[str, Any]]:
+def kvs_ice_servers(
+    spec: dict[str, Any], addresses: list[str], names: ServiceNames | None = None
+) -> list[dict[str, Any]]:
     """The service's ICE servers: STUN on 443, then TURN sets of three URLs on 443.
 
     Set i uses the STUN/TURN node's address i (the node may have several), as the
-    service's sets name different TURN hosts.
+    service's sets name different TURN hosts; with `names`, by the service's host names
+    (`stun.kinesisvideo.<region>.amazonaws.com`, `<a-b-c-d>.t-<8hex>...`), not addresses.
     """
     sets = spec.get("turn_sets", 2)
     used = 1 if spec.get("use_sets", "all") == "first" else sets
     ttl = spec.get("ttl_s", 300)
-    servers: list[dict[str, Any]] = [{"urls": [f"stun:{addresses[0]}:443"]}]
+    stun = names.stun if names else addresses[0]
+    servers: list[dict[str, Any]] = [{"urls": [f"stun:{stun}:443"]}]
     for index in range(used):
         host = addresses[index % len(addresses)]
+        host = names.turn(host) if names else host
         urls = [
             f"turn:{host}:443?transport=udp",
             f"turns:{host}:443?transport=udp",
@@ -122,6 +129,13 @@ class Scenario:
     expect: dict[str, Any]
     source: Path
     document: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: The service's region: its host names, ARNs and SigV4 scope (lab/servers/dns.py).
+    region: str = DEFAULT_REGION
+    dns: DnsSettings = field(default_factory=DnsSettings)
+
+    @property
+    def service_names(self) -> ServiceNames:
+        return ServiceNames.for_region(self.region)
 
     @property
     def added_rtt_ms(self) -> float:
@@ -181,6 +195,8 @@ class Scenario:
                 for s in self.ice_servers
             ],
             "timing": self.timing,
+            "region": self.region,
+            "dns": asdict(self.dns),
             "expect": self.expect,
         }
 
@@ -188,8 +204,6 @@ class Scenario:
 def _firewall_doc(policy: FirewallPolicy | None) -> dict[str, Any] | None:
     if policy is None:
         return None
-    from dataclasses import asdict
-
     return asdict(policy)
 
 
@@ -247,7 +261,11 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     checker.node("servers.signaling.host", signaling_host, {"signaling"})
     server_hosts = [h for h in (stun_turn.host if stun_turn else None, signaling_host) if h]
     conditions = _conditions(document.get("conditions", {}), topology, checker, server_hosts)
-    ice_servers = _ice_servers(document, topology, stun_turn, checker)
+    region = document.get("region", DEFAULT_REGION)
+    ice_servers = _ice_servers(document, topology, stun_turn, checker, region)
+    dns = dns_from_spec(document.get("dns"), checker.fail)
+    for node in dns.lan_resolvers:
+        checker.node(f"dns.lan_resolvers.{node}", node, {"nat", "firewall", "router"})
     return Scenario(
         name=document["name"],
         description=document["description"],
@@ -262,6 +280,8 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
         expect=document["expect"],
         source=path,
         document=document,
+        region=region,
+        dns=dns,
     )
 
 
@@ -351,6 +371,20 @@ def _firewall(
     where = f"conditions.{name}.firewall"
     if isinstance(spec, dict) and "allow_hosts" in spec and spec.get("preset") != "allowlist":
         raise checker.fail(f"{where}.allow_hosts", "only an allowlist has it (preset: allowlist)")
+    for direction in ("outbound", "inbound"):
+        rules = (spec.get(direction) or {}).get("rules", ()) if isinstance(spec, dict) else ()
+        for index, rule in enumerate(rules):
+            for n, name in enumerate(rule.get("names", ())):
+                if not DNS_NAME.match(name):
+                    raise checker.fail(
+                        f"{where}.{direction}.rules[{index}].names[{n}]",
+                        f"'{name}' is not a DNS name (e.g. *.kinesisvideo.us-west-2.amazonaws.com)",
+                    )
+            if rule.get("names") and (rule.get("addresses") or rule.get("hosts")):
+                raise checker.fail(
+                    f"{where}.{direction}.rules[{index}].names",
+                    "a rule by name cannot also have addresses or hosts (write two rules)",
+                )
 
     def resolve(field: str, host: str) -> list[str]:
         return checker.node(f"{where}.{field}", host).addresses
@@ -465,6 +499,7 @@ def _ice_servers(
     topology: Topology,
     stun_turn: StunTurnServer | None,
     checker: _Checker,
+    region: str = DEFAULT_REGION,
 ) -> list[IceServer]:
     if isinstance(document.get("ice_servers"), dict):
         spec = document["ice_servers"]["kvs"]
@@ -472,7 +507,8 @@ def _ice_servers(
         if host is None:
             raise checker.fail("ice_servers.kvs.host", "no STUN/TURN node to point at")
         checker.node("ice_servers.kvs.host", host, {"stun-turn"})
-        raw = kvs_ice_servers(spec, topology.node(host).addresses)
+        names = ServiceNames.for_region(region)
+        raw = kvs_ice_servers(spec, topology.node(host).addresses, names)
     elif "ice_servers" in document:
         raw = document["ice_servers"]
     elif stun_turn is not None:
@@ -493,13 +529,14 @@ def _ice_servers(
 
 
 def _resolve_url(url: str, topology: Topology, checker: _Checker, where: str) -> str:
-    """Replace a node name in a STUN/TURN URL by that node's primary address."""
+    """Replace a node name in a STUN/TURN URL by that node's primary address; a DNS name
+    (with a dot) is kept, for the run's DNS server to answer (lab/servers/dns.py)."""
     match = URL_HOST.match(url)
     if match is None:
         raise checker.fail(where, f"not a STUN/TURN URL: {url}")
     host = match["host"]
     if host in topology.nodes:
         host = topology.node(host).primary_address
-    elif not re.fullmatch(r"[0-9.]+", host):
+    elif not re.fullmatch(r"[0-9.]+", host) and "." not in host:
         raise checker.fail(where, f"'{host}' is neither a node of the topology nor an address")
     return f"{match['scheme']}:{host}{match['rest']}"

@@ -48,8 +48,10 @@ check_distribution() {
 # libnss3-tools gives certutil, which trusts a run's CA in a browser peer's per-run NSS
 # database (TURN over TLS, wss signaling); the browser itself is added per distribution.
 # squid and dante-server are the HTTPS (CONNECT) and SOCKS5 proxies of `lab matrix`'s proxy
-# rows, started per run on a proxy-only edge (lab/servers/proxy.py).
-SYSTEM_PACKAGES=(mininet coturn nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server)
+# rows, started per run on a proxy-only edge (lab/servers/proxy.py). dnsmasq-base is
+# dnsmasq without the distribution's service (so there is none to disable): each run starts
+# its own DNS servers inside its namespaces (lab/servers/dns.py).
+SYSTEM_PACKAGES=(mininet coturn dnsmasq-base nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server)
 # CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
 # takes about 25 MB installed, which a lab machine or the VM has no use for.
 if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi

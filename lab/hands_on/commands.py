@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
             state, shell_pid = exec_target(host)
         except LabError as exc:
             raise fail(exc) from None
-        exec_in(shell_pid, command_line(command), state["token"])
+        exec_in(shell_pid, with_resolver(state, host, command_line(command)), state["token"])
 
     @app.command()
     def status(
@@ -146,6 +147,15 @@ def command_line(command: list[str] | None) -> list[str]:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     return argv or [os.environ.get("SHELL") or "/bin/sh"]
+
+
+def with_resolver(state: dict[str, Any], host: str, argv: list[str]) -> list[str]:
+    """`argv` run with the host's resolv.conf of the run (lab/network/resolver.py), so
+    that names resolve through the lab's DNS as they do for the run's own processes."""
+    from lab.network.resolver import command_prefix, node_directory
+
+    directory = node_directory(Path(state.get("run_directory", "/nonexistent")), host)
+    return [*command_prefix(directory), *argv] if directory else argv
 
 
 def exec_in(shell_pid: int, argv: list[str], token: str) -> NoReturn:

@@ -143,6 +143,9 @@ class LabNetwork:
         self.wires: list[Wire] = []
         #: Wire name -> its delay line process.
         self.delay_lines: dict[str, subprocess.Popen[bytes]] = {}
+        #: Node -> what its commands run under (lab/network/resolver.py: the node's own
+        #: resolv.conf in a private mount namespace), once the run has set it.
+        self.command_prefixes: dict[str, list[str]] = {}
 
     def __enter__(self) -> LabNetwork:
         try:
@@ -241,7 +244,8 @@ class LabNetwork:
         return self.hosts[node].pid
 
     def command(self, node: str, args: Iterable[str]) -> list[str]:
-        return ["mnexec", "-a", str(self.pid_of(node)), *args]
+        prefix = self.command_prefixes.get(node, [])
+        return ["mnexec", "-a", str(self.pid_of(node)), *prefix, *args]
 
     def run(
         self, node: str, args: Iterable[str], timeout: float = 30, input: bytes | None = None

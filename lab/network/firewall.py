@@ -25,6 +25,11 @@ class Rule:
     ports: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()  # node names the addresses came from (for `lab show`)
+    #: DNS names (`*.kinesisvideo.us-west-2.amazonaws.com`): the rule matches the addresses
+    #: the node's LAN resolver has answered for them, an nftables set it fills
+    #: (lab/servers/dns.py), as enterprise firewalls allow by name.
+    names: tuple[str, ...] = ()
+    name_set: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class FirewallPolicy:
     #: https | socks5: the node runs that proxy for its inside (lab/servers/proxy.py), the
     #: only way out when the firewall forwards nothing.
     proxy: str | None = None
+
+    def name_sets(self) -> dict[str, tuple[str, ...]]:
+        """nftables set -> the DNS names whose addresses fill it, for the rules by name."""
+        rules = (*self.outbound.rules, *self.inbound.rules)
+        return {r.name_set: r.names for r in rules if r.name_set}
 
 
 def _rule(action: str, protocol: str = "any", ports: tuple[int, ...] = ()) -> Rule:
@@ -108,6 +118,7 @@ def _direction(
     for index, r in enumerate(spec.get("rules", ())):
         hosts = tuple(r.get("hosts", ()))
         from_hosts = _resolve(resolve, f"{where}.rules[{index}].hosts", hosts)
+        names = tuple(r.get("names", ()))
         rules.append(
             Rule(
                 action=r["action"],
@@ -115,6 +126,8 @@ def _direction(
                 ports=tuple(str(p) for p in r.get("ports", ())),
                 addresses=tuple(r.get("addresses", ())) + from_hosts,
                 hosts=hosts,
+                names=names,
+                name_set=f"{where}_names_{index}" if names else None,
             )
         )
     return Direction(spec.get("default", "allow"), tuple(rules))
@@ -176,6 +189,8 @@ def _match(rule: Rule, outbound: bool) -> str:
         parts.append(f"th dport {_set(rule.ports)}")
     if rule.addresses:
         parts.append(f"ip {'daddr' if outbound else 'saddr'} {_set(rule.addresses)}")
+    if rule.name_set:
+        parts.append(f"ip {'daddr' if outbound else 'saddr'} @{rule.name_set}")
     return " ".join(parts)
 
 
@@ -221,8 +236,11 @@ def render_firewall(policy: FirewallPolicy, uplink: str, inside: list[str]) -> s
     rules += _direction_rules(policy.inbound, in_selector, policy.deny_with, outbound=False)
     rules += _between_inside_rules(policy, inside_set)
     body = "\n".join(f"        {r}" for r in rules)
+    sets = "".join(
+        f"    set {name} {{\n        type ipv4_addr\n    }}\n" for name in policy.name_sets()
+    )
     return f"""table inet icelab_filter {{
-    chain forward {{
+{sets}    chain forward {{
         type filter hook forward priority filter; policy accept;
 {body}
     }}

@@ -50,5 +50,9 @@ def run_peer(config_path: Path) -> None:
         format="%(relativeCreated)6.0fms %(name)s %(message)s",
     )
     config = PeerConfig.read(config_path)
+    if config.resolver_dir:
+        from lab.network.resolver import enter
+
+        enter(Path(config.resolver_dir))
     observations = asyncio.run(importlib.import_module(AGENTS[config.agent]).observe(config))
     Path(config.result_path).write_text(json.dumps(observations, indent=2))

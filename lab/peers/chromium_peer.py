@@ -9,10 +9,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lab.peers import chromium_stats
 from lab.peers.cdp import DevToolsError
@@ -66,12 +68,18 @@ class PageSession:
     def __init__(self, browser: Browser) -> None:
         self.browser = browser
         self.session: str | None = None
+        #: What the browser logged about failed requests (`net::ERR_NAME_NOT_RESOLVED`):
+        #: the page's WebSocket error event carries no reason, the browser's log does.
+        self.network_errors: list[str] = []
         browser.devtools.listen(self._event)
 
     def _event(self, method: str, params: dict[str, Any], session: str | None) -> None:
         if method == "Runtime.consoleAPICalled":
             text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
             log.info("page console: %s", text)
+        elif method == "Log.entryAdded" and "net::ERR_" in params["entry"].get("text", ""):
+            log.info("browser log: %s", params["entry"]["text"])
+            self.network_errors.append(network_error(params["entry"]))
         elif method == "Runtime.exceptionThrown":
             log.error("page exception: %s", params["exceptionDetails"].get("text"))
 
@@ -85,6 +93,7 @@ class PageSession:
         )
         self.session = attached["sessionId"]
         await self.call("Runtime.enable")
+        await self.call("Log.enable")
         async with asyncio.timeout(timeout_s):
             while True:  # the first document may still be about:blank, or navigating
                 with contextlib.suppress(DevToolsError):
@@ -106,6 +115,14 @@ class PageSession:
             text = details.get("exception", {}).get("description") or details.get("text")
             raise DevToolsError(f"page: {text}")
         return reply["result"].get("value")
+
+
+def network_error(entry: dict[str, Any]) -> str:
+    """`net::ERR_NAME_NOT_RESOLVED (m-….amazonaws.com)` from a browser log entry, without
+    the URL's presigned query (credentials and signature)."""
+    code = re.search(r"net::ERR_\w+", entry["text"])
+    host = urlsplit(entry.get("url", "")).hostname
+    return (code[0] if code else entry["text"]) + (f" ({host})" if host else "")
 
 
 def base_observations(config: PeerConfig, skipped: list[dict[str, str]]) -> dict[str, Any]:
@@ -158,6 +175,8 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
             report = await page.evaluate("icelab.report()")
             report["error"] = report.get("error") or "stopped by the lab before the call ended"
         log.info("page finished")
+        if report.get("error") and page.network_errors:
+            report["error"] += f" ({page.network_errors[-1]})"
         # The raw getStats() and events, beside the observations (kept with --keep).
         raw = Path(config.result_path).with_name(f"{config.role}.chromium-report.json")
         raw.write_text(json.dumps(report, indent=1))

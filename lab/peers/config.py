@@ -35,6 +35,9 @@ class PeerConfig:
     # The proxy this peer must use to reach anything (`http://10.1.0.1:3128`,
     # `socks5://10.1.0.1:1080`): lab/servers/proxy.py, Chromium's --proxy-server.
     proxy_server: str | None = None
+    # The node's resolv.conf and hosts (lab/network/resolver.py), bound over the machine's
+    # in the peer's own mount namespace before it starts: it resolves through the lab's DNS.
+    resolver_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:

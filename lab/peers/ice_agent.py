@@ -203,7 +203,7 @@ class LabConnection(Connection):
 
     async def _srflx(self, protocol: StunProtocol, server: ServerUrl) -> tuple[Candidate, None]:
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-        response, _ = await protocol.request(request, server.address)
+        response, _ = await protocol.request(request, await _resolved(server))
         local = protocol.local_candidate
         mapped_host, mapped_port = response.attributes["XOR-MAPPED-ADDRESS"]
         candidate = Candidate(
@@ -553,8 +553,31 @@ def _binding_failed(pair: CandidatePair) -> bool:
     return pair.remote_addr in failed
 
 
+async def _resolved(server: ServerUrl) -> tuple[str, int]:
+    """The STUN server's address: its name looked up once, through the host's resolver
+    (a failed lookup is a gathering error of its own, as in libwebrtc, not a timeout)."""
+    if _is_address(server.host):
+        return server.address
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(
+        server.host, server.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+    )
+    return infos[0][4][0], server.port
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def describe_error(error: BaseException) -> str:
     """One phrase for why a STUN/TURN server gave no candidate."""
+    if isinstance(error, socket.gaierror):
+        # libwebrtc's words ("STUN host lookup received error."), with the resolver's.
+        return f"host lookup received error: {error.strerror}"
     if isinstance(error, stun.TransactionFailed):
         code, phrase = error.response.attributes.get("ERROR-CODE", (0, ""))
         return f"TURN error {code} {phrase}".strip()

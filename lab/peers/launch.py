@@ -69,7 +69,15 @@ def peer_config(
         agent=agent or placement.agent,
         reveal_host_addresses=reveal_host_addresses or placement.reveal_host_addresses,
         proxy_server=_proxy_url(scenario, placement.host),
+        resolver_dir=_resolver_dir(workdir, placement.host),
     )
+
+
+def _resolver_dir(workdir: Path, host: str) -> str | None:
+    from lab.network.resolver import node_directory
+
+    directory = node_directory(workdir, host)
+    return str(directory) if directory else None
 
 
 def _proxy_url(scenario: Scenario, host: str) -> str | None:

@@ -43,12 +43,14 @@ SCHEMES = {"WSS": "wss", "HTTPS": "https"}
 class Endpoints:
     """Where GetSignalingChannelEndpoint sends clients: this server's host and port."""
 
-    host: str  # an address today; the place for a DNS name once the lab has names
+    host: str  # the WSS endpoint's name (m-<8hex>.kinesisvideo...: lab/servers/dns.py)
     port: int = 443
+    https_host: str | None = None  # the HTTPS endpoint's (r-<8hex>...), if not `host`
 
     def url(self, scheme: str) -> str:
         """`wss://host` or `https://host`, with the port only if it is not 443."""
-        return f"{scheme}://{self.host}" + ("" if self.port == 443 else f":{self.port}")
+        host = self.https_host if scheme == "https" and self.https_host else self.host
+        return f"{scheme}://{host}" + ("" if self.port == 443 else f":{self.port}")
 
 
 def kvs_turn_uris(host: str) -> list[str]:

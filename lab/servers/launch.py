@@ -61,7 +61,7 @@ class RunningServers:
 
 
 def channel_arn(scenario: Scenario) -> str:
-    return f"arn:aws:kinesisvideo:{REGION}:123456789012:channel/ice-lab-{scenario.name}/1"
+    return f"arn:aws:kinesisvideo:{scenario.region}:123456789012:channel/ice-lab-{scenario.name}/1"
 
 
 def client_environment(servers: RunningServers) -> dict[str, str]:
@@ -89,30 +89,45 @@ def _write_secret(path: Path, text: str) -> Path:
 def start_servers(
     network: LabNetwork, scenario: Scenario, workdir: Path, software: str
 ) -> RunningServers:
-    """Start every server the scenario names; return how peers reach them."""
+    """Start every server the scenario names; return how peers reach them.
+
+    Clients reach the service by its names (lab/servers/dns.py), which the run's DNS
+    servers answer and the certificates carry."""
+    from lab.servers.dns import start_run_dns
+
+    dns_wait = start_run_dns(network, scenario, workdir)  # first: every node's resolver
     ca = make_ca(workdir)
     secret = new_secret()
+    names = scenario.service_names
     signaling_node = scenario.topology.node(scenario.signaling_host)
     signaling_cert = issue_server_certificate(
-        workdir, "signaling", [signaling_node.primary_address], ca
+        workdir,
+        "signaling",
+        [signaling_node.primary_address],
+        ca,
+        dns_names=[names.control_plane, names.wss, names.https],
     )
-    endpoints = Endpoints(signaling_node.primary_address, SIGNALING_PORT)
     servers = RunningServers(
         ca_file=ca[0],
         turn_secret=secret,
-        signaling_url=f"wss://{signaling_node.primary_address}:{SIGNALING_PORT}",
+        signaling_url=Endpoints(names.wss, SIGNALING_PORT).url("wss"),
         channel_arn=channel_arn(scenario),
+        region=scenario.region,
         access_key=new_access_key(),
-        service_url=endpoints.url("https"),
+        service_url=Endpoints(names.control_plane, SIGNALING_PORT).url("https"),
     )
+    servers.logs["dns"] = workdir / "dnsmasq-public.log"
     servers.env_file = _write_secret(
         workdir / "kvs.env",
         "".join(f"{name}={value}\n" for name, value in client_environment(servers).items()),
     )
-    waits = [_start_signaling(network, scenario, signaling_cert, servers, workdir)]
+    waits = [dns_wait, _start_signaling(network, scenario, signaling_cert, servers, workdir)]
     if scenario.stun_turn is not None:
         turn_node = scenario.topology.node(scenario.stun_turn.host)
-        turn_cert = _turn_certificate(workdir, turn_node.addresses, ca, scenario.stun_turn.faults)
+        turn_names = [names.stun] + [names.turn(a) for a in turn_node.addresses]
+        turn_cert = _turn_certificate(
+            workdir, turn_node.addresses, ca, scenario.stun_turn.faults, turn_names
+        )
         start = _start_mock if software == "mock" else _start_coturn
         waits.append(start(network, scenario, turn_cert, secret, servers, workdir))
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -132,15 +147,18 @@ def _preload_signer() -> None:
 
 
 def _turn_certificate(
-    workdir: Path, addresses: list[str], ca: Any, faults: dict[str, Any]
+    workdir: Path, addresses: list[str], ca: Any, faults: dict[str, Any], names: list[str]
 ) -> ServerCertificate:
-    """The TURN server's certificate; a `tls` fault makes it expired or for another name."""
+    """The TURN server's certificate for its addresses and names; a `tls` fault makes it
+    expired or for another name."""
     kind = faults.get("tls", "valid")
     if kind == "wrong-name":
         return issue_server_certificate(
             workdir, "turn", ["192.0.2.250"], ca, dns_names=["turn.invalid"]
         )
-    return issue_server_certificate(workdir, "turn", addresses, ca, expired=kind == "expired")
+    return issue_server_certificate(
+        workdir, "turn", addresses, ca, expired=kind == "expired", dns_names=names
+    )
 
 
 def _start_mock(
@@ -191,9 +209,12 @@ def _start_signaling(
     stderr_path = workdir / "signaling.stderr"
     servers.logs["signaling"] = workdir / "signaling.jsonl"
     turn = None
+    names = scenario.service_names
     if scenario.stun_turn is not None:
-        addresses = tuple(scenario.topology.node(scenario.stun_turn.host).addresses)
-        turn = TurnServers(addresses, servers.turn_secret, sets=ICE_SERVER_SETS)
+        addresses = scenario.topology.node(scenario.stun_turn.host).addresses
+        # GetIceServerConfig names the TURN hosts, as the service does.
+        hosts = tuple(names.turn(address) for address in addresses)
+        turn = TurnServers(hosts, servers.turn_secret, sets=ICE_SERVER_SETS)
     config = _write_secret(
         workdir / "signaling-service.json",
         json.dumps(service_config(servers.access_key, turn), indent=2),
@@ -204,6 +225,7 @@ def _start_signaling(
         "--cert", str(cert.cert), "--key", str(cert.key),
         "--channel-arn", servers.channel_arn, "--log", str(servers.logs["signaling"]),
         "--service-config", str(config), "--region", servers.region,
+        "--endpoint-host", names.wss, "--endpoint-https-host", names.https,
     ]  # fmt: skip
     process = network.popen(
         scenario.signaling_host, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb")

@@ -83,9 +83,8 @@ visible_hostname {proxy.node}
 shutdown_lifetime 0 seconds
 forwarded_for delete
 via off
-# Only IP literals are expected; a name is looked up on the node's loopback, where nothing
-# answers, so no query can leave the lab (the node has no route out anyway).
-dns_nameservers 127.0.0.1
+# Names (the service's signaling host) are looked up with the node's resolv.conf of the
+# run (lab/network/resolver.py): the lab's DNS server, never the machine's.
 pinger_enable off
 """
 

@@ -662,6 +662,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--endpoint-host",
         help="how GetSignalingChannelEndpoint names this server (default: --listen)",
     )
+    parser.add_argument(
+        "--endpoint-https-host",
+        help="the HTTPS endpoint's name, if not --endpoint-host (the service's r-<8hex>.)",
+    )
     parser.add_argument("--log", help="JSON-lines event log")
     parser.add_argument(
         "--message-ttl",
@@ -707,7 +711,7 @@ async def run(args: argparse.Namespace) -> None:
         ):
             listening = await front.start(args.listen, args.port, tls_context(args.cert, args.key))
             port = listening.sockets[0].getsockname()[1]
-            endpoints = Endpoints(args.endpoint_host or args.listen, port)
+            endpoints = Endpoints(args.endpoint_host or args.listen, port, args.endpoint_https_host)
             server.api = ServiceApi(registry, endpoints, turn)
             print(f"READY {args.listen}:{port}", flush=True)
             if key is not None:

@@ -22,10 +22,12 @@ import pytest
 from lab.hands_on.processes import daemon_alive
 from lab.hands_on.state import read_state
 from lab.hands_on.teardown import purge, wait_no_leftovers
+from lab.servers.dns import ServiceNames
 
 from .helpers import LAB, lab
 
 pytestmark = pytest.mark.root
+NAMES = ServiceNames.for_region("us-west-2")
 
 # Runs in the viewer host, configured only by the environment of kvs.env, as a user's
 # script would be.
@@ -144,7 +146,7 @@ def client_environment(state: dict[str, Any]) -> dict[str, str]:
 
 def test_boto3_in_the_viewer_host_uses_the_service(up: dict[str, Any], tmp_path: Path) -> None:
     environment = client_environment(up)
-    assert environment["AWS_ENDPOINT_URL_KINESIS_VIDEO"] == "https://203.0.113.20"
+    assert environment["AWS_ENDPOINT_URL_KINESIS_VIDEO"] == f"https://{NAMES.control_plane}"
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     completed = subprocess.run(
@@ -160,10 +162,11 @@ def test_boto3_in_the_viewer_host_uses_the_service(up: dict[str, Any], tmp_path:
         "arn:aws:kinesisvideo:us-west-2:123456789012:channel/hands-on-camera/"
     )
     assert results["channels"] == ["hands-on-camera", "ice-lab-home-nat-both"]
-    assert results["endpoints"] == {"WSS": "wss://203.0.113.20", "HTTPS": "https://203.0.113.20"}
+    # Names, resolved in the viewer host through the lab's DNS (TLS verified by name).
+    assert results["endpoints"] == {"WSS": f"wss://{NAMES.wss}", "HTTPS": f"https://{NAMES.https}"}
     assert [s["Uris"][0] for s in results["ice"]] == [
-        "turn:203.0.113.10:443?transport=udp",
-        "turn:203.0.113.11:443?transport=udp",
+        f"turn:{NAMES.turn('203.0.113.10')}:443?transport=udp",
+        f"turn:{NAMES.turn('203.0.113.11')}:443?transport=udp",
     ]
     assert results["wrong_secret"] == [403, "InvalidSignatureException"]
     assert results["bad_name"] == [400, "InvalidArgumentException"]
@@ -187,7 +190,7 @@ def test_the_labs_own_peers_sign_and_pass(tmp_path: Path) -> None:
         for role in ("viewer", "master"):
             config = json.loads((Path(kept) / f"{role}.config.json").read_text())
             assert "&X-Amz-Signature=" in config["signaling_url"]
-            assert config["service"]["endpoint_url"] == "https://203.0.113.20"
+            assert config["service"]["endpoint_url"] == f"https://{NAMES.control_plane}"
         events = [
             json.loads(line) for line in (Path(kept) / "signaling.jsonl").read_text().splitlines()
         ]

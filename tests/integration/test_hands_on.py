@@ -29,6 +29,7 @@ from lab.hands_on.teardown import (
 )
 from lab.processes import start_time
 from lab.scenario import load_scenario
+from lab.servers.dns import ServiceNames
 
 from .helpers import LAB, lab
 
@@ -114,7 +115,8 @@ def test_status_json_lists_every_host_with_role_and_addresses(up: tuple) -> None
         "peer", "nat", "router", "stun-turn", "signaling"
     }  # fmt: skip
     assert status["servers"]["stun_turn"]["addresses"] == ["203.0.113.10", "203.0.113.11"]
-    assert status["servers"]["signaling"]["url"] == "wss://203.0.113.20:443"
+    wss = ServiceNames.for_region("us-west-2").wss  # the service's name, not an address
+    assert status["servers"]["signaling"]["url"] == f"wss://{wss}"
 
 
 def test_status_in_words(up: tuple) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.servers.dns import ServiceNames
+
 from .helpers import lab, run_scenario
 
 pytestmark = pytest.mark.root
@@ -76,10 +78,11 @@ def test_service_shaped_servers_give_relays_over_several_protocols(runs: dict) -
     viewer = result["peers"]["viewer"]
     assert {c["relay_protocol"] for c in viewer["candidates"] if c["type"] == "relay"} == {"tls"}
     errors = {e["url"]: e for e in viewer["gathering_errors"]}
-    assert "turn:203.0.113.10:443?transport=udp" in errors
-    assert errors["turn:203.0.113.10:443?transport=udp"]["elapsed_s"] > 0
+    turn_host = ServiceNames.for_region("us-west-2").turn("203.0.113.10")  # by name
+    assert f"turn:{turn_host}:443?transport=udp" in errors
+    assert errors[f"turn:{turn_host}:443?transport=udp"]["elapsed_s"] > 0
     skipped = {s["url"]: s["reason"] for s in viewer["skipped_servers"]}
-    assert "DTLS" in skipped["turns:203.0.113.10:443?transport=udp"]
+    assert "DTLS" in skipped[f"turns:{turn_host}:443?transport=udp"]
 
 
 def test_turn_only_mode_uses_relay_candidates_only(runs: dict) -> None:

@@ -1,0 +1,303 @@
+"""The emulated service's host names, and the DNS servers (dnsmasq) that answer them.
+
+Every run has a public DNS server on the signaling node, as the internet has: it answers
+the service's names for the scenario's region, shaped as the service shapes them (the
+control plane `kinesisvideo.<region>.amazonaws.com`, the signaling endpoints
+`m-<8hex>.` (WSS) and `r-<8hex>.` (HTTPS) below it, `stun.` and one TURN host
+`<a-b-c-d>.t-<8hex>.` per TURN address), and NXDOMAIN for every other name. A scenario
+breaks it as customers' networks break (`dns:` in the scenario): a name that gets no
+answer (NXDOMAIN, what a resolver says for a name it does not know), a wrong answer, or a
+LAN resolver on a gateway (split DNS) that answers differently for the hosts behind it.
+
+A gateway whose firewall allows by name also runs a LAN resolver, as an enterprise
+firewall resolves the names of its rules: dnsmasq's `nftset=` puts every address it
+hands out for those names into the firewall's nftables set (lab/network/firewall.py), so
+a host may reach an address only after its resolver said the name has it.
+
+Rendering is pure (`render_*`); `start_dns` starts dnsmasq in the nodes, killed by pid
+with the lab's other processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabInputError, LabRunError
+from lab.network.resolver import command_prefix, resolver_addresses, write_node_files
+
+DEFAULT_REGION = "us-west-2"
+DNS_PORT = 53
+#: The public server answers for every name (NXDOMAIN for the ones it does not have)
+#: rather than refusing: a refusal makes resolvers retry other servers and fail slowly.
+READY_MARKER = "started, version"
+NAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+@dataclass(frozen=True)
+class ServiceNames:
+    """The service's host names in one region. The 8 hex digits of the endpoint labels
+    are derived from the region, so a scenario (and a firewall rule) can name them."""
+
+    region: str
+    token: str
+
+    @classmethod
+    def for_region(cls, region: str) -> ServiceNames:
+        return cls(region, hashlib.sha256(f"ice-lab:{region}".encode()).hexdigest()[:8])
+
+    @property
+    def zone(self) -> str:
+        """`kinesisvideo.<region>.amazonaws.com`: the control plane, and the zone of the rest."""
+        return f"kinesisvideo.{self.region}.amazonaws.com"
+
+    @property
+    def control_plane(self) -> str:
+        return self.zone
+
+    @property
+    def wss(self) -> str:
+        """GetSignalingChannelEndpoint's WSS endpoint host."""
+        return f"m-{self.token}.{self.zone}"
+
+    @property
+    def https(self) -> str:
+        """GetSignalingChannelEndpoint's HTTPS endpoint host (GetIceServerConfig)."""
+        return f"r-{self.token}.{self.zone}"
+
+    @property
+    def stun(self) -> str:
+        return f"stun.{self.zone}"
+
+    def turn(self, address: str) -> str:
+        """A TURN host named after its address, as the service names them."""
+        return f"{address.replace('.', '-')}.t-{self.token}.{self.zone}"
+
+    def records(self, signaling: str, turn: Iterable[str]) -> dict[str, str]:
+        """Name -> address: what the public DNS server answers."""
+        turn = list(turn)
+        records = {self.control_plane: signaling, self.wss: signaling, self.https: signaling}
+        if turn:
+            records[self.stun] = turn[0]
+            records.update({self.turn(address): address for address in turn})
+        return records
+
+
+def covers(pattern: str, name: str) -> bool:
+    """Does a scenario's name cover `name`? `x.y` covers itself and the names under it,
+    `*.x.y` only the names under it (as a firewall's `*.` rule does)."""
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:])
+    return name == pattern or name.endswith("." + pattern)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """How one resolver departs from the truth: names it does not know, names it gets wrong."""
+
+    no_answer: tuple[str, ...] = ()
+    wrong_answer: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, records: dict[str, str]) -> dict[str, str]:
+        """The records as this resolver answers them."""
+        kept = {
+            name: address
+            for name, address in records.items()
+            if not any(covers(p, name) for p in self.no_answer)
+        }
+        return {**kept, **self.wrong_answer}
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """A scenario's `dns:`: the public server's answers and the LAN resolvers by node."""
+
+    public: Answers = field(default_factory=Answers)
+    lan_resolvers: dict[str, Answers] = field(default_factory=dict)
+
+
+def dns_from_spec(
+    spec: dict[str, Any] | None, fail: Callable[[str, str], LabInputError]
+) -> DnsSettings:
+    """The scenario's `dns:` block, checked; `fail(field, message)` names file and field."""
+    spec = spec or {}
+    lan = {
+        node: _answers(answers or {}, f"dns.lan_resolvers.{node}", fail)
+        for node, answers in (spec.get("lan_resolvers") or {}).items()
+    }
+    return DnsSettings(_answers(spec, "dns", fail), lan)
+
+
+def _answers(
+    spec: dict[str, Any], where: str, fail: Callable[[str, str], LabInputError]
+) -> Answers:
+    for index, name in enumerate(spec.get("no_answer", ())):
+        if not NAME.match(name):
+            raise fail(f"{where}.no_answer[{index}]", f"'{name}' is not a DNS name")
+    wrong = dict(spec.get("wrong_answer") or {})
+    for name, address in wrong.items():
+        if not NAME.match(name) or name.startswith("*."):
+            raise fail(f"{where}.wrong_answer", f"'{name}' is not a DNS name (no wildcards)")
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise fail(
+                f"{where}.wrong_answer.{name}", f"'{address}' is not an IPv4 address"
+            ) from None
+    return Answers(tuple(spec.get("no_answer", ())), wrong)
+
+
+def _common(listen: Iterable[str], log: Path) -> list[str]:
+    """Options every lab dnsmasq has: its own addresses only, no system files (not the
+    machine's resolv.conf or hosts), root (nftset needs CAP_NET_ADMIN), every query logged."""
+    lines = ["no-resolv", "no-hosts", "bind-interfaces", f"port={DNS_PORT}", "user=root"]
+    lines += ["pid-file=", "log-queries", f"log-facility={log}", "cache-size=0"]
+    return lines + [f"listen-address={address}" for address in listen]
+
+
+def render_public_dns(listen: str, records: dict[str, str], answers: Answers, log: Path) -> str:
+    """dnsmasq.conf of the emulated internet's DNS server: authoritative for every name
+    (`local=/#/`), answering only `records` as `answers` changes them."""
+    lines = ["# ice-lab: the emulated internet's DNS server, one run only", *_common([listen], log)]
+    lines.append("local=/#/")
+    lines += [f"host-record={name},{address}" for name, address in answers.apply(records).items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_lan_resolver(
+    listen: Iterable[str],
+    upstream: str,
+    answers: Answers,
+    name_sets: dict[str, tuple[str, ...]],
+    log: Path,
+) -> str:
+    """dnsmasq.conf of a gateway's LAN resolver: forwards to the public server, except the
+    names `answers` changes (answered here: NXDOMAIN or the wrong address), and puts the
+    addresses of the names of `name_sets` (nftables set -> names) into those sets."""
+    lines = ["# ice-lab: a LAN resolver (split DNS), one run only", *_common(listen, log)]
+    lines.append(f"server={upstream}")
+    lines += [f"local=/{name}/" for name in answers.no_answer]  # dnsmasq reads `*.` alike
+    lines += [f"address=/{name}/{address}" for name, address in answers.wrong_answer.items()]
+    for set_name, names in name_sets.items():
+        domains = "/".join(_domain(name) for name in names)
+        lines.append(f"nftset=/{domains}/4#inet#icelab_filter#{set_name}")
+    return "\n".join(lines) + "\n"
+
+
+def _domain(pattern: str) -> str:
+    """dnsmasq's /domain/ covers the domain and the names under it; its nftset= takes no
+    `*.`, so it is dropped (a firewall's `*.zone` also lets the zone's own name through)."""
+    return pattern.removeprefix("*.")
+
+
+@dataclass(frozen=True)
+class DnsServer:
+    """One dnsmasq to start: where, with which configuration."""
+
+    node: str
+    config: str
+    role: str  # public | lan
+    log: Path
+
+
+def start_dns(network: Any, servers: list[DnsServer], workdir: Path) -> Callable[[float], None]:
+    """Start every DNS server in its node (killed by pid at tear-down with the lab's other
+    processes); the returned wait raises LabRunError if one is not ready by the deadline."""
+    started = []
+    for server in servers:
+        path = workdir / f"dnsmasq-{server.node}.conf"
+        path.write_text(server.config)
+        stderr = workdir / f"dnsmasq-{server.node}.stderr"
+        args = ["dnsmasq", "--keep-in-foreground", f"--conf-file={path}"]
+        process = network.popen(
+            server.node, args, stdout=subprocess.DEVNULL, stderr=stderr.open("wb")
+        )
+        started.append((server, process, stderr))
+
+    def wait(deadline: float) -> None:
+        for server, process, stderr in started:
+            while not _says_started(server.log):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    detail = stderr.read_text(errors="replace").strip() or "no output"
+                    raise LabRunError(f"dnsmasq on {server.node} did not start: {detail}")
+                time.sleep(0.005)
+
+    return wait
+
+
+def _says_started(log: Path) -> bool:
+    try:
+        return READY_MARKER in log.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+LOG_LINE = re.compile(
+    r"dnsmasq\[\d+\]: (?:query\[(?P<type>\w+)\] (?P<asked>\S+) from (?P<client>\S+)"
+    r"|(?:config|reply|cached) (?P<answered>\S+) is (?P<answer>\S+))"
+)
+
+
+def read_answers(workdir: Path) -> list[dict[str, str]]:
+    """What the run's DNS servers were asked and answered (from their logs), for the
+    result's `servers.dns`: [{server, client, type, name, answer}] in order."""
+    answers: list[dict[str, str]] = []
+    for log in sorted(workdir.glob("dnsmasq-*.log")):
+        server = log.stem.removeprefix("dnsmasq-")
+        pending: dict[str, list[dict[str, str]]] = {}  # name -> its queries, oldest first
+        for match in LOG_LINE.finditer(log.read_text(errors="replace")):
+            if match["asked"]:
+                query = {"server": server, "client": match["client"], "type": match["type"]}
+                pending.setdefault(match["asked"], []).append({**query, "name": match["asked"]})
+            elif pending.get(match["answered"]):
+                query = pending[match["answered"]].pop(0)
+                answers.append({**query, "answer": match["answer"]})
+    return answers
+
+
+def plan_dns(scenario: Any, workdir: Path) -> tuple[list[DnsServer], dict[str, str]]:
+    """The run's DNS servers (the public one on the signaling node, a LAN resolver on each
+    gateway the scenario gives one or whose firewall allows by name) and each node's
+    resolver address."""
+    topology = scenario.topology
+    public = topology.node(scenario.signaling_host).primary_address
+    turn = topology.node(scenario.stun_turn.host).addresses if scenario.stun_turn else []
+    records = scenario.service_names.records(public, turn)
+    log = workdir / "dnsmasq-public.log"
+    servers = [
+        DnsServer(
+            scenario.signaling_host,
+            render_public_dns(public, records, scenario.dns.public, log),
+            "public",
+            log,
+        )
+    ]
+    name_sets = {
+        node: condition.firewall.name_sets()
+        for node, condition in scenario.conditions.items()
+        if condition.firewall is not None and condition.firewall.name_sets()
+    }
+    lan_nodes = sorted(set(scenario.dns.lan_resolvers) | set(name_sets))
+    for node in lan_nodes:
+        listen = [str(a.ip) for i in topology.node(node).downlinks() for a in i.addresses]
+        answers = scenario.dns.lan_resolvers.get(node) or Answers()
+        log = workdir / f"dnsmasq-{node}.log"
+        config = render_lan_resolver(listen, public, answers, name_sets.get(node, {}), log)
+        servers.append(DnsServer(node, config, "lan", log))
+    return servers, resolver_addresses(topology, public, lan_nodes)
+
+
+def start_run_dns(network: Any, scenario: Any, workdir: Path) -> Callable[[float], None]:
+    """Give every node of the run its resolver (before any process starts in it), then
+    start the DNS servers; returns their wait."""
+    servers, resolvers = plan_dns(scenario, workdir)
+    for node, directory in write_node_files(workdir, resolvers).items():
+        network.command_prefixes[node] = command_prefix(directory)
+    return start_dns(network, servers, workdir)
