@@ -96,6 +96,10 @@ def render(diagnosis: dict[str, Any], out: Any) -> None:
             markup=False,
             soft_wrap=True,
         )
+    for role, peer in facts.peers.items():
+        if peer.timings:
+            spans = ", ".join(f"{k.removesuffix('_s')} {v:.3f} s" for k, v in peer.timings.items())
+            out.print(f"timings ({role}, from the log's time stamps): {spans}", highlight=False)
     if facts.unknowns:
         out.print("unknown (the artifact does not say)", style="bold")
         for gap in facts.unknowns:
@@ -130,7 +134,8 @@ def _brief(f: Any) -> str:
         return " -> ".join(str(d.get(k) or "?") for k in ("local", "remote")) + (
             f" over {d['relay_protocol']}" if d.get("relay_protocol") else ""
         )
-    return ", ".join(f"{k}={v}" for k, v in d.items() if k != "how") or f.text[:80]
+    shown = {k: v for k, v in d.items() if k not in ("how", "at_s")}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or f.text[:80]
 
 
 def render_verdict(verdict: dict[str, Any], advice: list[str], out: Any) -> None:

@@ -31,12 +31,15 @@ class PeerFacts:
     turn_errors: list[dict[str, Any]] = field(default_factory=list)
     gathering_errors: list[dict[str, Any]] = field(default_factory=list)
     turn_state_failures: list[str] = field(default_factory=list)
+    socket_errors: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     outcome: str | None = None
     selected: dict[str, Any] | None = None
     pairs: dict[str, int] = field(default_factory=dict)
     mapping_changes: dict[str, bool] = field(default_factory=dict)
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    stamps: dict[str, float] = field(default_factory=dict)
 
     @property
     def has(self) -> set[str]:
@@ -66,7 +69,8 @@ class PeerFacts:
         return bool(timeouts) or stuck or "0x5a000020" in self.statuses
 
     def refused(self) -> bool:
-        return any("refused" in e["reason"] for e in self.gathering_errors)
+        errors = self.gathering_errors + self.socket_errors
+        return any("refused" in e["reason"].lower() for e in errors)
 
     def udp_servers_timed_out(self) -> bool:
         return any(
@@ -79,6 +83,7 @@ class PeerFacts:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("candidates")
+        data.pop("stamps")
         return data
 
 
@@ -125,7 +130,24 @@ def summarize(findings: list[Finding], fmt: str, default_role: str = "master") -
     return Facts(fmt, peers, source, _unknowns(peers))
 
 
+def _stamp(peer: PeerFacts, finding: Finding) -> None:
+    """First local candidate, gathering done, checks started and ended (log time stamps)."""
+    at = finding.data.get("at_s")
+    if at is None:
+        return
+    data, stamps = finding.data, peer.stamps
+    if finding.kind == "candidate" and data.get("side") == "local":
+        stamps.setdefault("first_candidate", at)
+    elif finding.kind == "gathering_done":
+        stamps.setdefault("gathering_done", at)
+    elif finding.kind == "agent_state" and data["to"] == "ICE_AGENT_STATE_CHECK_CONNECTION":
+        stamps.setdefault("checks", at)
+    elif finding.kind == "agent_state" and data["to"] in READY_STATES + FAILED_STATES:
+        stamps.setdefault("checks_done", at)
+
+
 def _apply(peer: PeerFacts, finding: Finding) -> None:
+    _stamp(peer, finding)
     data = finding.data
     kind = finding.kind
     if kind == "candidate":
@@ -139,6 +161,8 @@ def _apply(peer: PeerFacts, finding: Finding) -> None:
     elif kind == "gathering_error":
         peer.gathering_errors.append({**data, "line": finding.line})
         peer.servers_tried.append(data["url"])
+    elif kind == "socket_error":
+        peer.socket_errors.append({**data, "line": finding.line})
     elif kind == "turn_error":
         peer.turn_errors.append({**data, "line": finding.line})
     elif kind == "turn_state" and data.get("to") == "TURN_STATE_FAILED":
@@ -188,7 +212,20 @@ def _selected(peer: PeerFacts, kind: str, data: dict[str, Any]) -> None:
     peer.outcome = peer.outcome or "connected"
 
 
+def _timings(stamps: dict[str, float]) -> dict[str, float]:
+    spans = {
+        "gathering_s": ("first_candidate", "gathering_done"),
+        "checks_s": ("checks", "checks_done"),
+    }
+    return {
+        name: round(stamps[end] - stamps[start], 3)
+        for name, (start, end) in spans.items()
+        if start in stamps and end in stamps and stamps[end] >= stamps[start]
+    }
+
+
 def _finish(peer: PeerFacts) -> None:
+    peer.timings = _timings(peer.stamps)
     if any(code in ICE_FAILURES for code in peer.statuses) and peer.outcome != "connected":
         peer.outcome = "failed"
     peer.mapping_changes = {

@@ -59,10 +59,11 @@ class Finding:
     """One fact read from the artifact.
 
     `kind` is one of: role, ice_server, candidate, gathering_error, turn_error,
-    turn_state, status, agent_state, pair, selected, outcome, skipped_server.
+    turn_state, status, agent_state, pair, selected, selected_detail, outcome,
+    skipped_server, socket_error, gathering_done.
     """
 
-    kind: str
+    kind: str  # see the class docstring
     line: int
     text: str
     role: str | None = None

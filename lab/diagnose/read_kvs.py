@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from lab.diagnose.findings import ADDRESS, ROLES, Finding, status_codes, status_name, turn_phrase
@@ -125,6 +126,10 @@ PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
         lambda m: ("turn_state", {"from": "permission", "to": "granted", "peer": m["peer"]}),
     ),
     (
+        re.compile(r"connect\(\) failed with errno (?P<error>.+?)\s*$"),
+        lambda m: ("socket_error", {"reason": m["error"]}),
+    ),
+    (
         re.compile(r"Candidate gathering completed"),
         lambda m: ("gathering_done", {}),
     ),
@@ -176,8 +181,23 @@ GRID_ROW = re.compile(rf"^\s*[│|]?\s*{TYPED} (?P<address>\S+):(?P<port>\d+)")
 SECTION = re.compile(
     r"^\s*(?P<role>viewer|master)(?: \(.*\) local candidates|: what the KVS C SDK would log)"
 )
+#: Findings whose time stamps give the timings (gathering, checks).
+TIMED = ("candidate", "gathering_done", "agent_state", "selected")
 EXPECTATION = re.compile(r"^\s*(ok|FAIL)\s{1,3}\S")
 STATUS_LINE = re.compile(r"KVS C SDK status: (?P<code>0x[0-9a-fA-F]{8})")
+#: The SDK's file and console logger start lines with the local time.
+TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
+
+
+def _seconds(line: str) -> float | None:
+    """The line's timestamp in seconds (for differences only), None without one."""
+    m = TIMESTAMP.search(line)
+    if not m:
+        return None
+    try:
+        return datetime.fromisoformat(f"{m[1]}T{m[2]}").timestamp()
+    except ValueError:
+        return None
 
 
 def _match(line: str) -> tuple[str, dict[str, Any]] | None:
@@ -265,6 +285,9 @@ def read_kvs_log(text: str) -> list[Finding]:
                 continue
             # the lab's outcome line is the run's, not the last section's peer's
             where = None if kind == "outcome" else owner or role
+            at = _seconds(line)
+            if at is not None and kind in TIMED:
+                data["at_s"] = at
             findings.append(Finding(kind, number, line.strip(), where, data))
         findings.extend(_statuses(number, line, role))
     return findings

@@ -75,7 +75,8 @@ def _no_udp(p: PeerFacts) -> bool:
 
 
 def _servers_unreachable(p: PeerFacts) -> bool:
-    tried = bool(p.gathering_errors or p.turn_state_failures) or "0x5a000020" in p.statuses
+    tried = bool(p.gathering_errors or p.turn_state_failures or p.socket_errors)
+    tried = tried or "0x5a000020" in p.statuses
     return p.gathered() and not p.has & {"srflx", "relay"} and tried and not p.turn_codes()
 
 

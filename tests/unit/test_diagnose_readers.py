@@ -28,6 +28,7 @@ def test_sdk_candidate_line_with_timestamp_level_and_redaction():
     )
     (finding,) = read_kvs_log("app: started\n" + line + "\nother app line 0x1234")
     assert finding.kind == "candidate" and finding.line == 2
+    assert finding.data.pop("at_s") > 0  # the time stamp, for the timings
     assert finding.data == {
         "side": "local",
         "type": "srflx",
@@ -187,3 +188,24 @@ def test_unreadable_input_names_file_and_expected_formats(tmp_path, content, mes
     text = str(caught.value)
     assert str(path) in text and message in text
     assert "webrtc-internals" in text or "JSON" in text
+
+
+def test_socket_connect_failure_counts_as_a_server_tried():
+    text = (
+        "2026-12-02 10:00:00.001 DEBUG   iceAgentLogNewCandidate(): New local ice candidate "
+        "discovered. Id: a. Ip: 192.168.1.2:4000. Type: host. Protocol: UDP.\n"
+        "2026-12-02 10:00:00.002 ERROR   socketConnect(): "
+        "connect() failed with errno Connection refused\n"
+    )
+    found = read_kvs_log(text)
+    (error,) = kinds(found, "socket_error")
+    assert error.data == {"reason": "Connection refused"} and error.line == 2
+    peer = summarize(found, "kvs-log").peers["master"]
+    assert peer.refused() and peer.socket_errors[0]["line"] == 2
+
+
+def test_timings_from_the_sdk_time_stamps():
+    text = (FIXTURES / "handmade-c-sdk-master-no-turn-0x5a00000d.log").read_text()
+    peer = summarize(read_kvs_log(text), "kvs-log").peers["master"]
+    # first candidate 18:20:01.310, gathering completed .378; checks 01.610 -> FAILED 11.613
+    assert peer.timings == {"gathering_s": 0.068, "checks_s": 10.003}
