@@ -12,6 +12,9 @@ default). Last, the single-run ratio: a `lab run` of one scenario against two ai
 peers over loopback in one process (`loopback_baseline.py`), target 2x.
 
 The machine may be shared: repeat (`--repeat`) and read the load average printed first.
+Where cgroup v1's cpuacct exists, each matrix also prints the CPU time it and everything
+it started used (peers, servers, namespaces' tools): the wall time on idle cores is at
+least that divided by the cores.
 
 Usage: sudo .venv/bin/python benchmarks/matrix_time.py [--full] [--jobs N[,N...]]
        [--repeat N] [--no-fresh] [--no-single] [--keep DIR] [--viewer AGENT] [--master AGENT]
@@ -20,6 +23,7 @@ Usage: sudo .venv/bin/python benchmarks/matrix_time.py [--full] [--jobs N[,N...]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -35,6 +39,20 @@ TARGET_S = {"nats": 10.0, "all": 30.0}
 SINGLE_SCENARIO = "home-nat-both"
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+def cpu_group(name: str) -> Path | None:
+    """A cgroup (v1 cpuacct) that counts the CPU time of a command and all it starts,
+    peers and servers included: on a shared machine, what the wall time would be bounded
+    by on idle cores. None where there is no such hierarchy."""
+    if not CPUACCT.is_dir():
+        return None
+    path = CPUACCT / f"ice-lab-bench-{os.getpid()}-{name}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def run_matrix(
     rows: str, fresh: bool, jobs: int, agents: list[str], keep: Path | None
 ) -> dict[str, Any]:
@@ -43,12 +61,25 @@ def run_matrix(
         path = (keep or Path(directory)) / f"matrix-{'fresh' if fresh else 'reused'}-{jobs}.json"
         command = [sys.executable, "-m", "lab", "matrix", "--nat", rows, "--json", str(path)]
         command += (["--fresh"] if fresh else []) + (["-j", str(jobs)] if jobs else []) + agents
+        group = cpu_group("reused" if not fresh else "fresh")
+
+        def join_group() -> None:
+            if group is not None:
+                (group / "tasks").write_text(str(os.getpid()))
+
         started = time.perf_counter()
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=3600, preexec_fn=join_group
+        )
         wall = time.perf_counter() - started
+        cpu = None
+        if group is not None:
+            cpu = int((group / "cpuacct.usage").read_text()) / 1e9
+            with contextlib.suppress(OSError):
+                group.rmdir()
         if completed.returncode != 0 or not path.exists():
             sys.exit(f"lab matrix failed ({completed.returncode}): {completed.stderr[-800:]}")
-        return {"wall": wall, "document": json.loads(path.read_text())}
+        return {"wall": wall, "cpu": cpu, "document": json.loads(path.read_text())}
 
 
 def summary(label: str, run: dict[str, Any]) -> str:
@@ -61,15 +92,27 @@ def summary(label: str, run: dict[str, Any]) -> str:
         for c in cells
         if not c.get("unsupported") and (c["result"] or {}).get("outcome") != "connected"
     )
+    cpu = f", CPU {run['cpu']:.1f} s" if run["cpu"] is not None else ""
     return (
-        f"{label:<22} {run['wall']:>7.1f} s  cells {len(cells)}: reused {reused}, fresh "
+        f"{label:<22} {run['wall']:>7.1f} s{cpu}  cells {len(cells)}: reused {reused}, fresh "
         f"{fresh}, not run {agreement['not_run']}, not connected {failed}; agree "
         f"{agreement['agree']}/{agreement['agree'] + agreement['differ']}"
     )
 
 
-def outcomes(run: dict[str, Any]) -> dict[tuple[str, str], str]:
+def outcomes(run: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, ...]]:
     """Each cell's outcome and selected candidate types, to compare reused with fresh."""
+    from lab.matrix import selected_types
+
+    return {
+        (c["viewer"], c["master"]): ((c["result"] or {}).get("outcome"), selected_types(c))
+        for c in run["document"]["cells"]
+    }
+
+
+def relay_protocols(run: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """How each relayed cell reached its TURN server (`relay/tls`...): a relay pair's
+    protocol follows which allocation answered first, so it may vary from run to run."""
     from lab.matrix import describe_cell
 
     return {(c["viewer"], c["master"]): describe_cell(c) for c in run["document"]["cells"]}
@@ -119,9 +162,15 @@ def main() -> None:
             fresh = run_matrix(rows, True, args.fresh_jobs, agents, args.keep)
             fresh_walls.append(fresh["wall"])
             print(summary(f"fresh -j {args.fresh_jobs or 'default'}", fresh))
-            fresh_outcomes = outcomes(fresh)
-            differ = [c for c, text in outcomes(reused).items() if fresh_outcomes[c] != text]
-            print(f"  cells whose selected pair differs, reused vs fresh: {len(differ)} {differ}")
+            fresh_outcomes, fresh_relays = outcomes(fresh), relay_protocols(fresh)
+            differ = [c for c, seen in outcomes(reused).items() if fresh_outcomes[c] != seen]
+            print(f"  cells whose outcome or selected types differ, reused vs fresh: {differ}")
+            relays = [
+                f"{v} x {m}: {text} vs {fresh_relays[(v, m)]}"
+                for (v, m), text in relay_protocols(reused).items()
+                if text != fresh_relays[(v, m)] and (v, m) not in differ
+            ]
+            print(f"  same types, relay reached over another protocol: {relays}")
         print(f"  (attempt {attempt + 1}, load average now {os.getloadavg()[0]:.1f})")
     best = min(reused_walls)
     print(f"reused: best {best:.1f} s (target under {TARGET_S[rows]:.0f} s)")
