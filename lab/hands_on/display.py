@@ -103,6 +103,9 @@ def next_steps(state: dict[str, Any]) -> list[str]:
         address = turn["addresses"][0]
         lines.append(f"  sudo lab exec {peer} -- ping -c1 {address}")
         lines.append(f"  sudo lab exec {peer} -- timeout 3 turnutils_stunclient {address}")
+    service_url = ((state.get("servers") or {}).get("signaling") or {}).get("service_url")
+    if service_url:  # hosts resolve the service's names through the lab's DNS
+        lines.append(f"  sudo lab exec {peer} -- getent hosts {service_url.split('//')[-1]}")
     nat = next((h["name"] for h in state.get("hosts", []) if h["role"] == "nat"), None)
     if nat:
         lines.append(f"  sudo lab exec {nat} -- nft list ruleset")

@@ -204,3 +204,13 @@ def test_the_result_says_what_each_resolver_answered_whom(tmp_path: Path) -> Non
         {"server": "office-gw", "client": "10.10.0.10", "type": "AAAA", "name": NAMES.wss,
          "answer": "NODATA-IPv6"},
     ]  # fmt: skip
+
+
+def test_lab_up_suggests_resolving_the_service_by_name() -> None:
+    from lab.hands_on.display import next_steps
+
+    state = {
+        "peers": {"viewer": "viewer"},
+        "servers": {"signaling": {"service_url": f"https://{NAMES.control_plane}"}},
+    }
+    assert f"  sudo lab exec viewer -- getent hosts {NAMES.control_plane}" in next_steps(state)
