@@ -78,7 +78,11 @@ def test_the_sdk_viewer_calls_the_service_signs_and_connects_to_aiortc(tmp_path:
         api = [(e["operation"], e["status"]) for e in events if e["event"] == "api"]
         assert api == [(operation, 200) for operation in SDK_CALLS]
         assert {e["role"] for e in events if e["event"] == "connect"} == {"master", "viewer"}
-        assert not [e for e in events if e["event"] == "error"]
+        # Nothing refused but, at times, candidates over the service's 20 per second: the
+        # SDK trickles each one (up to 36 here) as Chromium gathers them.
+        refused = [e for e in events if e["event"] == "error"]
+        assert not [e for e in refused if e.get("action") != "ICE_CANDIDATE"], refused
+        assert all("ICE_CANDIDATE sends in a second" in e["error"] for e in refused), refused
         # Its relays were allocated with the credentials GetIceServerConfig gave for the
         # channel (the aiortc master's are the scenario's own).
         allocations = [

@@ -80,9 +80,7 @@ Object.assign(kvsjs, {
         name: "GetIceServerConfig",
         command: AWS.KinesisVideoSignaling.GetIceServerConfigCommand,
       },
-      config.role === "viewer"
-        ? { ChannelARN: this.channelARN, ClientId: config.client_id }
-        : { ChannelARN: this.channelARN },
+      { ChannelARN: this.channelARN }, // as both samples ask: no ClientId, no Service
     );
     return this.iceServers(config, iceConfig.IceServerList || []);
   },
@@ -223,7 +221,10 @@ Object.assign(kvsjs, {
         () => reject(new Error("timed out waiting for the other peer")),
         timeoutMs,
       );
+      let received = false; // one call per run: a second offer or answer is ignored
       this.client.on(event, (description, sender) => {
+        if (received) return this.note(`another ${event} ignored`);
+        received = true;
         clearTimeout(timer);
         if (sender && this.config.role === "master") this.viewerId = sender;
         resolve({ sender, remoteSet: this.pc.setRemoteDescription(description) });
