@@ -43,6 +43,7 @@ class Mode(StrEnum):
 class Agent(StrEnum):
     aiortc = "aiortc"
     chromium = "chromium"
+    kvs_js = "kvs-js"
 
 
 class Servers(StrEnum):

@@ -415,7 +415,7 @@ def default_jobs(agents: Mapping[str, str], fresh: bool = True) -> int:
     """Cells at once: aiortc cells mostly wait on the network, so more than the cores;
     a Chromium cell runs browsers that need a core each, so two at a time. A reused
     network's cell costs little CPU beyond its peers' (REUSED_JOBS_PER_CORE, measured)."""
-    if "chromium" in agents.values():
+    if {"chromium", "kvs-js"} & set(agents.values()):
         return 2
     cores = os.cpu_count() or 2
     return cores * REUSED_JOBS_PER_CORE if not fresh else cores + 1

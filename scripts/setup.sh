@@ -104,6 +104,38 @@ add_browser_package() {
     fi
 }
 
+add_node_packages() {
+    # The kvs-js agent (`--viewer kvs-js`) runs the KVS JavaScript SDK in the Chromium peer;
+    # npm installs that SDK (install_kvs_js_page). Node.js and npm come from the
+    # distribution, and only where the browser does; an npm already there is used as it is.
+    command -v npm >/dev/null 2>&1 && return 0
+    if [ "$DISTRO_ID" = debian ] || command -v chromium >/dev/null 2>&1; then
+        SYSTEM_PACKAGES+=(nodejs npm)
+    fi
+}
+
+install_kvs_js_page() {
+    # The kvs-js agent's page loads the SDK's browser bundle and the AWS SDK v3 Kinesis Video
+    # clients from lab/peers/page/node_modules (git-ignored), at the versions its
+    # package-lock.json pins: `npm ci` without optional dependencies (the SDK's Node-only
+    # crypto shim would pull in React Native), then `npm run build` bundles the AWS clients
+    # with esbuild-wasm as the SDK's examples bundle them. Done again only when the
+    # package files change.
+    local page="${REPO}/lab/peers/page" stamp want
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "setup: note: no npm on ${DISTRO_NAME:-this system}: the kvs-js agent is not available" >&2
+        return 0
+    fi
+    stamp="${page}/node_modules/.ice-lab/installed"
+    want="$(cat "${page}/package.json" "${page}/package-lock.json" "${page}/kvs_js.aws-sdk.mjs" | sha256sum | cut -d' ' -f1)"
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
+    echo "setup: installing the KVS JavaScript SDK for the kvs-js agent (npm ci in lab/peers/page)"
+    (cd "$page" && npm ci --omit=optional --no-audit --no-fund --loglevel=error >/dev/null &&
+        npm run --silent build) ||
+        die "npm could not install the kvs-js agent's packages in ${page} (see above)"
+    echo "$want" > "$stamp"
+}
+
 install_system_packages() {
     local missing=() hint="" pkg status
     # One dpkg-query for every package keeps a run that installs nothing fast; unknown names
@@ -215,7 +247,9 @@ esac
 
 check_distribution
 add_browser_package
+add_node_packages
 install_system_packages
 install_ci_vagrant
 load_netem
 install_virtualenv
+install_kvs_js_page

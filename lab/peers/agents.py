@@ -23,6 +23,7 @@ from lab.peers.config import PeerConfig
 AGENTS = {
     "aiortc": "lab.peers.aiortc_peer",
     "chromium": "lab.peers.chromium_peer",
+    "kvs-js": "lab.peers.kvs_js_peer",
 }
 DEFAULT_AGENT = "aiortc"
 
@@ -31,13 +32,21 @@ def require_agent(name: str, where: str) -> None:
     """LabInputError naming `where` unless `name` is an agent this machine can run."""
     if name not in AGENTS:
         raise LabInputError(f"{where}: unknown agent '{name}' (known: {', '.join(AGENTS)})")
-    if name == "chromium":
+    if name in ("chromium", "kvs-js"):
         from lab.peers.chromium_browser import chromium_binary
 
         if chromium_binary() is None:
             raise LabInputError(
-                f"{where}: the chromium agent needs Chromium, which is not installed "
+                f"{where}: the {name} agent needs Chromium, which is not installed "
                 "(make setup installs the distribution's chromium package)"
+            )
+    if name == "kvs-js":
+        from lab.peers.kvs_js_peer import missing_assets
+
+        if missing := missing_assets():
+            raise LabInputError(
+                f"{where}: the kvs-js agent needs the KVS JavaScript SDK, which is not "
+                f"installed ({missing[0]} is missing: make setup installs it with npm)"
             )
 
 
