@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lab.capture.trail import drop_lines
 from lab.documents import schema_errors
 from lab.errors import LabRunError
 from lab.expectations import evaluate
@@ -102,6 +103,8 @@ def render(
     if pair_list:
         _render_pairs(result["pairs"], console)
     console.print(pair_grid(result))
+    for line in drop_lines(result["pairs"]):  # with --capture: which hop dropped them
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     if kvs_log:
         for role in ("viewer", "master"):
             console.print(f"[bold]{role}: what the KVS C SDK would log[/bold]")

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lab.capture.capture import require_capture_tools, start_capture
 from lab.errors import LabInputError
 from lab.network.build import LabNetwork
 from lab.peers.agents import require_agent
@@ -48,6 +49,9 @@ class RunOptions:
     viewer_agent: str | None = None
     master_agent: str | None = None
     reveal_host_addresses: bool = False
+    #: Capture every link and trace STUN verdicts (lab/capture); `pcap_dir` keeps the pcaps.
+    capture: bool = False
+    pcap_dir: Path | None = None
 
 
 @contextmanager
@@ -126,6 +130,8 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
         )
     require_tools(need_coturn=software == "coturn")
     require_impairment_support(scenario)
+    if options.capture:
+        require_capture_tools()
     agents = peer_agents(scenario, options)
     profile = for_links(
         PROFILES[options.timing or scenario.timing], scenario.added_rtt_ms, scenario.loss_percent
@@ -136,6 +142,7 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
     with sigterm_raises(), run_directory(options.keep_workdir) as workdir:
         with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
             mark("network_s")
+            capture = start_capture(network, workdir) if options.capture else None
             servers = start_servers(network, scenario, workdir, software)
             mark("servers_s")
             modes = peer_modes(scenario, options)
@@ -155,6 +162,7 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             }
             observations = run_peers(network, configs, profile, workdir)
             mark("peers_s")
+            captured = capture.stop() if capture else None
         mark("teardown_s")
         total_s = time.monotonic() - started
         turn_log = servers.logs.get("stun_turn")
@@ -164,4 +172,8 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
         }
         result = build_result(scenario, observations, profile.name, total_s, server_facts)
         result["timings"]["phases"] = phases
+        if captured is not None:
+            from lab.capture.evidence import attach_evidence
+
+            attach_evidence(result, captured, options.pcap_dir)
         return result

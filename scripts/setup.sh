@@ -51,7 +51,9 @@ check_distribution() {
 # rows, started per run on a proxy-only edge (lab/servers/proxy.py). dnsmasq-base is
 # dnsmasq without the distribution's service (so there is none to disable): each run starts
 # its own DNS servers inside its namespaces (lab/servers/dns.py).
-SYSTEM_PACKAGES=(mininet coturn dnsmasq-base nftables iproute2 tcpdump net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server)
+# tshark: `lab run --capture` captures with dumpcap and decodes STUN/TURN/DTLS with it
+# (noninteractive: Debian's question about non-root capture keeps its default, no).
+SYSTEM_PACKAGES=(mininet coturn dnsmasq-base nftables iproute2 tcpdump tshark net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server)
 # CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
 # takes about 25 MB installed, which a lab machine or the VM has no use for.
 if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi

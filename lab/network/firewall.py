@@ -202,16 +202,26 @@ def _verdict(action: str, deny_with: str) -> list[str]:
     return ["drop"]
 
 
+def _comment(action: str, name: str) -> str:
+    """A denying rule's name, which `nft monitor trace` prints with its verdict (the hop
+    trail of `lab run --capture` names the rule that dropped a check by it)."""
+    return f' comment "{name}"' if action != "allow" else ""
+
+
 def _direction_rules(
-    direction: Direction, selector: str, deny_with: str, outbound: bool
+    direction: Direction, selector: str, deny_with: str, outbound: bool, label: str = "firewall"
 ) -> list[str]:
     lines = []
-    for rule in direction.rules:
+    way = "outbound" if outbound else "inbound"
+    for index, rule in enumerate(direction.rules):
         match = _match(rule, outbound)
+        name = _comment(rule.action, f"{label}: {way} rule {index + 1}, deny {rule.protocol}")
         lines += [
-            f"{selector} {match} {v}".replace("  ", " ") for v in _verdict(rule.action, deny_with)
+            f"{selector} {match} {v}{name}".replace("  ", " ")
+            for v in _verdict(rule.action, deny_with)
         ]
-    lines += [f"{selector} {v}" for v in _verdict(direction.default, deny_with)]
+    name = _comment(direction.default, f"{label}: {way} default deny")
+    lines += [f"{selector} {v}{name}" for v in _verdict(direction.default, deny_with)]
     return lines
 
 
@@ -221,8 +231,9 @@ def _between_inside_rules(policy: FirewallPolicy, inside_set: str) -> list[str]:
     if policy.between_inside == "allow":
         return []
     selector = f"iifname {inside_set} oifname {inside_set}"
+    name = _comment("deny", f"{policy.preset or 'firewall'}: inside segments isolated")
     return [f"{selector} ct status dnat accept"] + [
-        f"{selector} {v}" for v in _verdict("deny", policy.deny_with)
+        f"{selector} {v}{name}" for v in _verdict("deny", policy.deny_with)
     ]
 
 
@@ -231,9 +242,13 @@ def render_firewall(policy: FirewallPolicy, uplink: str, inside: list[str]) -> s
     inside_set = interface_set(inside)
     out_selector = f'iifname {inside_set} oifname "{uplink}"'
     in_selector = f'iifname "{uplink}" oifname {inside_set}'
-    rules = ["ct state established,related accept", "ct state invalid drop"]
-    rules += _direction_rules(policy.outbound, out_selector, policy.deny_with, outbound=True)
-    rules += _direction_rules(policy.inbound, in_selector, policy.deny_with, outbound=False)
+    label = policy.preset or "firewall"
+    rules = [
+        "ct state established,related accept",
+        f'ct state invalid drop comment "{label}: invalid connection state"',
+    ]
+    rules += _direction_rules(policy.outbound, out_selector, policy.deny_with, True, label)
+    rules += _direction_rules(policy.inbound, in_selector, policy.deny_with, False, label)
     rules += _between_inside_rules(policy, inside_set)
     body = "\n".join(f"        {r}" for r in rules)
     sets = "".join(

@@ -28,6 +28,12 @@ EI = "endpoint-independent"
 AD = "address-dependent"
 APD = "address-and-port-dependent"
 BEHAVIOURS = (EI, AD, APD)
+#: The name of the rule that drops what a filtering behaviour lets in through no mapping.
+FILTER_NAMES = {
+    EI: "no mapping for this port",
+    AD: "address-restricted filter",
+    APD: "port-restricted filter",
+}
 
 
 @dataclass(frozen=True)
@@ -171,13 +177,15 @@ def render_nat(behaviour: NatBehaviour, uplink: str, public: str, inside: list[s
     ]
     prerouting = _inbound_dnat(behaviour, uplink, public) + hairpin_dnat
     input_rules = [
-        "# Unsolicited packets to the NAT itself are dropped silently, as home routers do.",
-        f'iifname "{uplink}" ct state new drop',
+        "# Unsolicited packets to the NAT itself are dropped silently, as home routers do;",
+        "# the comment names the filtering that let no mapping take them (lab trace).",
+        f'iifname "{uplink}" ct state new drop comment "{FILTER_NAMES[behaviour.filtering]}"',
     ]
     if not behaviour.hairpinning and inside:
         input_rules += [
             "# No hairpinning: inside packets to the public address are dropped.",
-            f"iifname {interface_set(inside)} ip daddr {public} meta l4proto udp drop",
+            f"iifname {interface_set(inside)} ip daddr {public} meta l4proto udp drop "
+            'comment "no hairpinning"',
         ]
     chains = {
         "postrouting": ("type nat hook postrouting priority srcnat;", postrouting),

@@ -3,6 +3,7 @@ how scenario host names resolve to addresses, and the errors for unknown hosts."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ import pytest
 from lab.errors import LabInputError
 from lab.network.firewall import firewall_from_spec, render_firewall
 from lab.scenario import load_scenario
+
+
+def unnamed(line: str) -> str:
+    """A rule without its comment (the name `lab trace` reports a drop by)."""
+    return re.sub(r' comment "[^"]*"', "", line.strip())
+
 
 TURN = "203.0.113.10, 203.0.113.11"
 SIGNALING = "203.0.113.20"
@@ -46,7 +53,7 @@ def office_firewall(tmp_path: Path, firewall: str) -> str:
 
 
 def lines(ruleset: str) -> list[str]:
-    return [line.strip() for line in ruleset.splitlines()]
+    return [unnamed(line) for line in ruleset.splitlines()]
 
 
 def test_allowlist_defaults_to_the_stun_turn_and_signaling_hosts(tmp_path: Path) -> None:
@@ -147,7 +154,7 @@ def test_between_inside_deny_isolates_segments_but_lets_hairpinned_traffic_pass(
 
     policy = firewall_from_spec({"between_inside": "deny"})
     ruleset = render_firewall(policy, "eth1", ["eth0", "eth2"])
-    lines = [line.strip() for line in ruleset.splitlines()]
+    lines = [unnamed(line) for line in ruleset.splitlines()]
     lateral = 'iifname { "eth0", "eth2" } oifname { "eth0", "eth2" }'
     assert lines.index(f"{lateral} ct status dnat accept") < lines.index(f"{lateral} drop")
     open_policy = render_firewall(firewall_from_spec({}), "eth1", ["eth0", "eth2"])

@@ -1,0 +1,1 @@
+"""Wire evidence: captures of every link, STUN/TURN decoded, a hop trail per check."""
