@@ -92,13 +92,37 @@ def kvs_page_config(config: PeerConfig) -> dict[str, Any]:
     }
 
 
-def sdk_record(report: dict[str, Any]) -> dict[str, Any]:
+class BrowserErrors:
+    """What the browser itself logs as errors for the page (DevTools' Log domain): the
+    network error behind an SDK call's bare "Failed to fetch" (net::ERR_NAME_NOT_RESOLVED,
+    a refused certificate, a CORS refusal), as a user sees it in the browser's console."""
+
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+
+    def event(self, method: str, params: dict[str, Any], session: str | None) -> None:
+        entry = params.get("entry", {})
+        if method == "Log.entryAdded" and entry.get("level") == "error":
+            url = entry.get("url")
+            self.entries.append(f"{entry.get('text', '')}" + (f" ({url})" if url else ""))
+
+
+def explained(error: str | None, browser_errors: list[str]) -> str | None:
+    """A failed fetch's error with the browser's reason: the SDK only sees TypeError."""
+    if not error or "Failed to fetch" not in error:
+        return error
+    reasons = [e for e in browser_errors if "net::" in e or "CORS" in e]
+    return f"{error} ({reasons[0]})" if reasons else error
+
+
+def sdk_record(report: dict[str, Any], browser_errors: list[str] | None = None) -> dict[str, Any]:
     """What the SDK did against the service, from the page's report."""
     return {
         "calls": report.get("service_calls", []),
         "endpoints": report.get("endpoints") or {},
         "channel_arn": report.get("channel_arn"),
         "ice_server_uris": report.get("ice_server_uris", []),
+        "browser_errors": browser_errors or [],
     }
 
 
@@ -161,17 +185,23 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         url=PAGE.resolve().as_uri(),
         proxy_server=config.proxy_server,
     )
+    errors = BrowserErrors()
+    browser.devtools.listen(errors.event)
     try:
         browser_version = await browser.version
         page = PageSession(browser)
         await page.attach()
+        await page.call("Log.enable")
         await wait_ready(page)
         base["software"] = software(await page.evaluate("KVSWebRTC.VERSION"), browser_version)
         log.info("page loaded: %s %s", SDK_PACKAGE, base["software"]["version"])
         report = await _run_page(page, run_config, stop)
         raw = Path(config.result_path).with_name(f"{config.role}.kvs-js-report.json")
         raw.write_text(json.dumps(report, indent=1))
-        return chromium_stats.observations(report, base) | {"kvs_sdk": sdk_record(report)}
+        report["error"] = explained(report.get("error"), errors.entries)
+        return chromium_stats.observations(report, base) | {
+            "kvs_sdk": sdk_record(report, errors.entries)
+        }
     except (DevToolsError, OSError) as exc:
         log.exception("kvs-js peer failed")
         return base | nothing_observed(str(exc))

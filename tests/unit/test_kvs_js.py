@@ -109,7 +109,23 @@ def test_the_sdk_record_keeps_the_calls_endpoints_and_ice_servers() -> None:
         "endpoints": {},
         "channel_arn": None,
         "ice_server_uris": [],
+        "browser_errors": [],
     }
+
+
+def test_a_failed_fetch_is_explained_by_what_the_browser_logged() -> None:
+    errors = kvs_js_peer.BrowserErrors()
+    url = "https://kinesisvideo.us-west-2.amazonaws.com/describeSignalingChannel"
+    lost = {"level": "error", "text": "Failed to load resource: net::ERR_NAME_NOT_RESOLVED"}
+    errors.event("Log.entryAdded", {"entry": lost | {"url": url}}, "session")
+    errors.event("Log.entryAdded", {"entry": {"level": "warning", "text": "slow"}}, "session")
+    errors.event("Runtime.consoleAPICalled", {"args": []}, "session")
+    assert errors.entries == [f"Failed to load resource: net::ERR_NAME_NOT_RESOLVED ({url})"]
+    failed = "DescribeSignalingChannel: TypeError: Failed to fetch"
+    assert kvs_js_peer.explained(failed, errors.entries) == f"{failed} ({errors.entries[0]})"
+    assert kvs_js_peer.explained(failed, ["Uncaught ReferenceError: x"]) == failed
+    assert kvs_js_peer.explained("ICE failed", errors.entries) == "ICE failed"
+    assert kvs_js_peer.explained(None, errors.entries) is None
 
 
 def test_the_agent_is_bad_input_without_the_sdk_or_the_browser(
