@@ -160,6 +160,8 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
                 )
                 for role in ("viewer", "master")
             }
+            if capture:
+                capture.ready()
             observations = run_peers(network, configs, profile, workdir)
             mark("peers_s")
             captured = capture.stop() if capture else None

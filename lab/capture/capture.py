@@ -137,10 +137,11 @@ class Capture:
         self.points = plan_points(network.topology)
         self.nodes = traced_nodes(network.topology)
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.waiting: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
         self.started = 0.0
 
     def start(self) -> None:
-        """Start every capture and trace, and return once all of them are running."""
+        """Start every capture and trace; `ready` waits until they all run."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
             loaded = self.network.run(node, ["nft", "-f", "-"], input=render_trace_table().encode())
@@ -161,7 +162,11 @@ class Capture:
                 # stdbuf: nft writes through stdio, which a file would fully buffer.
                 command = ["stdbuf", "-oL", "nft", "monitor", "trace"]
                 self.processes.append(self.network.popen(node, command, stdout=out))
-        self._await_capturing(waiting)
+        self.waiting = waiting
+
+    def ready(self) -> None:
+        """Return once every capture is running (its servers started meanwhile)."""
+        self._await_capturing(self.waiting)
         self.started = time.time()
 
     def _await_capturing(self, waiting: list[tuple[str, Path, subprocess.Popen[bytes]]]) -> None:
@@ -188,6 +193,9 @@ class Capture:
             "nodes": describe_nodes(self.network.topology),
         }
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        from lab.capture.decode import start_decode
+
+        start_decode(manifest)  # while the network is torn down
         return manifest
 
 

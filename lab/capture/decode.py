@@ -136,16 +136,45 @@ def merge(directory: Path, files: list[str], into: Path) -> None:
         raise LabRunError(f"mergecap failed on {directory}: {done.stderr.decode().strip()}")
 
 
+class Decoding:
+    """tshark reading a capture's merged pcap in the background (the run tears its network
+    down meanwhile); `packets` waits for it."""
+
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        self.directory = Path(manifest["directory"])
+        self.links = [link["link"] for link in manifest["links"]]
+        self.merged = self.directory / "all-links.pcapng"
+        merge(self.directory, [link["file"] for link in manifest["links"]], self.merged)
+        self.process = subprocess.Popen(
+            tshark_command(self.merged), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    def packets(self) -> list[Packet]:
+        """Every STUN/TURN/DTLS frame of every link, in time order."""
+        try:
+            stdout, stderr = self.process.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise LabRunError(f"tshark took over {TIMEOUT_S} s on {self.directory}") from None
+        finally:
+            self.merged.unlink(missing_ok=True)
+        if self.process.returncode != 0:
+            raise LabRunError(f"tshark could not read {self.directory}: {stderr.decode().strip()}")
+        packets = [parse_line(line, self.links) for line in stdout.decode().splitlines()]
+        return sorted((p for p in packets if p is not None), key=lambda p: p.t)
+
+
+#: Decodings started as a capture stopped, by capture directory, for `decode` to collect.
+_started: dict[str, Decoding] = {}
+
+
+def start_decode(manifest: dict[str, Any]) -> None:
+    """Start decoding a stopped capture now; `decode` collects the packets later."""
+    _started[str(manifest["directory"])] = Decoding(manifest)
+
+
 def decode(manifest: dict[str, Any]) -> list[Packet]:
     """Every STUN/TURN/DTLS frame of every link of a capture, in time order."""
-    directory = Path(manifest["directory"])
-    files = [link["file"] for link in manifest["links"]]
-    merged = directory / "all-links.pcapng"
-    merge(directory, files, merged)
-    done = subprocess.run(tshark_command(merged), capture_output=True, timeout=TIMEOUT_S)
-    merged.unlink(missing_ok=True)
-    if done.returncode != 0:
-        raise LabRunError(f"tshark could not read {directory}: {done.stderr.decode().strip()}")
-    links = [link["link"] for link in manifest["links"]]
-    packets = [parse_line(line, links) for line in done.stdout.decode().splitlines()]
-    return sorted((p for p in packets if p is not None), key=lambda p: p.t)
+    decoding = _started.pop(str(manifest["directory"]), None) or Decoding(manifest)
+    return decoding.packets()

@@ -196,7 +196,7 @@ def _ending(seen: list[Seen], answered: list[Seen], verdicts: Verdicts) -> dict[
                 "to": last.packet.dst}  # fmt: skip
     if traced is not None and traced.forwarded:
         return {"kind": "lost", **where}
-    return {"kind": "unanswered", **where}
+    return {"kind": "unanswered", **where, "role": verdicts.nodes.get(node, {}).get("role")}
 
 
 def check_trail(
@@ -232,6 +232,11 @@ def describe_end(ended: dict[str, Any]) -> str:
         return describe_drop(ended)
     if kind == "lost":
         return f"forwarded by {ended['node']}, then seen on no link"
+    if kind == "unanswered" and ended.get("role") == "stun-turn":
+        return (
+            f"reached the TURN server ({ended['node']}), which relayed it to no one: "
+            "no permission for its sender, no response"
+        )
     if kind == "unanswered":
         return f"reached {ended['node']}, no response"
     return "no check seen on any link (never sent, or inside TLS to the TURN server)"
@@ -263,7 +268,7 @@ def pair_trails(
         answered = [e for e in ends if e["kind"] == "answered"]
         final = (answered or ends or [{"kind": "not_seen"}])[-1]
         summary = describe_end(final)
-        if not answered and _tls_leg(pair):
+        if not answered and pair["state"] == "succeeded" and _tls_leg(pair):
             summary += TLS_NOTE
         pair["trail"] = {"checks": checks, "summary": summary}
         dropped = [e for e in ends if e["kind"] == "dropped"]
