@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.call_timeline import recovery_checks
+
 
 def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
@@ -31,6 +33,7 @@ def evaluate(expect: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
             }
         )
     checks += [_failing_check(spec, result) for spec in expect.get("failing_pairs", [])]
+    checks += recovery_checks(expect, result.get("call"))
     for role, phrases in expect.get("gathering_errors", {}).items():
         reasons = [
             f"{e['url']}: {e['reason']}"

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lab.call_timeline import call_lines
 from lab.capture.trail import drop_lines
 from lab.documents import schema_errors
 from lab.errors import LabRunError
@@ -40,8 +41,10 @@ def build_result(
     timing_profile: str,
     total_s: float,
     servers: dict[str, Any],
+    call: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble and validate the result document from both peers' observations."""
+    """Assemble and validate the result document from both peers' observations (and the
+    ongoing call's section, lab/call_timeline.py, when the scenario has one)."""
     viewer, master = observations["viewer"], observations["master"]
     echo = bool(viewer.get("echo"))
     result: dict[str, Any] = {
@@ -72,6 +75,8 @@ def build_result(
         result["pairs"], servers.get("turn", {}).get("requests") or [], scenario.name
     )
     result["kvs_status"] = kvs_status(result)
+    if call is not None:
+        result["call"] = call
     result["expectations"] = evaluate(scenario.expect, result)
     result["expectations_met"] = all(c["met"] for c in result["expectations"])
     errors = schema_errors(result, "result")
@@ -136,6 +141,9 @@ def render(
             f"KVS C SDK status: {status['code']} {status['name']}: {status['meaning']}",
             highlight=False,
         )
+    if result.get("call"):
+        for line in call_lines(result["call"]):
+            console.print(line, highlight=False, markup=False)
     for check in result["expectations"]:
         mark = "[green]ok[/green]  " if check["met"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']} (observed: {check['observed']})")

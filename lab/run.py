@@ -17,9 +17,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lab.call_timeline import call_section
 from lab.capture.capture import require_capture_tools, start_capture
 from lab.errors import LabInputError
 from lab.network.build import LabNetwork
+from lab.network.events import CallEventRunner
 from lab.peers.agents import require_agent
 from lab.peers.launch import peer_config, run_peers
 from lab.peers.timing import PROFILES, for_links
@@ -162,7 +164,10 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             }
             if capture:
                 capture.ready()
-            observations = run_peers(network, configs, profile, workdir)
+            call_events = (
+                CallEventRunner(network, scenario.events, workdir) if scenario.call else None
+            )
+            observations = run_peers(network, configs, profile, workdir, call_events)
             mark("peers_s")
             captured = capture.stop() if capture else None
         mark("teardown_s")
@@ -172,7 +177,14 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             "turn": {"software": software, "requests": read_requests(software, turn_log)},
             "dns": {"answers": read_answers(workdir)},  # what each host was told, by name
         }
-        result = build_result(scenario, observations, profile.name, total_s, server_facts)
+        call = (
+            call_section(
+                scenario.events, call_events.log, call_events.call_started_at, observations
+            )
+            if call_events is not None
+            else None
+        )
+        result = build_result(scenario, observations, profile.name, total_s, server_facts, call)
         result["timings"]["phases"] = phases
         if captured is not None:
             from lab.capture.evidence import attach_evidence

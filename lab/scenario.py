@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.call_events import Call, CallEvent, parse_call
 from lab.documents import load_document
 from lab.errors import LabInputError
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
@@ -136,6 +137,10 @@ class Scenario:
     @property
     def service_names(self) -> ServiceNames:
         return ServiceNames.for_region(self.region)
+
+    #: An ongoing call and the network changes during it (lab/call_events.py).
+    call: Call | None = None
+    events: tuple[CallEvent, ...] = ()
 
     @property
     def added_rtt_ms(self) -> float:
@@ -266,6 +271,9 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     dns = dns_from_spec(document.get("dns"), checker.fail)
     for node in dns.lan_resolvers:
         checker.node(f"dns.lan_resolvers.{node}", node, {"nat", "firewall", "router"})
+    nat_nodes = {name for name, c in conditions.items() if c.nat is not None}
+    call, events = parse_call(document, checker, nat_nodes)
+    _call_expectations(document["expect"], events, checker)
     return Scenario(
         name=document["name"],
         description=document["description"],
@@ -282,7 +290,18 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
         document=document,
         region=region,
         dns=dns,
+        call=call,
+        events=events,
     )
+
+
+def _call_expectations(
+    expect: dict[str, Any], events: tuple[CallEvent, ...], checker: _Checker
+) -> None:
+    """Recovery can only be expected of a call with events."""
+    for key in ("recovers_within_s", "call_breaks"):
+        if key in expect and not events:
+            raise checker.fail(f"expect.{key}", "needs `events` (and `call`) to judge recovery")
 
 
 class _Checker:

@@ -23,6 +23,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, r
 from aiortc.sdp import candidate_from_sdp
 
 from lab.observations import candidate_record, pair_priority
+from lab.peers.call_traffic import CallRecorder, is_call_message, mark_connected
 from lab.peers.config import PeerConfig
 from lab.peers.ice_agent import LabConnection
 from lab.peers.ice_servers import ServerPlan, parse_url, plan_servers
@@ -83,12 +84,14 @@ class Peer:
         self.trickle: asyncio.Task[None] | None = None
         self.early_candidates: list[dict[str, Any]] = []
         self.mdns_candidates: list[Any] = []  # a browser's host candidates, by name
+        self.call = CallRecorder(config.call) if config.call else None
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
 
     def _ice_state_changed(self) -> None:
         log.info("ICE connection state: %s", self.pc.iceConnectionState)
         elapsed = round(time.monotonic() - self.started, 4)
-        self.ice_states.append({"t_s": elapsed, "state": self.pc.iceConnectionState})
+        state = self.pc.iceConnectionState
+        self.ice_states.append({"t_s": elapsed, "state": state, "at": time.time()})
         if self.pc.iceConnectionState == "failed":
             self.ice_failed.set()
 
@@ -158,9 +161,7 @@ class Peer:
     async def finish_checks(self, channel: Any) -> None:
         """Drive every pair to a final state within the check budget, then wait (bounded)
         until the other peer has too, so that its checks still get answers."""
-        if self.connections:
-            pacing = self.timing.get("check_pacing_s", 0.005)
-            await self.connections[0].audit_pairs(pacing, budget_s=self.remaining())
+        await self.audit_pairs()
         if channel is not None and channel.readyState == "open":
             channel.send(DONE)
             waits = [asyncio.create_task(e.wait()) for e in (self.peer_done, self.finished)]
@@ -170,9 +171,42 @@ class Peer:
             for task in waits:
                 task.cancel()
 
+    async def audit_pairs(self) -> None:
+        if self.connections:
+            pacing = self.timing.get("check_pacing_s", 0.005)
+            await self.connections[0].audit_pairs(pacing, budget_s=self.remaining())
+
     def on_channel_message(self, message: Any) -> None:
         if message == DONE:
             self.peer_done.set()
+
+    async def hold_call(self, channel: Any, sends: bool) -> None:
+        """With a `call`: tell the lab the call is up, then keep it going for its duration
+        (the viewer sends, the master echoes), watching the selected pair."""
+        if self.call is None or self.finished.is_set():
+            return
+        await self.audit_pairs()  # every pair's verdict from before the network changes
+        mark_connected(self.config.result_path, self.config.role)
+
+        def send(message: str) -> bool:
+            if channel is None or channel.readyState != "open":
+                return False
+            channel.send(message)
+            return True
+
+        await self.call.run(send, self.selected_pair_text, sends)
+        # A fresh budget for the goodbye: the pairs were all audited before the call.
+        self.check_deadline = time.monotonic() + self.timing["check_timeout_s"]
+
+    def selected_pair_text(self) -> str | None:
+        """The nominated pair as `local-type -> remote-type address:port`, or None."""
+        pair = self.connections[0].selected_pair() if self.connections else None
+        if pair is None:
+            return None
+        local, remote = self.connections[0].valid_local(pair), pair.remote_candidate
+        return (
+            f"{local.type} {local.host}:{local.port} -> {remote.type} {remote.host}:{remote.port}"
+        )
 
     # -- observations -------------------------------------------------------------------
 
@@ -192,6 +226,8 @@ class Peer:
             "error": self.error,
             "skipped_servers": [{"url": s.url, "reason": s.reason} for s in self.plan.skipped],
         }
+        if self.call is not None:
+            result["call"] = self.call.observations()
         if connection is None:
             return result | {"candidates": [], "pairs": [], "selected": None}
         return (
@@ -311,6 +347,8 @@ class Viewer(Peer):
         def on_message(message: Any) -> None:
             if message == PING:
                 echoed.set()
+            elif self.call is not None and is_call_message(message):
+                self.call.on_echo(message)
             self.on_channel_message(message)
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -322,6 +360,7 @@ class Viewer(Peer):
         if echoed.is_set():
             self.echo = True
             self.connected_s = round(time.monotonic() - self.started, 4)
+            await self.hold_call(channel, sends=True)
         await self.finish_checks(channel)
 
 
@@ -340,6 +379,7 @@ class Master(Peer):
         await self.wait_outcome(connected)
         if connected.is_set():
             self.connected_s = round(time.monotonic() - self.started, 4)
+            await self.hold_call(self.channel, sends=False)
         await self.finish_checks(self.channel)
 
     def _serve(self, channel: Any, connected: asyncio.Event) -> None:
@@ -350,6 +390,8 @@ class Master(Peer):
                 channel.send(PING)
                 self.echo = True
                 connected.set()
+            elif is_call_message(message):
+                channel.send(message)
             self.on_channel_message(message)
 
         channel.on("message", on_message)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lab.peers import chromium_stats
+from lab.peers.call_traffic import mark_connected
 from lab.peers.cdp import DevToolsError
 from lab.peers.chromium_browser import Browser, chromium_binary, launch
 from lab.peers.config import PeerConfig
@@ -59,7 +60,16 @@ def page_config(config: PeerConfig, servers: list[dict[str, Any]]) -> dict[str, 
             "check_timeout_s": timing["check_timeout_s"],
             "settle_s": min(transaction_s, timing["check_timeout_s"]),
         },
+        "call": config.call,
     }
+
+
+async def mark_when_call_is_up(page: PageSession, config: PeerConfig) -> None:
+    """Write the peer's "connected" mark once the page's call has begun (the lab's
+    events start their clock from both peers' marks)."""
+    while await page.evaluate("icelab.callUpAt") is None:
+        await asyncio.sleep(0.02)
+    mark_connected(config.result_path, config.role)
 
 
 class PageSession:
@@ -167,7 +177,10 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
             page.evaluate(f"icelab.run({json.dumps(page_config(config, servers))})")
         )
         stopped = asyncio.create_task(stop.wait())
+        marking = asyncio.create_task(mark_when_call_is_up(page, config)) if config.call else None
         await asyncio.wait([run, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if marking is not None:
+            marking.cancel()
         if run.done():
             report = run.result()
         else:  # SIGTERM: report what the page has seen so far

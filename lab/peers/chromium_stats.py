@@ -180,24 +180,31 @@ def observations(report: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]
     ]
     selected = next((p for p in pairs if p["selected"]), None)
     remote = [candidate_record(e, announced) for e in stats if e.get("type") == "remote-candidate"]
-    return base | {
-        "ice_state": report.get("ice_state"),
-        "ice_states": report.get("ice_states", []),
-        "connected_s": report.get("connected_s"),
-        "echo": bool(report.get("echo")),
-        "error": report.get("error"),
-        "candidates": [
-            candidate_record(e, announced) for e in stats if e.get("type") == "local-candidate"
-        ],
-        "remote_candidates": remote,
-        "unresolved_remote_candidates": unresolved_remote(
-            report.get("remote_candidates", []), remote
-        ),
-        "ice_role": next(
-            (e["iceRole"] for e in stats if e.get("type") == "transport" and "iceRole" in e), None
-        ),
-        "gathering_s": gathering_seconds(report.get("gathering_states", [])),
-        "gathering_errors": gathering_errors(report.get("candidate_errors", [])),
-        "pairs": pairs,
-        "selected": ({k: selected[k] for k in ("local", "remote", "rtt_ms")} if selected else None),
-    }
+    return (
+        base
+        | {
+            "ice_state": report.get("ice_state"),
+            "ice_states": report.get("ice_states", []),
+            "connected_s": report.get("connected_s"),
+            "echo": bool(report.get("echo")),
+            "error": report.get("error"),
+            "candidates": [
+                candidate_record(e, announced) for e in stats if e.get("type") == "local-candidate"
+            ],
+            "remote_candidates": remote,
+            "unresolved_remote_candidates": unresolved_remote(
+                report.get("remote_candidates", []), remote
+            ),
+            "ice_role": next(
+                (e["iceRole"] for e in stats if e.get("type") == "transport" and "iceRole" in e),
+                None,
+            ),
+            "gathering_s": gathering_seconds(report.get("gathering_states", [])),
+            "gathering_errors": gathering_errors(report.get("candidate_errors", [])),
+            "pairs": pairs,
+            "selected": (
+                {k: selected[k] for k in ("local", "remote", "rtt_ms")} if selected else None
+            ),
+        }
+        | ({"call": report["call"]} if report.get("call") else {})
+    )

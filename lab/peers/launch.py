@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.network.build import LabNetwork, terminate_processes
+from lab.network.events import CallEventRunner
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
 from lab.peers.timing import TimingProfile
@@ -70,6 +71,7 @@ def peer_config(
         reveal_host_addresses=reveal_host_addresses or placement.reveal_host_addresses,
         proxy_server=_proxy_url(scenario, placement.host),
         resolver_dir=_resolver_dir(workdir, placement.host),
+        call=scenario.call.as_dict() if scenario.call else None,
     )
 
 
@@ -89,17 +91,31 @@ def _proxy_url(scenario: Scenario, host: str) -> str | None:
 
 
 def run_peers(
-    network: LabNetwork, configs: dict[str, PeerConfig], profile: TimingProfile, workdir: Path
+    network: LabNetwork,
+    configs: dict[str, PeerConfig],
+    profile: TimingProfile,
+    workdir: Path,
+    call_events: CallEventRunner | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run both peers to the end; return each one's observations (or its error)."""
+    """Run both peers to the end, and the call's events while they run; return each
+    peer's observations (or its error)."""
     processes: dict[str, Any] = {}
     for role in ("master", "viewer"):
         config = configs[role]
         path = workdir / f"{role}.config.json"
         config.write(path)
         processes[role] = start_peer(network, config, path, workdir / f"{role}.log")
-    _wait(processes["viewer"], profile.peer_deadline_s)
-    _wait(processes["master"], MASTER_GRACE_S)
+    call = configs["viewer"].call
+    # A call adds its duration, and a check budget for the goodbye after it.
+    call_s = call["duration_s"] + profile.as_dict()["check_timeout_s"] if call else 0.0
+    if call_events is not None:
+        call_events.start()
+    try:
+        _wait(processes["viewer"], profile.peer_deadline_s + call_s)
+        _wait(processes["master"], MASTER_GRACE_S)
+    finally:
+        if call_events is not None:
+            call_events.stop()
     return {role: _observations(configs[role], workdir) for role in processes}
 
 

@@ -8,6 +8,11 @@
 const PING = "ice-lab ping";
 const DONE = "ice-lab done";
 const FINAL_PAIR_STATES = new Set(["succeeded", "failed"]);
+// An ongoing call (the scenario's `call`): numbered messages the master echoes, as
+// lab/peers/call_traffic.py sends them.
+const CALL_PREFIX = "ice-lab call ";
+const SAMPLE_MS = 100;
+const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
 
 const icelab = {
   started: performance.now(),
@@ -23,6 +28,8 @@ const icelab = {
   error: null,
   outcomeAt: null,
   signaling: null,
+  call: null, // {started_at, ended_at, interval_s, sent_at, echoed_at, selected}
+  callUpAt: null, // when this peer's call began: the lab starts its events' clock
 
   elapsed() {
     return Math.round(performance.now() - this.started) / 1000;
@@ -46,6 +53,7 @@ const icelab = {
       echo: this.echo,
       error: this.error,
       outcome_s: this.outcomeAt,
+      call: this.call,
       ice_state: this.pc ? this.pc.iceConnectionState : null,
       log: this.log,
     };
@@ -63,6 +71,7 @@ const icelab = {
       const { success } = config.role === "viewer" ? await this.offer() : await this.answer();
       await this.waitOutcome(success, timing.check_timeout_s * 1000);
       await this.settlePairs(timing.settle_s * 1000);
+      if (config.call && this.echo) await this.holdCall(config.call);
       await this.finish();
     } catch (error) {
       this.error = this.error || String(error.message || error);
@@ -92,7 +101,7 @@ const icelab = {
       });
     };
     pc.oniceconnectionstatechange = () => {
-      this.iceStates.push({ t_s: this.elapsed(), state: pc.iceConnectionState });
+      this.iceStates.push({ t_s: this.elapsed(), state: pc.iceConnectionState, at: epoch() });
       this.note(`ICE connection state: ${pc.iceConnectionState}`);
     };
     pc.onicegatheringstatechange = () => {
@@ -156,6 +165,7 @@ const icelab = {
     const echoed = new Promise((resolve) => {
       channel.onmessage = (event) => {
         if (event.data === PING) resolve();
+        else if (this.call && String(event.data).startsWith(CALL_PREFIX)) this.onEcho(event.data);
         this.onChannelMessage(event.data);
       };
     });
@@ -186,6 +196,8 @@ const icelab = {
           if (message.data === PING) {
             channel.send(PING);
             resolve();
+          } else if (String(message.data).startsWith(CALL_PREFIX)) {
+            channel.send(message.data);
           }
           this.onChannelMessage(message.data);
         };
@@ -198,6 +210,68 @@ const icelab = {
     this.signaling.send("SDP_ANSWER", this.pc.localDescription.toJSON(), sender);
     this.note("answer sent");
     return { success: pinged };
+  },
+
+  // Keep the call going for its duration: the viewer sends, the master echoes; both watch
+  // the selected pair. Times are epoch seconds, to line up with the lab's events.
+  async holdCall(call) {
+    const sends = this.config.role === "viewer";
+    const intervalMs = 1000 / call.messages_per_s;
+    this.call = {
+      started_at: epoch(),
+      ended_at: null,
+      interval_s: intervalMs / 1000,
+      sent_at: [],
+      echoed_at: [],
+      selected: [],
+    };
+    this.callUpAt = this.call.started_at;
+    const deadline = performance.now() + call.duration_s * 1000;
+    let nextSend = performance.now();
+    let nextSample = performance.now();
+    while (performance.now() < deadline) {
+      const now = performance.now();
+      if (sends && now >= nextSend) {
+        const sequence = this.call.sent_at.length;
+        this.call.sent_at.push(epoch());
+        this.call.echoed_at.push(null);
+        if (this.channel && this.channel.readyState === "open") {
+          this.channel.send(`${CALL_PREFIX}${sequence} `.padEnd(call.message_bytes, "."));
+        }
+        nextSend += intervalMs;
+      }
+      if (now >= nextSample) {
+        await this.sampleSelectedPair();
+        nextSample += SAMPLE_MS;
+      }
+      const wait = Math.min(sends ? nextSend : deadline, nextSample) - performance.now();
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+    }
+    this.call.ended_at = epoch();
+  },
+
+  onEcho(data) {
+    const sequence = Number.parseInt(data.slice(CALL_PREFIX.length), 10);
+    if (sequence >= 0 && sequence < this.call.echoed_at.length) {
+      if (this.call.echoed_at[sequence] === null) this.call.echoed_at[sequence] = epoch();
+    }
+  },
+
+  async sampleSelectedPair() {
+    const stats = new Map();
+    (await this.pc.getStats()).forEach((entry) => stats.set(entry.id, entry));
+    const transport = Array.from(stats.values()).find((s) => s.type === "transport");
+    const pair = transport && stats.get(transport.selectedCandidatePairId);
+    let text = null;
+    if (pair) {
+      const local = stats.get(pair.localCandidateId) || {};
+      const remote = stats.get(pair.remoteCandidateId) || {};
+      text = `${local.candidateType} ${local.address}:${local.port} -> ${remote.candidateType} ${remote.address}:${remote.port}`;
+    }
+    const selected = this.call.selected;
+    if (!selected.length || selected[selected.length - 1].pair !== text) {
+      selected.push({ at: epoch(), pair: text });
+    }
   },
 
   onChannelMessage(data) {

@@ -1,0 +1,161 @@
+"""An ongoing call and the network changes during it: the scenario's `call` and `events`.
+
+A run normally ends once the peers have connected and every pair has a final state. With
+`call`, the peers keep the call going for `duration_s` with steady data channel traffic,
+and `events` change the network under it at times counted from the moment both peers are
+connected: a link outage, a lossy spell, a NAT that forgets its mappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lab.errors import LabInputError
+from lab.topology import Interface, Node, Topology
+
+DEFAULT_MESSAGES_PER_S = 20.0
+DEFAULT_MESSAGE_BYTES = 200
+
+
+@dataclass(frozen=True)
+class Call:
+    duration_s: float
+    messages_per_s: float = DEFAULT_MESSAGES_PER_S
+    message_bytes: int = DEFAULT_MESSAGE_BYTES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.duration_s,
+            "messages_per_s": self.messages_per_s,
+            "message_bytes": self.message_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """One change: `kind` is link-down, link-loss or nat-flush."""
+
+    at_s: float
+    kind: str
+    node: str
+    interface: str | None = None
+    duration_s: float = 0.0  # how long a link-down or link-loss lasts
+    loss_percent: float = 0.0
+
+    @property
+    def ends_s(self) -> float:
+        return self.at_s + self.duration_s
+
+    @property
+    def target(self) -> str:
+        return f"{self.node}:{self.interface}" if self.interface else self.node
+
+    def describe(self) -> str:
+        if self.kind == "link-down":
+            return f"{self.target} down for {self.duration_s:g} s"
+        if self.kind == "link-loss":
+            return f"{self.target} loses {self.loss_percent:g} % for {self.duration_s:g} s"
+        return f"{self.node} forgets its NAT mappings"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at_s": self.at_s,
+            "kind": self.kind,
+            "target": self.target,
+            "duration_s": self.duration_s,
+            "loss_percent": self.loss_percent or None,
+            "what": self.describe(),
+        }
+
+
+class Checker(Protocol):
+    """The scenario loader's cross-reference checker (lab/scenario.py)."""
+
+    topology: Topology
+
+    def fail(self, where: str, message: str) -> LabInputError: ...
+
+    def node(self, where: str, name: str, roles: set[str] | None = None) -> Node: ...
+
+
+def parse_call(
+    document: dict[str, Any], checker: Checker, nat_nodes: set[str]
+) -> tuple[Call | None, tuple[CallEvent, ...]]:
+    """The scenario's call and its events, cross-checked against the topology."""
+    spec = document.get("call")
+    events_spec = document.get("events") or []
+    if events_spec and spec is None:
+        raise checker.fail("events", "events happen during a call: add `call: {duration_s: ...}`")
+    if spec is None:
+        return None, ()
+    call = Call(
+        float(spec["duration_s"]),
+        float(spec.get("messages_per_s", DEFAULT_MESSAGES_PER_S)),
+        int(spec.get("message_bytes", DEFAULT_MESSAGE_BYTES)),
+    )
+    events = tuple(
+        _event(entry, checker, f"events[{n}]", nat_nodes) for n, entry in enumerate(events_spec)
+    )
+    for n, event in enumerate(events):
+        if event.at_s >= call.duration_s:
+            raise checker.fail(
+                f"events[{n}].at_s",
+                f"{event.at_s:g} s is past the call's end (call.duration_s: {call.duration_s:g})",
+            )
+    return call, events
+
+
+def _event(spec: dict[str, Any], checker: Checker, where: str, nat_nodes: set[str]) -> CallEvent:
+    at_s = float(spec["at_s"])
+    if "nat" in spec:
+        _only(spec, {"at_s", "node", "nat"}, checker, where)
+        if "node" not in spec:
+            raise checker.fail(f"{where}.node", "name the NAT node whose mappings are flushed")
+        checker.node(f"{where}.node", spec["node"])
+        if spec["node"] not in nat_nodes:
+            raise checker.fail(
+                f"{where}.node", f"node '{spec['node']}' has no NAT in this scenario's conditions"
+            )
+        return CallEvent(at_s, "nat-flush", spec["node"])
+    if "link" not in spec:
+        raise checker.fail(where, "say what happens: `link` with down_s or loss_percent, or `nat`")
+    node, interface = _link(spec["link"], checker, f"{where}.link")
+    if "down_s" in spec:
+        _only(spec, {"at_s", "link", "down_s"}, checker, where)
+        return CallEvent(at_s, "link-down", node.name, interface.name, float(spec["down_s"]))
+    if "loss_percent" in spec:
+        _only(spec, {"at_s", "link", "loss_percent", "for_s"}, checker, where)
+        if "for_s" not in spec:
+            raise checker.fail(f"{where}.for_s", "say how long the loss lasts")
+        return CallEvent(
+            at_s,
+            "link-loss",
+            node.name,
+            interface.name,
+            float(spec["for_s"]),
+            float(spec["loss_percent"]),
+        )
+    raise checker.fail(where, "a link event needs down_s, or loss_percent with for_s")
+
+
+def _only(spec: dict[str, Any], allowed: set[str], checker: Checker, where: str) -> None:
+    extra = sorted(set(spec) - allowed)
+    if extra:
+        raise checker.fail(f"{where}.{extra[0]}", "does not belong to this kind of event")
+
+
+def _link(reference: str, checker: Checker, where: str) -> tuple[Node, Interface]:
+    """NODE or NODE:INTERFACE -> the node and the interface (default its uplink or only one)."""
+    name, _, interface_name = reference.partition(":")
+    node = checker.node(where, name)
+    if interface_name:
+        for interface in node.interfaces:
+            if interface.name == interface_name:
+                return node, interface
+        known = ", ".join(i.name for i in node.interfaces)
+        raise checker.fail(where, f"node '{name}' has no interface '{interface_name}' ({known})")
+    default = node.uplink() or (node.interfaces[0] if len(node.interfaces) == 1 else None)
+    if default is None:
+        raise checker.fail(where, f"node '{name}' has several interfaces and no uplink: name one")
+    return node, default

@@ -1,0 +1,185 @@
+"""The result's `call` section: what happened to an ongoing call as the network changed.
+
+It lines up, on one clock (seconds since both peers were connected), the events the lab
+applied (lab/network/events.py), each peer's ICE state changes and selected pair, and
+the viewer's messages: how many left and came back each second, and for each event how
+long after it ended data flowed again (`recovery_s`: the first echo of a message sent
+after the event ended; null if none came back before the call ended).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lab.call_events import CallEvent
+
+
+def call_section(
+    events: tuple[CallEvent, ...],
+    applied: list[dict[str, Any]],
+    call_started_at: float | None,
+    observations: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The `call` section of a result (pure)."""
+    viewer_call = observations.get("viewer", {}).get("call") or {}
+    if call_started_at is None:
+        return {"started": False, "events": [e.as_dict() for e in events]}
+    zero = call_started_at
+    sent = viewer_call.get("sent_at") or []
+    echoed = viewer_call.get("echoed_at") or []
+    section = {
+        "started": True,
+        "events": [_event_entry(e, i, applied, zero, sent, echoed) for i, e in enumerate(events)],
+        "peers": {role: _peer_timeline(obs, zero) for role, obs in observations.items()},
+        "delivery": delivery_per_second(sent, echoed, zero),
+        "messages_sent": len(sent),
+        "messages_echoed": sum(1 for t in echoed if t is not None),
+    }
+    section["longest_gap_s"] = longest_gap(echoed, zero, viewer_call.get("ended_at"))
+    return section
+
+
+def _rel(at: float | None, zero: float) -> float | None:
+    return None if at is None else round(at - zero, 3)
+
+
+def _event_entry(
+    event: CallEvent,
+    index: int,
+    applied: list[dict[str, Any]],
+    zero: float,
+    sent: list[float],
+    echoed: list[float | None],
+) -> dict[str, Any]:
+    entry = event.as_dict()
+    mine = {a["what"]: a for a in applied if a["event"] == index}
+    began, ended = mine.get("began"), mine.get("ended")
+    entry["applied"] = began is not None and began["ok"] and (ended is None or ended["ok"])
+    errors = [a["error"] for a in mine.values() if a.get("error")]
+    if errors:
+        entry["error"] = "; ".join(errors)
+    entry["began_s"] = _rel(began["at"], zero) if began else None
+    end_at = ended["at"] if ended else (began["at"] if began and event.duration_s == 0 else None)
+    entry["ended_s"] = _rel(end_at, zero)
+    entry["recovery_s"] = recovery_after(end_at, sent, echoed) if end_at else None
+    return entry
+
+
+def recovery_after(end_at: float, sent: list[float], echoed: list[float | None]) -> float | None:
+    """Seconds from `end_at` to the first echo of a message sent at or after it."""
+    arrivals = [e for s, e in zip(sent, echoed, strict=False) if s >= end_at and e is not None]
+    return round(min(arrivals) - end_at, 3) if arrivals else None
+
+
+def delivery_per_second(
+    sent: list[float], echoed: list[float | None], zero: float
+) -> list[dict[str, int]]:
+    """Per second of the call: messages sent, and echoes received in that second."""
+    if not sent:
+        return []
+    seconds = math.ceil(max([*sent, *(e for e in echoed if e is not None)]) - zero)
+    rows = [{"second": s, "sent": 0, "echoes": 0} for s in range(max(seconds, 1))]
+    for at in sent:
+        rows[min(int(max(at - zero, 0)), len(rows) - 1)]["sent"] += 1
+    for at in echoed:
+        if at is not None:
+            rows[min(int(max(at - zero, 0)), len(rows) - 1)]["echoes"] += 1
+    return rows
+
+
+def longest_gap(
+    echoed: list[float | None], zero: float, ended_at: float | None = None
+) -> dict[str, float] | None:
+    """The longest time without an echo, and when it began (call clock); a call whose
+    echoes stopped for good has its gap run to the call's end."""
+    arrivals = sorted(e for e in echoed if e is not None)
+    if ended_at is not None and arrivals and ended_at > arrivals[-1]:
+        arrivals.append(ended_at)
+    if len(arrivals) < 2:
+        return None
+    gap, start = max((b - a, a) for a, b in zip(arrivals, arrivals[1:], strict=False))
+    return {"from_s": round(start - zero, 3), "length_s": round(gap, 3)}
+
+
+def _peer_timeline(observation: dict[str, Any], zero: float) -> list[dict[str, Any]]:
+    """The peer's ICE state changes and selected pair changes, in time order."""
+    entries = [
+        {"t_s": _rel(s["at"], zero), "ice_state": s["state"]}
+        for s in observation.get("ice_states") or []
+        if s.get("at") is not None
+    ]
+    call = observation.get("call") or {}
+    entries += [
+        {"t_s": _rel(s["at"], zero), "selected_pair": s["pair"]} for s in call.get("selected") or []
+    ]
+    return sorted(entries, key=lambda e: e["t_s"])
+
+
+def recovery_checks(expect: dict[str, Any], section: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The scenario's expectations about recovery, judged against the call section."""
+    if section is None:
+        return []
+    events = section.get("events") or []
+    recoveries = [e.get("recovery_s") for e in events]
+    checks = []
+    if "recovers_within_s" in expect:
+        limit = expect["recovers_within_s"]
+        checks.append(
+            {
+                "check": f"data flows again within {limit:g} s of each event's end",
+                "met": bool(section.get("started"))
+                and all(r is not None and r <= limit for r in recoveries),
+                "observed": recoveries,
+            }
+        )
+    if "call_breaks" in expect:
+        broke = not section.get("started") or any(r is None for r in recoveries)
+        checks.append(
+            {
+                "check": "the call breaks" if expect["call_breaks"] else "the call survives",
+                "met": broke == expect["call_breaks"],
+                "observed": recoveries,
+            }
+        )
+    return checks
+
+
+def call_lines(section: dict[str, Any]) -> list[str]:
+    """The call section as a timeline for the terminal (pure): events, ICE states and
+    selected pairs of both peers, and echoes per second, on the call's clock."""
+    if not section.get("started"):
+        return ["call: never started (the peers did not both connect)"]
+    rows: list[tuple[float, str]] = []
+    for event in section["events"]:
+        recovery = event.get("recovery_s")
+        after = f"data again {recovery:g} s after" if recovery is not None else "data never again"
+        if event.get("duration_s"):
+            rows.append((event["began_s"] or 0.0, f"lab     {event['what']}"))
+        else:  # instant: its recovery counts from its start
+            rows.append((event["began_s"] or 0.0, f"lab     {event['what']} ({after})"))
+        if event.get("duration_s") and event.get("ended_s") is not None:
+            rows.append((event["ended_s"], f"lab     end of: {event['what']} ({after})"))
+        if event.get("error"):
+            rows.append((event["began_s"] or 0.0, f"lab     event failed: {event['error']}"))
+    for role, entries in (section.get("peers") or {}).items():
+        for entry in entries:
+            if entry["t_s"] is None or entry["t_s"] < 0:
+                continue
+            what = (
+                f"ICE {entry['ice_state']}"
+                if "ice_state" in entry
+                else f"selected {entry['selected_pair']}"
+            )
+            rows.append((entry["t_s"], f"{role:<7} {what}"))
+    lines = ["call timeline (s since both peers connected):"]
+    lines += [f"  {t:7.3f}  {text}" for t, text in sorted(rows, key=lambda r: r[0])]
+    echoes = " ".join(str(row["echoes"]) for row in section.get("delivery") or [])
+    lines.append(
+        f"  echoes per second: {echoes} ({section['messages_echoed']} of "
+        f"{section['messages_sent']} messages came back)"
+    )
+    gap = section.get("longest_gap_s")
+    if gap:
+        lines.append(f"  longest silence: {gap['length_s']:g} s from {gap['from_s']:g} s")
+    return lines

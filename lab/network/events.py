@@ -1,0 +1,125 @@
+"""Change the network under an ongoing call, at the scenario's times (lab/call_events.py).
+
+The schedule starts when both peers say they are connected (each writes
+`<role>.connected` in the run directory), so `at_s` means the same on a fast and on a
+slow network. A link outage or a lossy spell is an nftables table of its own in the
+node's namespace, added at the start and deleted at the end; a NAT flush empties the
+node's conntrack table. All of it lives in the lab's namespaces and goes with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lab.call_events import CallEvent
+from lab.network.build import LabNetwork
+
+log = logging.getLogger(__name__)
+
+#: How often the schedule looks for the peers' "connected" marks.
+POLL_S = 0.02
+
+
+def connected_mark(workdir: Path, role: str) -> Path:
+    """The file a peer writes once its call is up (the schedule's time zero)."""
+    return workdir / f"{role}.connected"
+
+
+def event_table(index: int) -> str:
+    return f"icelab_event_{index}"
+
+
+def render_event_ruleset(event: CallEvent, index: int) -> str:
+    """The nftables table that carries a link event (pure): nothing, or a share, of the
+    IPv4 packets crossing the interface is dropped, both ways, before conntrack sees them
+    on the way in and after NAT on the way out, as a dead or lossy wire would."""
+    if event.kind == "link-down":
+        verdict = "drop"
+        what = f"outage of {event.interface}"
+    else:
+        verdict = f"numgen random mod 10000 < {round(event.loss_percent * 100)} drop"
+        what = f"{event.loss_percent:g} % loss on {event.interface}"
+    return f"""table ip {event_table(index)} {{
+    # {what}: {event.describe()}
+    chain arriving {{
+        type filter hook prerouting priority raw - 60; policy accept;
+        iifname "{event.interface}" {verdict}
+    }}
+    chain leaving {{
+        type filter hook postrouting priority 300; policy accept;
+        oifname "{event.interface}" {verdict}
+    }}
+}}
+"""
+
+
+class CallEventRunner:
+    """Runs the events in a thread; `log` holds what was done, with epoch times."""
+
+    def __init__(self, network: LabNetwork, events: tuple[CallEvent, ...], workdir: Path) -> None:
+        self.network = network
+        self.events = events
+        self.workdir = workdir
+        self.log: list[dict[str, Any]] = []
+        self.call_started_at: float | None = None  # epoch seconds, both peers connected
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="call-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the schedule (the call is over); an event in progress is left to the
+        namespace's tear-down."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _main(self) -> None:
+        marks = [connected_mark(self.workdir, role) for role in ("viewer", "master")]
+        while not all(mark.exists() for mark in marks):
+            if self._stop.wait(POLL_S):
+                return
+        self.call_started_at = time.time()
+        zero = time.monotonic()
+        for at_s, index, action in self._schedule():
+            if self._stop.wait(max(0.0, zero + at_s - time.monotonic())):
+                return
+            action(index)
+
+    def _schedule(self) -> list[tuple[float, int, Callable[[int], None]]]:
+        steps: list[tuple[float, int, Callable[[int], None]]] = []
+        for index, event in enumerate(self.events):
+            steps.append((event.at_s, index, self._begin))
+            if event.kind in ("link-down", "link-loss"):
+                steps.append((event.ends_s, index, self._end))
+        return sorted(steps, key=lambda step: step[0])
+
+    def _begin(self, index: int) -> None:
+        event = self.events[index]
+        if event.kind == "nat-flush":
+            done = self.network.run(event.node, ["conntrack", "-F"])
+        else:
+            ruleset = render_event_ruleset(event, index).encode()
+            done = self.network.run(event.node, ["nft", "-f", "-"], input=ruleset)
+        self._note(index, "began", done.returncode, done.stderr)
+
+    def _end(self, index: int) -> None:
+        event = self.events[index]
+        done = self.network.run(event.node, ["nft", "delete", "table", "ip", event_table(index)])
+        self._note(index, "ended", done.returncode, done.stderr)
+
+    def _note(self, index: int, what: str, status: int, stderr: bytes) -> None:
+        event = self.events[index]
+        entry = {"event": index, "what": what, "at": time.time(), "ok": status == 0}
+        if status != 0:
+            entry["error"] = stderr.decode(errors="replace").strip()
+            log.error("call event %s %s failed: %s", event.describe(), what, entry["error"])
+        else:
+            log.info("call event %s: %s", what, event.describe())
+        self.log.append(entry)

@@ -1,0 +1,185 @@
+"""An ongoing call: the scenario's call and events, the rulesets that carry link events,
+and the timeline and recovery judged from what the peers recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.call_events import CallEvent
+from lab.call_timeline import (
+    call_lines,
+    call_section,
+    delivery_per_second,
+    longest_gap,
+    recovery_after,
+    recovery_checks,
+)
+from lab.errors import LabInputError
+from lab.network.events import render_event_ruleset
+from lab.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def call_document(**changes: Any) -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "scenarios" / "call-link-outage.yaml").read_text())
+    document.update(changes)
+    return document
+
+
+def load(tmp_path: Path, document: dict[str, Any]) -> Any:
+    path = tmp_path / "call.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return load_scenario(str(path))
+
+
+def test_bundled_call_scenarios_name_their_events() -> None:
+    outage = load_scenario("call-link-outage")
+    assert outage.call is not None and outage.call.duration_s == 12
+    assert outage.events == (CallEvent(2.0, "link-down", "viewer-gw", "eth1", 8.0),)
+    flush = load_scenario("call-nat-flush")
+    assert [(e.kind, e.node) for e in flush.events] == [("nat-flush", "viewer-gw")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"call": None}, "events", "add `call"),
+        ({"events": [{"at_s": 20, "link": "viewer-gw", "down_s": 1}]}, "events[0].at_s", "past"),
+        ({"events": [{"at_s": 1, "node": "viewer", "nat": "flush"}]}, "events[0].node", "no NAT"),
+        (
+            {"events": [{"at_s": 1, "link": "viewer-gw:eth9", "down_s": 1}]},
+            "events[0].link",
+            "eth9",
+        ),
+        ({"events": [{"at_s": 1, "link": "nowhere", "down_s": 1}]}, "events[0].link", "nowhere"),
+        ({"events": [{"at_s": 1, "link": "viewer-gw", "loss_percent": 5}]}, "events[0].for_s", ""),
+        ({"events": [{"at_s": 1}]}, "events[0]", "say what happens"),
+        (
+            {"events": [{"at_s": 1, "link": "viewer-gw", "down_s": 1, "for_s": 2}]},
+            "events[0].for_s",
+            "does not belong",
+        ),
+    ],
+)
+def test_a_wrong_event_names_the_file_and_the_field(
+    tmp_path: Path, changes: dict[str, Any], field: str, words: str
+) -> None:
+    document = call_document(**changes)
+    if document.get("call") is None:
+        document.pop("call")
+    with pytest.raises(LabInputError) as error:
+        load(tmp_path, document)
+    message = str(error.value)
+    assert "call.yaml" in message and f"{field}:" in message and words in message
+
+
+def test_recovery_cannot_be_expected_of_a_call_without_events(tmp_path: Path) -> None:
+    document = call_document()
+    document.pop("events")
+    with pytest.raises(LabInputError, match=r"expect.recovers_within_s: needs `events`"):
+        load(tmp_path, document)
+
+
+def test_an_outage_drops_everything_both_ways_and_loss_only_a_share() -> None:
+    down = render_event_ruleset(CallEvent(1, "link-down", "viewer-gw", "eth1", 3), 0)
+    assert "table ip icelab_event_0" in down
+    assert 'iifname "eth1" drop' in down and 'oifname "eth1" drop' in down
+    lossy = render_event_ruleset(CallEvent(1, "link-loss", "viewer", "eth0", 5, 30), 2)
+    assert "table ip icelab_event_2" in lossy
+    assert 'iifname "eth0" numgen random mod 10000 < 3000 drop' in lossy
+    assert 'oifname "eth0" numgen random mod 10000 < 3000 drop' in lossy
+
+
+# A call that started at t=100: 10 messages a second, an outage from 102 to 104.
+ZERO = 100.0
+SENT = [ZERO + n / 10 for n in range(60)]
+
+
+def echoes_with_outage(back_at: float | None) -> list[float | None]:
+    """Echoes 5 ms after sending, none sent in the outage come back before `back_at`."""
+    echoed: list[float | None] = []
+    for at in SENT:
+        if at < 102:
+            echoed.append(at + 0.005)
+        elif back_at is None:
+            echoed.append(None)
+        else:
+            echoed.append(max(at, back_at) + 0.005)
+    return echoed
+
+
+def test_recovery_counts_from_the_events_end_to_the_first_new_echo() -> None:
+    assert recovery_after(104.0, SENT, echoes_with_outage(back_at=104.5)) == 0.505
+    assert recovery_after(104.0, SENT, echoes_with_outage(back_at=None)) is None
+
+
+def test_delivery_per_second_and_the_longest_silence() -> None:
+    echoed = echoes_with_outage(back_at=104.5)
+    rows = delivery_per_second(SENT, echoed, ZERO)
+    assert [r["sent"] for r in rows] == [10, 10, 10, 10, 10, 10]
+    assert [r["echoes"] for r in rows[:4]] == [10, 10, 0, 0]
+    assert sum(r["echoes"] for r in rows) == 60
+    assert longest_gap(echoed, ZERO) == {"from_s": 1.905, "length_s": 2.6}
+    # Echoes that stop for good: the silence runs to the end of the call.
+    broken = echoes_with_outage(back_at=None)
+    assert longest_gap(broken, ZERO, ended_at=106.0) == {"from_s": 1.905, "length_s": 4.095}
+
+
+def observations(echoed: list[float | None]) -> dict[str, Any]:
+    return {
+        "viewer": {
+            "ice_states": [{"t_s": 0.1, "state": "connected", "at": 99.5}],
+            "call": {"sent_at": SENT, "echoed_at": echoed, "ended_at": 106.0, "selected": []},
+        },
+        "master": {"ice_states": [], "call": {"selected": [{"at": 103.0, "pair": "relay"}]}},
+    }
+
+
+def applied(event: int, began: float, ended: float | None) -> list[dict[str, Any]]:
+    log = [{"event": event, "what": "began", "at": began, "ok": True}]
+    if ended is not None:
+        log.append({"event": event, "what": "ended", "at": ended, "ok": True})
+    return log
+
+
+def test_the_call_section_lines_up_events_states_and_echoes() -> None:
+    outage = CallEvent(2.0, "link-down", "viewer-gw", "eth1", 2.0)
+    section = call_section(
+        (outage,), applied(0, 102.0, 104.0), ZERO, observations(echoes_with_outage(104.5))
+    )
+    event = section["events"][0]
+    assert (event["began_s"], event["ended_s"], event["recovery_s"]) == (2.0, 4.0, 0.505)
+    assert section["messages_sent"] == section["messages_echoed"] == 60
+    assert section["peers"]["viewer"] == [{"t_s": -0.5, "ice_state": "connected"}]
+    assert section["peers"]["master"] == [{"t_s": 3.0, "selected_pair": "relay"}]
+    text = "\n".join(call_lines(section))
+    assert "viewer-gw:eth1 down for 2 s" in text and "data again 0.505 s after" in text
+    assert "60 of 60 messages came back" in text
+
+
+def test_recovery_expectations_judge_every_event() -> None:
+    flush = CallEvent(2.0, "nat-flush", "viewer-gw")
+    broken = call_section(
+        (flush,), applied(0, 102.0, None), ZERO, observations(echoes_with_outage(None))
+    )
+    assert broken["events"][0]["recovery_s"] is None
+    checks = recovery_checks({"recovers_within_s": 3, "call_breaks": True}, broken)
+    assert [c["met"] for c in checks] == [False, True]
+    healed = call_section(
+        (flush,), applied(0, 102.0, None), ZERO, observations(echoes_with_outage(104.5))
+    )
+    assert healed["events"][0]["recovery_s"] == 2.505  # an instant event counts from its start
+    checks = recovery_checks({"recovers_within_s": 3, "call_breaks": True}, healed)
+    assert [c["met"] for c in checks] == [True, False]
+
+
+def test_a_call_that_never_started_breaks() -> None:
+    section = call_section((CallEvent(1, "nat-flush", "viewer-gw"),), [], None, {})
+    assert section["started"] is False
+    assert [c["met"] for c in recovery_checks({"call_breaks": True}, section)] == [True]
+    assert call_lines(section) == ["call: never started (the peers did not both connect)"]
