@@ -180,7 +180,7 @@ class Capture:
                 select.select([], [], [], 0.01)
         # nft monitor has no ready line; its netlink socket is open within milliseconds.
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self, decode: bool = True) -> dict[str, Any]:
         """End the captures (dumpcap and nft flush on SIGTERM) and describe them."""
         from lab.network.build import terminate_processes
 
@@ -195,7 +195,8 @@ class Capture:
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         from lab.capture.decode import start_decode
 
-        start_decode(manifest)  # while the network is torn down
+        if decode:
+            start_decode(manifest)  # while the network is torn down
         return manifest
 
 

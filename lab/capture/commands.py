@@ -147,9 +147,9 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:
             raise fail(LabInputError(f"--export: cannot write {export}: {exc.strerror}")) from None
         for link in result["capture"]["links"]:
+            counts = f"  (STUN {link['stun']}, DTLS {link['dtls']})" if "stun" in link else ""
             console.print(
-                f"{directory / link['file']}  {link['link']}  "
-                f"(STUN {link.get('stun', 0)}, DTLS {link.get('dtls', 0)})",
+                f"{directory / link['file']}  {link['link']}{counts}",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

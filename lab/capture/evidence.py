@@ -36,6 +36,20 @@ def link_summary(manifest: dict[str, Any], packets: list[Packet]) -> list[dict[s
     ]
 
 
+def keep_session_capture(capture: Any, scenario: str) -> None:
+    """`lab up --capture` ends: keep its pcaps as the last capture, for `lab pcap` (a
+    session has no pairs to trail; the pcaps hold whatever was done in it)."""
+    manifest = capture.stop(decode=False)
+    links = [
+        {"link": link["link"], "captured_at": f"{link['node']}:{link['interface']}",
+         "file": link["file"]}
+        for link in manifest["links"]
+    ]  # fmt: skip
+    result = {"scenario": scenario, "pairs": [], "capture": {"pcap_dir": str(LAST_CAPTURE),
+                                                             "links": links}}  # fmt: skip
+    replace_last(manifest, result)
+
+
 def keep_pcaps(manifest: dict[str, Any], into: Path) -> None:
     """Copy the run's pcapng files (and what `lab trace` needs beside them) into `into`."""
     source = Path(manifest["directory"])

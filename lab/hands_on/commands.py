@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from lab.capture.capture import require_capture_tools
 from lab.errors import LabError, LabInputError, LabRunError
 from lab.hands_on.display import NOTHING_UP, say, status_document, status_lines, up_lines
 from lab.hands_on.launch import start
@@ -33,13 +34,18 @@ def register(app: typer.Typer) -> None:
         servers: Annotated[
             str | None, typer.Option(help="STUN/TURN server software: coturn or mock")
         ] = None,
+        capture: Annotated[
+            bool, typer.Option(help="capture every link until `lab down` (then: lab pcap)")
+        ] = False,
     ) -> None:
         """Build a scenario's network and servers and keep them up (see `lab exec`)."""
         from lab.terminal import fail
 
         try:
             loaded, software = checked_up_input(scenario, servers)
-            state, took, note = start(loaded, software)
+            if capture:
+                require_capture_tools()
+            state, took, note = start(loaded, software, capture)
         except LabError as exc:
             raise fail(exc) from None
         except KeyboardInterrupt:

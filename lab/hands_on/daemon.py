@@ -17,10 +17,13 @@ import secrets
 import signal
 import time
 import traceback
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lab.capture.capture import LAST_CAPTURE, start_capture
+from lab.capture.evidence import keep_session_capture
 from lab.errors import LabError, LabInputError
 from lab.hands_on.processes import MARK
 from lab.hands_on.state import remove_state, write_state
@@ -121,7 +124,7 @@ def servers_state(scenario: Any, servers: Any, software: str) -> dict[str, Any]:
     }
 
 
-def run(reference: str, software: str, ready_fd: int) -> int:
+def run(reference: str, software: str, ready_fd: int, capture: bool = False) -> int:
     """Build the network and servers, report readiness on `ready_fd`, wait for SIGTERM."""
     token = secrets.token_hex(8)
     os.environ[MARK] = token  # inherited by the shells and servers: how leftovers are found
@@ -129,7 +132,7 @@ def run(reference: str, software: str, ready_fd: int) -> int:
     readiness = Readiness(ready_fd)
     status = 0
     try:
-        _hold(reference, software, token, readiness)
+        _hold(reference, software, token, readiness, capture)
     except (Terminated, KeyboardInterrupt):
         logging.info("stopping on a signal")
         readiness.send({"ok": False, "error": "interrupted while starting", "input": False})
@@ -146,15 +149,22 @@ def run(reference: str, software: str, ready_fd: int) -> int:
     return status
 
 
-def _hold(reference: str, software: str, token: str, readiness: Readiness) -> None:
+def _hold(
+    reference: str, software: str, token: str, readiness: Readiness, capture: bool = False
+) -> None:
     """Bring the scenario up, say so, and keep it up until a signal ends the waiting."""
-    with sigterm_raises(), run_directory(keep=False) as workdir:
+    with sigterm_raises(), run_directory(keep=False) as workdir, ExitStack() as stack:
         _log_to(workdir / "daemon.log")
         scenario = load_scenario(reference)
         with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
             state = build_state(scenario, network, token, workdir, software)
             write_state(state)
+            capturing = start_capture(network, workdir) if capture else None
             servers = start_servers(network, scenario, workdir, software)
+            if capturing:  # every link until `lab down`; `lab pcap` lists the files then
+                capturing.ready()
+                state["capture"] = str(LAST_CAPTURE)
+                stack.callback(keep_session_capture, capturing, scenario.name)
             state["servers"] = servers_state(scenario, servers, software)
             state["status"] = "up"
             write_state(state)
@@ -179,5 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--servers", required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
+    parser.add_argument("--capture", action="store_true")
     args = parser.parse_args(argv)
-    return run(args.scenario, args.servers, args.ready_fd)
+    return run(args.scenario, args.servers, args.ready_fd, args.capture)

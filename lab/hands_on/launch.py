@@ -20,13 +20,13 @@ from lab.hands_on.state import READY_TIMEOUT_S, read_state, state_lock
 from lab.hands_on.teardown import DOWN_TIMEOUT_S, purge, stop
 
 
-def start(scenario: Any, software: str) -> tuple[dict[str, Any], float, str]:
+def start(scenario: Any, software: str, capture: bool = False) -> tuple[dict[str, Any], float, str]:
     """Start the daemon and wait until it is up: (state, seconds it took, note)."""
     began = time.monotonic()
     with state_lock():
         note = _clear_the_way()
         read_end, write_end = os.pipe()
-        process = _spawn(scenario, software, write_end)
+        process = _spawn(scenario, software, write_end, capture)
         os.close(write_end)
         try:
             message = _await_ready(read_end, process)
@@ -49,7 +49,9 @@ def _clear_the_way() -> str:
     return stop(state)
 
 
-def _spawn(scenario: Any, software: str, write_end: int) -> subprocess.Popen[bytes]:
+def _spawn(
+    scenario: Any, software: str, write_end: int, capture: bool = False
+) -> subprocess.Popen[bytes]:
     """The daemon, detached (own session, no terminal), reporting on `write_end`."""
     return subprocess.Popen(
         [
@@ -57,6 +59,7 @@ def _spawn(scenario: Any, software: str, write_end: int) -> subprocess.Popen[byt
             "--scenario", str(scenario.source.resolve()),
             "--servers", software,
             "--ready-fd", str(write_end),
+            *(["--capture"] if capture else []),
         ],
         pass_fds=(write_end,),
         start_new_session=True,

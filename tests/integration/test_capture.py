@@ -148,3 +148,23 @@ def _in_lab_run(pid: int) -> bool:
 def test_bad_pair_index_is_bad_input(enterprise: tuple[int, dict[str, Any], Path]) -> None:
     shown = lab("trace", str(enterprise[2] / "enterprise-firewall.json"), "--pair", "999")
     assert shown.returncode == 2 and "--pair" in shown.stderr
+
+
+def test_lab_up_captures_every_link_until_lab_down() -> None:
+    up = lab("up", "home-nat-both", "--capture")
+    if "already up" in up.stderr:
+        pytest.skip("another network is up (lab up is one at a time)")
+    try:
+        assert up.returncode == 0, up.stderr
+        # It prints the reflexive address, then waits for RFC 5780 answers: cut it short.
+        asked = lab("exec", "viewer", "--", "timeout", "2", "turnutils_stunclient", "203.0.113.10")
+        assert "reflexive addr" in asked.stdout, asked.stderr
+    finally:
+        down = lab("down")
+    assert down.returncode == 0, down.stderr
+    listed = lab("pcap")
+    assert listed.returncode == 0 and "viewer:eth0 - viewer-gw:eth0" in listed.stdout
+    viewer = next(line.split()[0] for line in listed.stdout.splitlines() if "viewer.eth0" in line)
+    seen = subprocess.run(["tshark", "-n", "-r", viewer, "-Y", "stun"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert "Binding Success Response" in seen

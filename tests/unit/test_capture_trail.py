@@ -162,3 +162,24 @@ def test_the_trail_shows_the_home_nat_translating_the_check(pairs: list[Any]) ->
     assert [h["dst"].split(":")[0] for h in hops] == ["198.51.100.18", "198.51.100.18",
                                                       "192.168.1.10"]  # fmt: skip
     assert hops[-1]["link"] == "master:eth0 - home-gw:eth0"
+
+
+def test_a_result_without_a_capture_is_bad_input_naming_file_and_field(tmp_path: Path) -> None:
+    from lab.capture.commands import load_result
+    from lab.errors import LabInputError
+
+    plain = tmp_path / "result.json"
+    plain.write_text(json.dumps({"scenario": "x", "pairs": []}))
+    with pytest.raises(LabInputError, match=r"result\.json: capture: missing"):
+        load_result(plain)
+    with pytest.raises(LabInputError, match="no captured result"):
+        load_result(tmp_path / "nothing")
+
+
+def test_the_ladder_prints_hops_in_time_order_with_the_verdict(pairs: list[Any]) -> None:
+    from lab.capture.commands import ladder_lines
+
+    pair = next(p for p in pairs if (p.get("failure") or {}).get("dropped_at"))
+    lines = ladder_lines(pair)
+    assert lines[0].startswith("check ") and lines[-1].startswith("dropped_at: ")
+    assert any(line.strip().startswith("=> dropped by ") for line in lines)
