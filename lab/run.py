@@ -133,7 +133,7 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
     require_tools(need_coturn=software == "coturn")
     require_impairment_support(scenario)
     if options.capture:
-        require_capture_tools()
+        require_capture_tools(options.pcap_dir)
     agents = peer_agents(scenario, options)
     profile = for_links(
         PROFILES[options.timing or scenario.timing], scenario.added_rtt_ms, scenario.loss_percent

@@ -101,8 +101,11 @@ def traced_nodes(topology: Topology) -> list[str]:
 TOOLS = {"dumpcap": "tshark", "mergecap": "tshark", "tshark": "tshark", "stdbuf": "coreutils"}
 
 
-def require_capture_tools() -> None:
-    """Stop before building anything if a capture could not run (bad input: exit 2)."""
+def require_capture_tools(pcap_dir: Path | None = None) -> None:
+    """Stop before building anything if a capture could not run or keep its pcaps (bad
+    input: exit 2)."""
+    if pcap_dir is not None and pcap_dir.exists() and not pcap_dir.is_dir():
+        raise LabInputError(f"--pcap: {pcap_dir} exists and is not a directory")
     for tool, package in TOOLS.items():
         if shutil.which(tool) is None:
             raise LabInputError(f"--capture: missing tool '{tool}': install {package} (make setup)")

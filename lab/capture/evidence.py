@@ -56,6 +56,7 @@ def keep_pcaps(manifest: dict[str, Any], into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     for link in manifest["links"]:
         shutil.copy2(source / link["file"], into / link["file"])
+        (into / link["file"]).chmod(0o644)  # dumpcap writes 0600: Wireshark runs as a user
     for node in manifest["traced_nodes"]:
         if (source / f"{node}.trace").exists():
             shutil.copy2(source / f"{node}.trace", into / f"{node}.trace")
