@@ -111,7 +111,8 @@ def _sources_as_sent(seen: list[Seen], remote: str) -> set[str]:
     known = [s for s in _first_per_link(seen) if s.via != UNKNOWN_RELAY]
     sources = set()
     for s in known:
-        if s.dst != remote:
+        # A browser hides a peer-reflexive remote's address (`:PORT`): its port must do.
+        if s.dst != remote and not (remote.startswith(":") and s.dst.endswith(remote)):
             break
         sources.add(s.src)
     return sources
