@@ -514,6 +514,9 @@ class ReusedSweep:
             try:
                 for future in futures:
                     future.result()
+            except KeyboardInterrupt:  # Ctrl-C reached the workers too: they tear down
+                self.stopping = True
+                raise
             except BaseException:
                 self.stop()
                 raise
