@@ -23,12 +23,15 @@ class Call:
     duration_s: float
     messages_per_s: float = DEFAULT_MESSAGES_PER_S
     message_bytes: int = DEFAULT_MESSAGE_BYTES
+    #: The application restarts ICE when the connection is lost (agents that can).
+    ice_restart: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "duration_s": self.duration_s,
             "messages_per_s": self.messages_per_s,
             "message_bytes": self.message_bytes,
+            "ice_restart": self.ice_restart,
         }
 
 
@@ -93,6 +96,7 @@ def parse_call(
         float(spec["duration_s"]),
         float(spec.get("messages_per_s", DEFAULT_MESSAGES_PER_S)),
         int(spec.get("message_bytes", DEFAULT_MESSAGE_BYTES)),
+        bool(spec.get("ice_restart", False)),
     )
     events = tuple(
         _event(entry, checker, f"events[{n}]", nat_nodes) for n, entry in enumerate(events_spec)

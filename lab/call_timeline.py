@@ -37,6 +37,9 @@ def call_section(
         "messages_echoed": sum(1 for t in echoed if t is not None),
     }
     section["longest_gap_s"] = longest_gap(echoed, zero, viewer_call.get("ended_at"))
+    section["ice_restarts"] = {
+        role: _restarts(obs.get("call") or {}) for role, obs in observations.items()
+    }
     return section
 
 
@@ -102,6 +105,13 @@ def longest_gap(
     return {"from_s": round(start - zero, 3), "length_s": round(gap, 3)}
 
 
+def _restarts(call: dict[str, Any]) -> int | None:
+    """How many ICE restarts the peer made or answered; None if its agent cannot."""
+    if not call.get("ice_restart_supported", True):
+        return None
+    return sum(1 for r in call.get("restarts") or [] if r.get("kind") != "signaling")
+
+
 def _peer_timeline(observation: dict[str, Any], zero: float) -> list[dict[str, Any]]:
     """The peer's ICE state changes and selected pair changes, in time order."""
     entries = [
@@ -112,6 +122,9 @@ def _peer_timeline(observation: dict[str, Any], zero: float) -> list[dict[str, A
     call = observation.get("call") or {}
     entries += [
         {"t_s": _rel(s["at"], zero), "selected_pair": s["pair"]} for s in call.get("selected") or []
+    ]
+    entries += [
+        {"t_s": _rel(r["at"], zero), "ice_restart": r["reason"]} for r in call.get("restarts") or []
     ]
     return sorted(entries, key=lambda e: e["t_s"])
 
@@ -131,6 +144,18 @@ def recovery_checks(expect: dict[str, Any], section: dict[str, Any] | None) -> l
                 "met": bool(section.get("started"))
                 and all(r is not None and r <= limit for r in recoveries),
                 "observed": recoveries,
+            }
+        )
+    if "ice_restart" in expect:
+        restarts = section.get("ice_restarts") or {}
+        happened = any(restarts.values())
+        checks.append(
+            {
+                "check": "ICE restarts during the call"
+                if expect["ice_restart"]
+                else "no ICE restart during the call",
+                "met": happened == expect["ice_restart"],
+                "observed": restarts,
             }
         )
     if "call_breaks" in expect:
@@ -166,11 +191,12 @@ def call_lines(section: dict[str, Any]) -> list[str]:
         for entry in entries:
             if entry["t_s"] is None or entry["t_s"] < 0:
                 continue
-            what = (
-                f"ICE {entry['ice_state']}"
-                if "ice_state" in entry
-                else f"selected {entry['selected_pair']}"
-            )
+            if "ice_state" in entry:
+                what = f"ICE {entry['ice_state']}"
+            elif "ice_restart" in entry:
+                what = f"ICE restart ({entry['ice_restart']})"
+            else:
+                what = f"selected {entry['selected_pair']}"
             rows.append((entry["t_s"], f"{role:<7} {what}"))
     lines = ["call timeline (s since both peers connected):"]
     lines += [f"  {t:7.3f}  {text}" for t, text in sorted(rows, key=lambda r: r[0])]
@@ -179,6 +205,13 @@ def call_lines(section: dict[str, Any]) -> list[str]:
         f"  echoes per second: {echoes} ({section['messages_echoed']} of "
         f"{section['messages_sent']} messages came back)"
     )
+    restarts = section.get("ice_restarts") or {}
+    if any(restarts.values()) or None in restarts.values():
+        told = ", ".join(
+            f"{role} {'cannot (no restartIce in its agent)' if n is None else n}"
+            for role, n in restarts.items()
+        )
+        lines.append(f"  ICE restarts: {told}")
     gap = section.get("longest_gap_s")
     if gap:
         lines.append(f"  longest silence: {gap['length_s']:g} s from {gap['from_s']:g} s")

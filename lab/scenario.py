@@ -299,7 +299,7 @@ def _call_expectations(
     expect: dict[str, Any], events: tuple[CallEvent, ...], checker: _Checker
 ) -> None:
     """Recovery can only be expected of a call with events."""
-    for key in ("recovers_within_s", "call_breaks"):
+    for key in ("recovers_within_s", "call_breaks", "ice_restart"):
         if key in expect and not events:
             raise checker.fail(f"expect.{key}", "needs `events` (and `call`) to judge recovery")
 

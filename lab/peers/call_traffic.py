@@ -40,6 +40,7 @@ class CallRecorder:
         self.selected: list[dict[str, Any]] = []
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self.wants_ice_restart = bool(call.get("ice_restart"))
 
     def message(self, sequence: int) -> str:
         return f"{CALL_PREFIX}{sequence} ".ljust(self.size, ".")
@@ -86,4 +87,7 @@ class CallRecorder:
             "sent_at": self.sent_at,
             "echoed_at": self.echoed_at,
             "selected": self.selected,
+            "restarts": [],
+            # aiortc has no restartIce(): a call that asks for restarts gets none, and says so.
+            "ice_restart_supported": False,
         }

@@ -41,7 +41,8 @@ def test_a_browser_reports_the_outage_and_the_call_comes_back_on_the_same_pair(
     assert event["recovery_s"] is not None and event["recovery_s"] < 3
     viewer = call["peers"]["viewer"]
     assert "disconnected" in states_between(viewer, began, ended + 0.5)
-    assert "connected" in states_between(viewer, ended, ended + 3)
+    # The lab notes the end once `nft` has returned: the browser may already have seen it.
+    assert "connected" in states_between(viewer, ended - 0.5, ended + 3)
     pairs = {e["selected_pair"] for e in viewer if "selected_pair" in e and e["t_s"] > 0}
     assert len(pairs) <= 1  # the same pair before and after
     assert "call timeline" in output and "down for 8 s" in output

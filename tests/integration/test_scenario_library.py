@@ -20,7 +20,11 @@ def test_bundled_scenario_meets_its_expectations(tmp_path: Path, path: Path) -> 
     status, result, output = run_scenario(tmp_path, path.stem)
     unmet = [c for c in result.get("expectations", []) if not c["met"]]
     assert status == 0 and result["expectations_met"], f"{unmet}\n{output}"
-    assert {p["state"] for p in result["pairs"]} <= {"succeeded", "failed"}
+    # aiortc drives every pair to a final state; a browser stops checking once it has
+    # selected one, and its unfinished pairs are marked so (README, "Browser peers").
+    browsers = {p.get("agent") for p in result["peers"].values()} - {"aiortc"}
+    unfinished = {"waiting", "in-progress"} if browsers else set()
+    assert {p["state"] for p in result["pairs"]} <= {"succeeded", "failed", *unfinished}
     assert leftovers()["shells"] == []
 
 

@@ -178,6 +178,32 @@ def test_recovery_expectations_judge_every_event() -> None:
     assert [c["met"] for c in checks] == [True, False]
 
 
+def test_ice_restarts_are_counted_per_peer_and_expected() -> None:
+    flush = CallEvent(2.0, "nat-flush", "viewer-gw")
+    seen = observations(echoes_with_outage(109.0))
+    seen["viewer"]["call"]["restarts"] = [
+        {"at": 108.0, "kind": "restart", "reason": "ICE disconnected"},
+        {"at": 108.1, "kind": "signaling", "reason": "signaling connected again"},
+    ]
+    seen["master"]["call"]["restarts"] = [{"at": 108.2, "kind": "answer", "reason": "offer"}]
+    section = call_section((flush,), applied(0, 102.0, None), ZERO, seen)
+    assert section["ice_restarts"] == {"viewer": 1, "master": 1}
+    assert {"t_s": 8.0, "ice_restart": "ICE disconnected"} in section["peers"]["viewer"]
+    assert [c["met"] for c in recovery_checks({"ice_restart": True}, section)] == [True]
+    assert "  ICE restarts: viewer 1, master 1" in call_lines(section)
+    # An agent without restartIce() says so, and a call that needed one is judged broken.
+    seen["viewer"]["call"] = {
+        **seen["viewer"]["call"],
+        "restarts": [],
+        "ice_restart_supported": False,
+    }
+    seen["master"]["call"]["restarts"] = []
+    section = call_section((flush,), applied(0, 102.0, None), ZERO, seen)
+    assert section["ice_restarts"] == {"viewer": None, "master": 0}
+    assert [c["met"] for c in recovery_checks({"ice_restart": True}, section)] == [False]
+    assert any("viewer cannot" in line for line in call_lines(section))
+
+
 def test_a_call_that_never_started_breaks() -> None:
     section = call_section((CallEvent(1, "nat-flush", "viewer-gw"),), [], None, {})
     assert section["started"] is False

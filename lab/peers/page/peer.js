@@ -12,6 +12,7 @@ const FINAL_PAIR_STATES = new Set(["succeeded", "failed"]);
 // lab/peers/call_traffic.py sends them.
 const CALL_PREFIX = "ice-lab call ";
 const SAMPLE_MS = 100;
+const RESTART_GAP_MS = 5000;
 const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
 
 const icelab = {
@@ -101,8 +102,10 @@ const icelab = {
       });
     };
     pc.oniceconnectionstatechange = () => {
-      this.iceStates.push({ t_s: this.elapsed(), state: pc.iceConnectionState, at: epoch() });
-      this.note(`ICE connection state: ${pc.iceConnectionState}`);
+      const state = pc.iceConnectionState;
+      this.iceStates.push({ t_s: this.elapsed(), state, at: epoch() });
+      this.note(`ICE connection state: ${state}`);
+      if (state === "disconnected" || state === "failed") this.maybeRestartIce(state);
     };
     pc.onicegatheringstatechange = () => {
       this.gatheringStates.push({ t_s: this.elapsed(), state: pc.iceGatheringState });
@@ -209,6 +212,8 @@ const icelab = {
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     this.signaling.send("SDP_ANSWER", this.pc.localDescription.toJSON(), sender);
     this.note("answer sent");
+    // A later offer is the viewer restarting ICE: answer it too.
+    this.signaling.on("SDP_OFFER", (event) => this.answerRestart(event));
     return { success: pinged };
   },
 
@@ -224,6 +229,8 @@ const icelab = {
       sent_at: [],
       echoed_at: [],
       selected: [],
+      restarts: [],
+      ice_restart_supported: true,
     };
     this.callUpAt = this.call.started_at;
     const deadline = performance.now() + call.duration_s * 1000;
@@ -248,6 +255,48 @@ const icelab = {
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
     }
     this.call.ended_at = epoch();
+  },
+
+  // The viewer (the offering side) restarts ICE when the call's connection is lost, if
+  // the scenario's call says the application does (`call.ice_restart`); at most once
+  // per RESTART_GAP_MS, as an application would back off.
+  async maybeRestartIce(state) {
+    const call = this.config && this.config.call;
+    if (!this.call || !call || !call.ice_restart || this.config.role !== "viewer") return;
+    const now = performance.now();
+    if (this.lastRestart && now - this.lastRestart < RESTART_GAP_MS) return;
+    this.lastRestart = now;
+    this.call.restarts.push({ at: epoch(), kind: "restart", reason: `ICE ${state}` });
+    this.note(`restarting ICE (${state})`);
+    this.signaling.on("SDP_ANSWER", async ({ payload }) => {
+      await this.pc.setRemoteDescription(payload);
+      this.note("restart answered");
+    });
+    // The event that lost the connection may have killed the signaling WebSocket too (a
+    // NAT that forgot its mappings resets the TCP connection on its next packet): connect
+    // again first, as an application must, or the new offer is lost with it.
+    try {
+      this.signaling.socket.onclose = null;
+      this.signaling.socket.close();
+      await this.signaling.open(this.config.timing.signaling_timeout_s * 1000);
+      this.call.restarts.push({ at: epoch(), kind: "signaling", reason: "signaling connected again" });
+    } catch (error) {
+      this.note(`signaling could not reconnect: ${error.message}`);
+      return;
+    }
+    this.pc.restartIce();
+    await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
+    this.signaling.send("SDP_OFFER", this.pc.localDescription.toJSON(), null);
+  },
+
+  async answerRestart({ sender, payload }) {
+    if (this.call) {
+      this.call.restarts.push({ at: epoch(), kind: "answer", reason: "the viewer's new offer" });
+    }
+    this.note("answering an ICE restart");
+    await this.pc.setRemoteDescription(payload);
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    this.signaling.send("SDP_ANSWER", this.pc.localDescription.toJSON(), sender);
   },
 
   onEcho(data) {
