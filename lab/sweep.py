@@ -228,7 +228,9 @@ class Worker:
         try:
             scenario = self._scenario(viewer, master)
             if self.built is not None and (
-                self.built.key != key or not self._servers_idle(self.built)
+                self.built.key != key
+                or not _intact(self.built)
+                or not self._servers_idle(self.built)
             ):
                 self.close()
             if self.built is None:
@@ -392,6 +394,19 @@ class Worker:
         return result
 
 
+def _intact(built: _Built) -> bool:
+    """Whether the network and servers are all still there (`lab clean` elsewhere on the
+    machine kills every lab namespace and removes run directories)."""
+    network = built.network
+    servers = [p for p in network.processes if isinstance(p, subprocess.Popen)]
+    shells = [host.shell for host in network.hosts.values()]
+    return (
+        built.workdir.is_dir()
+        and all(p.poll() is None for p in servers)
+        and all(shell is not None and shell.poll() is None for shell in shells)
+    )
+
+
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
@@ -538,7 +553,10 @@ class ReusedSweep:
                     if self.stopping:
                         return
                     self.started()
-                    self.finished(self._cell(worker, viewer, master))
+                    entry = self._cell(worker, viewer, master)
+                    if self.stopping:  # interrupted mid-cell: no verdict on a torn-down cell
+                        return
+                    self.finished(entry)
         finally:
             worker.close()
 
