@@ -141,6 +141,7 @@ class Capture:
         self.nodes = traced_nodes(network.topology)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.waiting: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+        self.monitors: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.started = 0.0
 
     def start(self) -> None:
@@ -164,12 +165,18 @@ class Capture:
             with open(self.directory / f"{node}.trace", "wb") as out:
                 # stdbuf: nft writes through stdio, which a file would fully buffer.
                 command = ["stdbuf", "-oL", "nft", "monitor", "trace"]
-                self.processes.append(self.network.popen(node, command, stdout=out))
+                monitor = self.network.popen(node, command, stdout=out, stderr=out)
+                self.processes.append(monitor)
+                self.monitors.append((node, monitor))
         self.waiting = waiting
 
     def ready(self) -> None:
         """Return once every capture is running (its servers started meanwhile)."""
         self._await_capturing(self.waiting)
+        for node, monitor in self.monitors:
+            if monitor.poll() is not None:
+                trace = (self.directory / f"{node}.trace").read_text(errors="replace").strip()
+                raise LabRunError(f"nft monitor trace on {node} stopped: {trace or 'no output'}")
         self.started = time.time()
 
     def _await_capturing(self, waiting: list[tuple[str, Path, subprocess.Popen[bytes]]]) -> None:
