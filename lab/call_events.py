@@ -37,7 +37,7 @@ class Call:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """One change: `kind` is link-down, link-loss or nat-flush."""
+    """One change: `kind` is link-down, link-loss, nat-flush or turn-restart."""
 
     at_s: float
     kind: str
@@ -59,6 +59,8 @@ class CallEvent:
             return f"{self.target} down for {self.duration_s:g} s"
         if self.kind == "link-loss":
             return f"{self.target} loses {self.loss_percent:g} % for {self.duration_s:g} s"
+        if self.kind == "turn-restart":
+            return "the TURN server restarts (its allocations are lost)"
         return f"{self.node} forgets its NAT mappings"
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,7 +85,7 @@ class Checker(Protocol):
 
 
 def parse_call(
-    document: dict[str, Any], checker: Checker, nat_nodes: set[str]
+    document: dict[str, Any], checker: Checker, nat_nodes: set[str], turn_host: str | None = None
 ) -> tuple[Call | None, tuple[CallEvent, ...]]:
     """The scenario's call and its events, cross-checked against the topology."""
     spec = document.get("call")
@@ -99,7 +101,8 @@ def parse_call(
         bool(spec.get("ice_restart", False)),
     )
     events = tuple(
-        _event(entry, checker, f"events[{n}]", nat_nodes) for n, entry in enumerate(events_spec)
+        _event(entry, checker, f"events[{n}]", nat_nodes, turn_host)
+        for n, entry in enumerate(events_spec)
     )
     for n, event in enumerate(events):
         if event.at_s >= call.duration_s:
@@ -110,8 +113,17 @@ def parse_call(
     return call, events
 
 
-def _event(spec: dict[str, Any], checker: Checker, where: str, nat_nodes: set[str]) -> CallEvent:
+def _event(
+    spec: dict[str, Any], checker: Checker, where: str, nat_nodes: set[str], turn_host: str | None
+) -> CallEvent:
     at_s = float(spec["at_s"])
+    if "server" in spec:
+        _only(spec, {"at_s", "server", "restart"}, checker, where)
+        if not spec.get("restart"):
+            raise checker.fail(f"{where}.restart", "say `restart: true` (the one server event)")
+        if turn_host is None:
+            raise checker.fail(f"{where}.server", "this scenario runs no STUN/TURN server")
+        return CallEvent(at_s, "turn-restart", turn_host)
     if "nat" in spec:
         _only(spec, {"at_s", "node", "nat"}, checker, where)
         if "node" not in spec:
@@ -123,7 +135,9 @@ def _event(spec: dict[str, Any], checker: Checker, where: str, nat_nodes: set[st
             )
         return CallEvent(at_s, "nat-flush", spec["node"])
     if "link" not in spec:
-        raise checker.fail(where, "say what happens: `link` with down_s or loss_percent, or `nat`")
+        raise checker.fail(
+            where, "say what happens: `link` with down_s or loss_percent, `nat` or `server`"
+        )
     node, interface = _link(spec["link"], checker, f"{where}.link")
     if "down_s" in spec:
         _only(spec, {"at_s", "link", "down_s"}, checker, where)

@@ -106,9 +106,10 @@ def longest_gap(
 
 
 def _restarts(call: dict[str, Any]) -> int | None:
-    """How many ICE restarts the peer made or answered; None if its agent cannot."""
+    """How many ICE restarts the peer made or answered; None if the call wanted them and
+    its agent cannot."""
     if not call.get("ice_restart_supported", True):
-        return None
+        return None if call.get("ice_restart_wanted") else 0
     return sum(1 for r in call.get("restarts") or [] if r.get("kind") != "signaling")
 
 
@@ -179,11 +180,12 @@ def call_lines(section: dict[str, Any]) -> list[str]:
     for event in section["events"]:
         recovery = event.get("recovery_s")
         after = f"data again {recovery:g} s after" if recovery is not None else "data never again"
-        if event.get("duration_s"):
+        lasts = event.get("ended_s") is not None and event["ended_s"] != event["began_s"]
+        if lasts:
             rows.append((event["began_s"] or 0.0, f"lab     {event['what']}"))
         else:  # instant: its recovery counts from its start
             rows.append((event["began_s"] or 0.0, f"lab     {event['what']} ({after})"))
-        if event.get("duration_s") and event.get("ended_s") is not None:
+        if lasts:
             rows.append((event["ended_s"], f"lab     end of: {event['what']} ({after})"))
         if event.get("error"):
             rows.append((event["began_s"] or 0.0, f"lab     event failed: {event['error']}"))

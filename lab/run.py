@@ -165,7 +165,9 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             if capture:
                 capture.ready()
             call_events = (
-                CallEventRunner(network, scenario.events, workdir) if scenario.call else None
+                CallEventRunner(network, scenario.events, workdir, servers.restart_turn)
+                if scenario.call
+                else None
             )
             observations = run_peers(network, configs, profile, workdir, call_events)
             mark("peers_s")

@@ -272,7 +272,8 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     for node in dns.lan_resolvers:
         checker.node(f"dns.lan_resolvers.{node}", node, {"nat", "firewall", "router"})
     nat_nodes = {name for name, c in conditions.items() if c.nat is not None}
-    call, events = parse_call(document, checker, nat_nodes)
+    turn_host = stun_turn.host if stun_turn else None
+    call, events = parse_call(document, checker, nat_nodes, turn_host)
     _call_expectations(document["expect"], events, checker)
     return Scenario(
         name=document["name"],

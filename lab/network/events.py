@@ -61,8 +61,15 @@ def render_event_ruleset(event: CallEvent, index: int) -> str:
 class CallEventRunner:
     """Runs the events in a thread; `log` holds what was done, with epoch times."""
 
-    def __init__(self, network: LabNetwork, events: tuple[CallEvent, ...], workdir: Path) -> None:
+    def __init__(
+        self,
+        network: LabNetwork,
+        events: tuple[CallEvent, ...],
+        workdir: Path,
+        restart_turn: Callable[[], None] | None = None,
+    ) -> None:
         self.network = network
+        self.restart_turn = restart_turn
         self.events = events
         self.workdir = workdir
         self.log: list[dict[str, Any]] = []
@@ -102,12 +109,26 @@ class CallEventRunner:
 
     def _begin(self, index: int) -> None:
         event = self.events[index]
+        if event.kind == "turn-restart":
+            self._restart_turn(index)
+            return
         if event.kind == "nat-flush":
             done = self.network.run(event.node, ["conntrack", "-F"])
         else:
             ruleset = render_event_ruleset(event, index).encode()
             done = self.network.run(event.node, ["nft", "-f", "-"], input=ruleset)
         self._note(index, "began", done.returncode, done.stderr)
+
+    def _restart_turn(self, index: int) -> None:
+        """Stop the TURN server and start it again; the event ends once it listens."""
+        self._note(index, "began", 0, b"")
+        try:
+            assert self.restart_turn is not None, "the run's servers cannot restart"
+            self.restart_turn()
+        except Exception as exc:  # noqa: BLE001 - reported in the result, the call goes on
+            self._note(index, "ended", 1, str(exc).encode())
+            return
+        self._note(index, "ended", 0, b"")
 
     def _end(self, index: int) -> None:
         event = self.events[index]

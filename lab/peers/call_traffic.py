@@ -90,4 +90,5 @@ class CallRecorder:
             "restarts": [],
             # aiortc has no restartIce(): a call that asks for restarts gets none, and says so.
             "ice_restart_supported": False,
+            "ice_restart_wanted": self.wants_ice_restart,
         }

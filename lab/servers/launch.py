@@ -16,12 +16,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.errors import LabRunError
-from lab.network.build import LabNetwork
+from lab.network.build import LabNetwork, terminate_processes
 from lab.scenario import Scenario
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
 from lab.servers.control_plane import Endpoints, TurnServers, service_config
@@ -46,6 +47,9 @@ class RunningServers:
     service_url: str = ""  # the service's HTTPS APIs (control plane and signaling)
     env_file: Path | None = None  # kvs.env: what an AWS SDK needs to call the service
     logs: dict[str, Path] = field(default_factory=dict)
+    #: Stop the STUN/TURN server and start it again, as a deploy or a crash would (its
+    #: allocations die with it); returns once it listens again. A call's event uses it.
+    restart_turn: Callable[[], None] | None = None
 
     def service_access(self) -> dict[str, str] | None:
         """How a client calls the service itself: endpoint, region, channel, access key."""
@@ -185,8 +189,16 @@ def _start_mock(
     config_path.write_text(json.dumps(config, indent=2))
     stderr_path = workdir / "mock-turn.stderr"
     args = [sys.executable, "-m", "lab.servers.mock_turn", "--config", str(config_path)]
-    process = network.popen(node.name, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb"))
-    return _ready_line_waiter(process, "mock STUN/TURN server", stderr_path)
+    running: list[subprocess.Popen[bytes]] = []
+
+    def start() -> Callable[[float], None]:
+        stderr = stderr_path.open("ab")
+        process = network.popen(node.name, args, stdout=subprocess.PIPE, stderr=stderr)
+        running[:] = [process]
+        return _ready_line_waiter(process, "mock STUN/TURN server", stderr_path)
+
+    servers.restart_turn = _restarter(running, start)
+    return start()
 
 
 def _ready_line_waiter(process: subprocess.Popen[bytes], what: str, stderr_path: Path):  # type: ignore[no-untyped-def]
@@ -252,22 +264,45 @@ def _start_coturn(
         denied_peers=scenario.stun_turn.denied_peers,
     )
     servers.logs["stun_turn"] = log_path(setup)
-    process = network.popen(
-        node.name, coturn_args(setup), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     markers = ready_markers(setup)
 
-    def wait(deadline: float) -> None:
-        while time.monotonic() < deadline:
-            text = log_path(setup).read_text() if log_path(setup).exists() else ""
-            if all(marker in text for marker in markers):
-                return
-            if process.poll() is not None:
-                break
-            time.sleep(0.005)
-        raise LabRunError(f"coturn did not start: {_tail(log_path(setup)) or 'no log'}")
+    def start() -> Callable[[float], None]:
+        """Start coturn; the waiter returns once its log says every listener is open
+        (counting markers: a restarted coturn appends to the same log)."""
+        text = log_path(setup).read_text() if log_path(setup).exists() else ""
+        seen = {marker: text.count(marker) for marker in markers}
+        process = network.popen(
+            node.name, coturn_args(setup), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        running[:] = [process]
 
-    return wait
+        def wait(deadline: float) -> None:
+            while time.monotonic() < deadline:
+                text = log_path(setup).read_text() if log_path(setup).exists() else ""
+                if all(text.count(marker) > seen[marker] for marker in markers):
+                    return
+                if process.poll() is not None:
+                    break
+                time.sleep(0.005)
+            raise LabRunError(f"coturn did not start: {_tail(log_path(setup)) or 'no log'}")
+
+        return wait
+
+    running: list[subprocess.Popen[bytes]] = []
+    servers.restart_turn = _restarter(running, start)
+    return start()
+
+
+def _restarter(
+    running: list[subprocess.Popen[bytes]], start: Callable[[], Callable[[float], None]]
+) -> Callable[[], None]:
+    """Stop the server `running` holds (by its own pid) and start it again, ready."""
+
+    def restart() -> None:
+        terminate_processes(running)
+        start()(time.monotonic() + READY_TIMEOUT_S)
+
+    return restart
 
 
 def _read_line(process: subprocess.Popen[bytes], deadline: float) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.helpers import run_scenario
+from tests.integration.helpers import leftovers, run_scenario
 
 pytestmark = pytest.mark.root
 
@@ -65,3 +65,29 @@ def test_a_lossy_spell_delays_data_but_loses_none_of_it(tmp_path: Path) -> None:
     # Loss of 40 % each way, for 2 s at 40 messages a second, leaves gaps longer than the
     # 25 ms between messages (a retransmission waits for SCTP's timer).
     assert result["call"]["longest_gap_s"]["length_s"] > 0.1
+
+
+def test_a_turn_restart_kills_the_relayed_call_until_the_browser_restarts_ice(
+    tmp_path: Path,
+) -> None:
+    document = yaml.safe_load((ROOT / "scenarios" / "call-turn-restart.yaml").read_text())
+    document["name"] = "call-turn-restart-ice-restart"
+    document["peers"]["viewer"].update(agent="chromium", mode="turn-only")
+    document["peers"]["master"]["agent"] = "chromium"
+    document["call"] = {"duration_s": 16, "messages_per_s": 20, "ice_restart": True}
+    document["expect"] = {"outcome": "connected", "ice_restart": True, "call_breaks": False}
+    path = tmp_path / "call-turn-restart-ice-restart.yaml"
+    path.write_text(yaml.safe_dump(document))
+    status, result, output = run_scenario(tmp_path, str(path))
+    assert status == 0 and result["expectations_met"], output
+    event = result["call"]["events"][0]
+    assert event["kind"] == "turn-restart" and event["applied"]
+    assert event["ended_s"] - event["began_s"] < 2  # the server listens again quickly
+    # The TURN server started twice, and the viewer allocated again after the restart.
+    requests = result["servers"]["turn"]["requests"]
+    assert requests, "the TURN server's log was read"
+    viewer = result["call"]["peers"]["viewer"]
+    restarts = [e["t_s"] for e in viewer if "ice_restart" in e]
+    assert restarts and restarts[0] > event["ended_s"]
+    assert result["call"]["events"][0]["recovery_s"] is not None
+    assert leftovers()["turnservers"] == []

@@ -43,6 +43,9 @@ def test_bundled_call_scenarios_name_their_events() -> None:
     assert outage.events == (CallEvent(2.0, "link-down", "viewer-gw", "eth1", 8.0),)
     flush = load_scenario("call-nat-flush")
     assert [(e.kind, e.node) for e in flush.events] == [("nat-flush", "viewer-gw")]
+    restart = load_scenario("call-turn-restart")
+    assert [(e.kind, e.node) for e in restart.events] == [("turn-restart", "turn")]
+    assert restart.events[0].describe().startswith("the TURN server restarts")
 
 
 @pytest.mark.parametrize(
@@ -59,6 +62,7 @@ def test_bundled_call_scenarios_name_their_events() -> None:
         ({"events": [{"at_s": 1, "link": "nowhere", "down_s": 1}]}, "events[0].link", "nowhere"),
         ({"events": [{"at_s": 1, "link": "viewer-gw", "loss_percent": 5}]}, "events[0].for_s", ""),
         ({"events": [{"at_s": 1}]}, "events[0]", "say what happens"),
+        ({"events": [{"at_s": 1, "server": "turn"}]}, "events[0].restart", "restart: true"),
         (
             {"events": [{"at_s": 1, "link": "viewer-gw", "down_s": 1, "for_s": 2}]},
             "events[0].for_s",
@@ -196,6 +200,7 @@ def test_ice_restarts_are_counted_per_peer_and_expected() -> None:
         **seen["viewer"]["call"],
         "restarts": [],
         "ice_restart_supported": False,
+        "ice_restart_wanted": True,
     }
     seen["master"]["call"]["restarts"] = []
     section = call_section((flush,), applied(0, 102.0, None), ZERO, seen)
