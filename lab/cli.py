@@ -137,6 +137,12 @@ def run(
         bool, typer.Option(help="print every request the STUN/TURN server handled")
     ] = False,
     pairs: Annotated[bool, typer.Option(help="also list every pair of both agents")] = False,
+    capture: Annotated[
+        bool, typer.Option(help="capture every link: a hop trail per check (lab trace)")
+    ] = False,
+    pcap: Annotated[
+        Path | None, typer.Option(help="write one pcapng per link here (implies --capture)")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary")] = False,
 ) -> None:
     """Build the scenario's network, run the master and viewer, report what ICE did."""
@@ -158,6 +164,8 @@ def run(
         viewer_agent=viewer.value if viewer else None,
         master_agent=master.value if master else None,
         reveal_host_addresses=reveal_host_addresses,
+        capture=capture or pcap is not None,
+        pcap_dir=pcap,
     )
     try:
         loaded = load_scenario(scenario)
@@ -212,8 +220,10 @@ def clean() -> None:
 def _register_extensions() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from lab import compare, hands_on, matrix, probe
+    from lab.capture import commands as capture
+    from lab.diagnose import command as diagnose
 
-    for module in (hands_on, probe, matrix, compare):
+    for module in (hands_on, probe, matrix, compare, diagnose, capture):
         module.register(app)
 
 
