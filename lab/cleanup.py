@@ -2,7 +2,10 @@
 
 The lab's namespaces are recognised by their Mininet shells, tagged
 `mininet:icelab.<node>`; every process inside those namespaces is the lab's.
-Nothing is matched by a pattern over other processes' names.
+Nothing is matched by a pattern over other processes' names. A run whose owner (the
+process that built its network, first in its record) still lives is in progress, not
+crashed: its namespaces, processes and directory are left alone, so that cleaning up
+after one crashed run never kills another user's (or another test's) live one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from lab.network.build import (
     HOST_PREFIX,
+    OWNER,
     PROCESS_RECORD,
     namespace_members,
     namespace_of,
@@ -31,6 +35,7 @@ class CleanReport:
     shells: list[int] = field(default_factory=list)
     processes: list[int] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
+    live_runs: list[str] = field(default_factory=list)  # in progress: left alone
     up: str = ""  # what happened to a `lab up` network (lab.hands_on), if there was one
 
     @property
@@ -53,14 +58,51 @@ def lab_shells() -> dict[int, str]:
     return shells
 
 
+@dataclass
+class LiveRuns:
+    """Runs in progress: their directories, recorded processes and namespaces."""
+
+    directories: set[Path] = field(default_factory=set)
+    pids: set[int] = field(default_factory=set)
+    namespaces: set[str] = field(default_factory=set)
+
+
+def _records(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def live_runs(run_root: Path, except_owner: int | None = None) -> LiveRuns:
+    """The runs whose owner still lives (other than `except_owner`)."""
+    live = LiveRuns()
+    for record in run_root.glob(f"run-*/{PROCESS_RECORD}"):
+        entries = _records(record)
+        owners = [e for e in entries if e.get("what") == OWNER]
+        if not owners or owners[0]["pid"] == except_owner:
+            continue
+        if not is_same_process(owners[0]["pid"], owners[0]["start"]):
+            continue
+        live.directories.add(record.parent)
+        for entry in entries:
+            if entry.get("what") != OWNER and is_same_process(entry["pid"], entry["start"]):
+                live.pids.add(entry["pid"])
+                namespace = namespace_of(entry["pid"])
+                if namespace is not None:
+                    live.namespaces.add(namespace)
+    return live
+
+
 def recorded_processes(run_root: Path) -> dict[int, str]:
     """Pid -> network namespace of every process a crashed run recorded and that still
     runs (same pid and start time). After a SIGKILL the Mininet shells exit with their
     stdin, so servers may be left in namespaces no shell marks any more."""
     found = {}
     for record in run_root.glob(f"run-*/{PROCESS_RECORD}"):
-        for line in record.read_text().splitlines():
-            entry = json.loads(line)
+        for entry in _records(record):
+            if entry.get("what") == OWNER:
+                continue
             namespace = namespace_of(entry["pid"])
             if namespace is not None and is_same_process(entry["pid"], entry["start"]):
                 found[entry["pid"]] = namespace
@@ -73,15 +115,19 @@ def clean(run_root: Path) -> CleanReport:
 
     report = CleanReport()
     report.up = clean_up_state()  # first: a live `lab up` daemon is stopped, not orphaned
-    shells = lab_shells()
-    recorded = recorded_processes(run_root)
+    live = live_runs(run_root)
+    report.live_runs = sorted(str(path) for path in live.directories)
+    shells = {p: ns for p, ns in lab_shells().items() if ns not in live.namespaces}
+    recorded = {p: ns for p, ns in recorded_processes(run_root).items() if p not in live.pids}
     namespaces = set(shells.values()) | set(recorded.values())
     members = set(namespace_members(namespaces)) | set(recorded)
-    report.processes = sigkill(sorted(members - set(shells) - {os.getpid()}))
+    report.processes = sigkill(sorted(members - set(shells) - live.pids - {os.getpid()}))
     report.shells = sigkill(list(shells))
     time.sleep(0.05 if report.shells else 0)
     if run_root.is_dir():
         for path in run_root.glob("run-*"):
+            if path in live.directories:
+                continue
             shutil.rmtree(path, ignore_errors=True)
             report.directories.append(str(path))
     return report

@@ -206,6 +206,8 @@ def clean() -> None:
     except LabError as exc:
         raise fail(exc) from None
     report = clean_lab(RUN_ROOT)
+    for path in report.live_runs:
+        console.print(f"left alone (its lab process still runs): {path}", highlight=False)
     if report.up:
         console.print(f"lab up: {report.up}", highlight=False, markup=False, soft_wrap=True)
     if not report.anything:

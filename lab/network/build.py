@@ -59,6 +59,8 @@ HOST_PREFIX = "icelab."
 #: Every process the lab starts, by pid and start time, one JSON line each in the run
 #: directory: what `lab clean` kills after a crash, and nothing else.
 PROCESS_RECORD = "processes.jsonl"
+#: What the record calls the process that built the network.
+OWNER = "owner"
 #: The bridge a `switch` node joins its links with.
 BRIDGE = "br0"
 #: How long a delay line may take to start (a Python process) before the build fails.
@@ -165,6 +167,9 @@ class LabNetwork:
         """Create the namespaces and links, configure every node in parallel, then start
         the delay lines of the wires spliced into impaired links."""
         setLogLevel("error")
+        # First in the record: the process that owns this network. While it lives, the
+        # run is in progress and `lab clean` leaves it alone (lab/cleanup.py).
+        self._record(os.getpid(), OWNER)
         self.net = Mininet(topo=None, controller=None, switch=None, build=False)
         for node in self.topology.nodes.values():
             self._add_host(node.name, f"shell {node.name}")

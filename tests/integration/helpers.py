@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.cleanup import lab_shells
+from lab.cleanup import lab_shells, live_runs
 from lab.run import RUN_ROOT
 
 LAB = [sys.executable, "-m", "lab"]
@@ -37,9 +37,13 @@ KEPT_BEFORE = run_dirs()
 
 
 def leftovers() -> dict[str, Any]:
-    """What a finished run must not leave: namespace shells, their processes, run dirs."""
-    shells = lab_shells()
-    runs = sorted(run_dirs() - KEPT_BEFORE)
+    """What a finished run must not leave: namespace shells, their processes, run dirs.
+
+    Runs still in progress elsewhere on the machine (their owner lives, and is not this
+    test process) are not leftovers: several labs may run at once."""
+    live = live_runs(RUN_ROOT, except_owner=os.getpid())
+    shells = {p: ns for p, ns in lab_shells().items() if ns not in live.namespaces}
+    runs = sorted(run_dirs() - KEPT_BEFORE - {str(d) for d in live.directories})
     turnservers = [
         pid
         for pid in _pids()
