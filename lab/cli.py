@@ -129,6 +129,14 @@ def run(
     reveal_host_addresses: Annotated[
         bool, typer.Option(help="browsers announce real host addresses, not mDNS names")
     ] = False,
+    viewer_command: Annotated[
+        str | None,
+        typer.Option(help="run this program as the viewer (its environment: README)"),
+    ] = None,
+    master_command: Annotated[
+        str | None,
+        typer.Option(help="run this program as the master (its environment: README)"),
+    ] = None,
     keep: Annotated[bool, typer.Option(help="keep the run directory (configs, logs)")] = False,
     log: Annotated[
         str | None, typer.Option(help="kvs: print the lines the KVS C SDK would log")
@@ -166,6 +174,8 @@ def run(
         reveal_host_addresses=reveal_host_addresses,
         capture=capture or pcap is not None,
         pcap_dir=pcap,
+        viewer_command=_command(viewer_command, "--viewer-command"),
+        master_command=_command(master_command, "--master-command"),
     )
     try:
         loaded = load_scenario(scenario)
@@ -190,6 +200,18 @@ def schema(kind: Annotated[str, typer.Argument(help="result, scenario or topolog
 
     try:
         print(json.dumps(load_schema(kind), indent=2))
+    except LabError as exc:
+        raise fail(exc) from None
+
+
+def _command(text: str | None, where: str) -> list[str] | None:
+    """A --viewer/--master-command as argv (bad input: exit 2 naming the option)."""
+    if text is None:
+        return None
+    from lab.peers.command_peer import parse_command
+
+    try:
+        return parse_command(text, where)
     except LabError as exc:
         raise fail(exc) from None
 

@@ -21,7 +21,7 @@ from lab.observations import attribute_turn_refusals, merge_pairs, selected_pair
 from lab.scenario import Scenario
 
 PEER_FIELDS = (
-    "host", "mode", "agent", "software", "host_addresses", "proxy", "candidates",
+    "host", "mode", "agent", "software", "command", "host_addresses", "proxy", "candidates",
     "remote_candidates",
     "unresolved_remote_candidates", "gathering_errors", "skipped_servers", "ice_state",
     "ice_states", "ice_role", "gathering_s", "connected_s", "error", "kvs_sdk",
@@ -32,7 +32,30 @@ def network_conditions(scenario: Scenario) -> dict[str, Any]:
     """The network the result was observed on, so a saved result describes itself: the
     topology and each node's NAT behaviour, firewall and impairments (one object, or a list
     with one entry per impaired interface, as the scenario wrote them)."""
-    return {"topology": scenario.topology.name, "conditions": scenario.resolved_conditions()}
+    return {
+        "topology": scenario.topology.name,
+        "conditions": scenario.resolved_conditions(),
+        **topology_graph(scenario),
+    }
+
+
+def topology_graph(scenario: Scenario) -> dict[str, Any]:
+    """The topology's nodes and links, compact, so a report can draw a saved result's network
+    even when its topology file is gone (`lab report`)."""
+    topology = scenario.topology
+    return {
+        "nodes": {
+            n.name: {"role": n.role, "description": n.description, "addresses": n.addresses}
+            for n in topology.nodes.values()
+        },
+        "links": [
+            {
+                "endpoints": [f"{e.node}:{e.name}" for e in (link.a, link.b)],
+                "addresses": [[str(a) for a in e.addresses] for e in (link.a, link.b)],
+            }
+            for link in topology.links
+        ],
+    }
 
 
 def build_result(
@@ -78,6 +101,12 @@ def build_result(
     if call is not None:
         result["call"] = call
     result["expectations"] = evaluate(scenario.expect, result)
+    if any(p.get("agent") == "command" for p in observations.values()):
+        # A user's program is opaque (no candidates, no pairs): only the outcome, which its
+        # exit status gives, can be judged against the scenario.
+        result["expectations"] = [
+            c for c in result["expectations"] if c["check"].startswith("outcome")
+        ]
     result["expectations_met"] = all(c["met"] for c in result["expectations"])
     errors = schema_errors(result, "result")
     if errors:
@@ -166,6 +195,20 @@ def _render_candidates(role: str, peer: dict[str, Any], console: Console) -> Non
         console.print(f"  gathering error: {error['url']}: {error['reason']}")
     for skipped in peer.get("skipped_servers") or []:
         console.print(f"  skipped: {skipped['url']}: {skipped['reason']}")
+    command = peer.get("command")
+    if command:
+        status = command.get("exit_status")
+        console.print(
+            f"  {role} program: {' '.join(command['argv'])} -> exit {status} after "
+            f"{command.get('duration_s', 0):g} s",
+            highlight=False,
+            markup=False,
+        )
+        for line in command.get("output", [])[-5:]:
+            console.print(f"    | {line}", highlight=False, markup=False)
+        signaling = (command.get("wire") or {}).get("signaling") or []
+        seen = [e.get("action") or e["event"] for e in signaling]
+        console.print(f"  signaling saw: {', '.join(seen) or 'nothing'}", highlight=False)
     proxy = peer.get("proxy")
     if proxy:
         how = "used" if proxy["used"] else f"not used: {proxy.get('reason')}"

@@ -23,6 +23,7 @@ from lab.errors import LabInputError
 from lab.network.build import LabNetwork
 from lab.network.events import CallEventRunner
 from lab.peers.agents import require_agent
+from lab.peers.command_peer import wire_seen
 from lab.peers.launch import peer_config, run_peers
 from lab.peers.timing import PROFILES, for_links
 from lab.preflight import require_impairment_support, require_root, require_tools
@@ -54,6 +55,9 @@ class RunOptions:
     #: Capture every link and trace STUN verdicts (lab/capture); `pcap_dir` keeps the pcaps.
     capture: bool = False
     pcap_dir: Path | None = None
+    #: A user's program as the peer (lab/peers/command_peer.py), as argv.
+    viewer_command: list[str] | None = None
+    master_command: list[str] | None = None
 
 
 @contextmanager
@@ -114,6 +118,9 @@ def peer_agents(scenario: Scenario, options: RunOptions) -> dict[str, str]:
     a missing browser is bad input (exit 2) before anything is built."""
     agents = {}
     for role in ("viewer", "master"):
+        if getattr(options, f"{role}_command"):
+            agents[role] = "command"
+            continue
         override = getattr(options, f"{role}_agent")
         agents[role] = override or scenario.peers[role].agent
         where = f"--{role}" if override else f"{scenario.source}: peers.{role}.agent"
@@ -162,6 +169,9 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
                 )
                 for role in ("viewer", "master")
             }
+            for role, config in configs.items():
+                if agents[role] == "command":
+                    config.extra["command"] = getattr(options, f"{role}_command")
             if capture:
                 capture.ready()
             call_events = (
@@ -179,6 +189,10 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
             "turn": {"software": software, "requests": read_requests(software, turn_log)},
             "dns": {"answers": read_answers(workdir)},  # what each host was told, by name
         }
+        for role, observed in observations.items():
+            if observed.get("agent") == "command" and "command" in observed:
+                turn = server_facts["turn"]["requests"]
+                observed["command"]["wire"] = wire_seen(role, servers.logs.get("signaling"), turn)
         call = (
             call_section(
                 scenario.events, call_events.log, call_events.call_started_at, observations

@@ -24,12 +24,18 @@ AGENTS = {
     "aiortc": "lab.peers.aiortc_peer",
     "chromium": "lab.peers.chromium_peer",
     "kvs-js": "lab.peers.kvs_js_peer",
+    # A user's own program (--viewer-command/--master-command): not named on its own.
+    "command": "lab.peers.command_peer",
 }
 DEFAULT_AGENT = "aiortc"
 
 
 def require_agent(name: str, where: str) -> None:
     """LabInputError naming `where` unless `name` is an agent this machine can run."""
+    if name == "command":
+        raise LabInputError(
+            f"{where}: give the program itself with --viewer-command/--master-command"
+        )
     if name not in AGENTS:
         raise LabInputError(f"{where}: unknown agent '{name}' (known: {', '.join(AGENTS)})")
     if name in ("chromium", "kvs-js"):

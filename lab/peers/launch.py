@@ -112,7 +112,12 @@ def run_peers(
         call_events.start()
     try:
         _wait(processes["viewer"], profile.peer_deadline_s + call_s)
-        _wait(processes["master"], MASTER_GRACE_S)
+        # A user's program as the viewer ends when it likes; the master may still be
+        # driving its pairs to a verdict: give it its check budget to write them.
+        grace = MASTER_GRACE_S
+        if configs["viewer"].agent == "command":
+            grace += profile.as_dict()["check_timeout_s"]
+        _wait(processes["master"], grace)
     finally:
         if call_events is not None:
             call_events.stop()
