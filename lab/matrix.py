@@ -39,8 +39,10 @@ if TYPE_CHECKING:
     from lab.sweep import Options as SweepOptions
 
 CELL_TIMEOUT_S = 600
-#: Reused-network workers per core: cells mostly wait on ICE timers (benchmarks/matrix_time.py).
-REUSED_JOBS_PER_CORE = 3
+#: Reused-network workers per core: a cell mostly waits on ICE timers, but each worker's
+#: start and network builds cost CPU; 2 was as fast as 3 with less CPU, 4 slower
+#: (benchmarks/matrix_time.py -j 4,6,8 on two cores).
+REUSED_JOBS_PER_CORE = 2
 #: Rows whose cells an agent cannot run, with the reason recorded in the cell instead.
 _NO_PROXY = (
     "aiortc cannot use a proxy: aioice opens its UDP sockets and its TURN TCP/TLS "
