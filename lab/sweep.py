@@ -139,16 +139,21 @@ def signaling_leftovers(log_lines: Iterable[str]) -> list[str]:
     return left + ([f"{held} message(s) held for an absent master"] if held else [])
 
 
-def reload_script(ruleset_path: Path | None, after_ruleset: Sequence[str]) -> str:
-    """The shell script that gives a node the next cell's ruleset and no conntrack state:
-    the old tables go (with their dynamic NAT maps), the new ones load in one transaction,
-    then every tracked connection of the previous cell is forgotten."""
-    lines = ["set -e", "nft flush ruleset"]
-    if ruleset_path is not None:
-        lines.append(f"nft -f {ruleset_path}")
-    lines += list(after_ruleset)
-    lines.append("conntrack -F 2>/dev/null || conntrack -F")
-    return "\n".join(lines)
+def cell_ruleset(ruleset: str) -> str:
+    """A node's ruleset for the next cell: the old tables go (with their dynamic NAT maps)
+    and the new ones load in the same transaction, so no packet meets half of either."""
+    return "flush ruleset\n" + ruleset
+
+
+#: Forget every tracked connection (quiet unless it fails).
+FLUSH_CONNTRACK = "conntrack -F 2>/dev/null || conntrack -F"
+
+
+def reload_script(ruleset_path: Path, after_ruleset: Sequence[str], flush: bool = True) -> str:
+    """The shell script that gives a node the next cell's ruleset (`cell_ruleset`) and
+    sysctls, then forgets every tracked connection of the previous cell."""
+    lines = ["set -e", f"nft -f {ruleset_path}", *after_ruleset]
+    return "\n".join([*lines, FLUSH_CONNTRACK] if flush else lines)
 
 
 # -- the worker ---------------------------------------------------------------------------
@@ -321,13 +326,9 @@ class Worker:
             setup = render_node_setup(node, scenario.conditions.get(name), losses.get(name, ()))
             if before.after_ruleset and not setup.after_ruleset:
                 raise PrepareError(f"{name}: no NAT any more, and its sysctls stay changed")
-            path = None
-            if setup.ruleset:
-                path = built.workdir / f"{name}.cell.nft"
-                path.write_text(setup.ruleset)
-            script = reload_script(path, setup.after_ruleset)
-            if not self.flush:
-                script = script.replace("conntrack -F 2>/dev/null || conntrack -F", "true")
+            path = built.workdir / f"{name}.cell.nft"
+            path.write_text(cell_ruleset(setup.ruleset))
+            script = reload_script(path, setup.after_ruleset, self.flush)
             pid = str(built.network.pid_of(name))
             running[name] = subprocess.Popen(
                 ["mnexec", "-a", pid, "sh", "-c", script],

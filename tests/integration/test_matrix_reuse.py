@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from lab.matrix import run_cell, selected_types
-from lab.network.build import PROCESS_RECORD
+from lab.network.build import OWNER, PROCESS_RECORD
 from lab.peers.forked import preload_peer_code
 from lab.processes import is_same_process
 from lab.sweep import Options, Worker
@@ -45,8 +45,10 @@ def conntrack_count(worker: Worker, node: str) -> int:
 
 
 def recorded_pids(workdir: Path) -> list[tuple[int, int]]:
+    """What the network started (not its owner: the worker, here the test itself)."""
     lines = (workdir / PROCESS_RECORD).read_text().splitlines()
-    return [(entry["pid"], entry["start"]) for entry in map(json.loads, lines)]
+    entries = [entry for entry in map(json.loads, lines) if entry["what"] != OWNER]
+    return [(entry["pid"], entry["start"]) for entry in entries]
 
 
 def alive(pids: list[tuple[int, int]]) -> list[int]:

@@ -16,6 +16,7 @@ from lab.sweep import (
     Options,
     ReusedSweep,
     WorkerProcess,
+    cell_ruleset,
     live_turn_sessions,
     not_reusable,
     plan_chunks,
@@ -104,14 +105,15 @@ def test_the_signaling_service_is_idle_once_every_client_left_and_nothing_is_hel
     assert signaling_leftovers(['{"t": 1, "event": "conn']) == []  # a line being written
 
 
-def test_the_reload_flushes_the_old_tables_loads_the_new_and_forgets_connections() -> None:
-    script = reload_script(Path("/run/x/viewer-home.cell.nft"), ["sysctl -q -w a=1"]).splitlines()
-    assert script[0] == "set -e"
-    assert script.index("nft flush ruleset") < script.index("nft -f /run/x/viewer-home.cell.nft")
-    assert script.index("nft -f /run/x/viewer-home.cell.nft") < script.index("sysctl -q -w a=1")
-    assert "conntrack -F" in script[-1]
-    plain = reload_script(None, [])
-    assert "nft -f" not in plain and "conntrack -F" in plain
+def test_the_reload_replaces_the_tables_in_one_transaction_then_forgets_connections() -> None:
+    ruleset = cell_ruleset("table ip icelab_nat {\n}\n").splitlines()
+    assert ruleset[0] == "flush ruleset" and ruleset[1] == "table ip icelab_nat {"
+    assert cell_ruleset("") == "flush ruleset\n"  # a node without rules loses the last cell's
+    script = reload_script(Path("/run/x/viewer-home.cell.nft"), ["sysctl -q -w a=1"])
+    lines = script.splitlines()
+    assert lines[:3] == ["set -e", "nft -f /run/x/viewer-home.cell.nft", "sysctl -q -w a=1"]
+    assert "conntrack -F" in lines[-1]
+    assert "conntrack" not in reload_script(Path("/x.nft"), [], flush=False)
 
 
 class FakeWorker:
