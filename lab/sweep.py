@@ -5,8 +5,9 @@ coturn, the signaling service, the peers, the tear-down. Cells of one matrix who
 topology is the same differ only in their NAT and firewall rulesets, so a worker keeps
 one network and its servers up and, between cells:
 
-- loads each node's ruleset for the new cell (`nft flush ruleset` and the ruleset a
-  fresh build renders, `render_node_setup`), with its conntrack sysctls;
+- loads each node's ruleset for the new cell (`flush ruleset` and the ruleset a fresh
+  build renders, `render_node_setup`, in one `nft -f` transaction), with its conntrack
+  sysctls;
 - flushes conntrack in every namespace (`conntrack -F`): NAT bindings and "established"
   verdicts of the previous cell's flows would otherwise outlive its rulesets;
 - waits until coturn holds no allocation and the signaling service no client or message
