@@ -57,6 +57,9 @@ class Node:
     gateway: ipaddress.IPv4Address | None
     interfaces: list[Interface] = field(default_factory=list)
     description: str = ""
+    #: Further uplinks of a multi-homed host (Wi-Fi and LTE): each has its own routing
+    #: table, used for what leaves from that interface's addresses (source routing).
+    other_gateways: tuple[ipaddress.IPv4Address, ...] = ()
 
     @property
     def forwards(self) -> bool:
@@ -82,6 +85,13 @@ class Node:
             return None
         for interface in self.interfaces:
             if any(self.gateway in a.network for a in interface.addresses):
+                return interface
+        return None
+
+    def interface_towards(self, address: ipaddress.IPv4Address) -> Interface | None:
+        """The interface whose subnet holds `address`."""
+        for interface in self.interfaces:
+            if any(address in a.network for a in interface.addresses):
                 return interface
         return None
 
@@ -117,6 +127,11 @@ class Topology:
                 n.name: {
                     "role": n.role,
                     "gateway": str(n.gateway) if n.gateway else None,
+                    **(
+                        {"other_gateways": [str(g) for g in n.other_gateways]}
+                        if n.other_gateways
+                        else {}
+                    ),
                     "interfaces": {
                         i.name: {"addresses": [str(a) for a in i.addresses], "to": i.peer_node}
                         for i in n.interfaces
@@ -157,6 +172,10 @@ def build_topology(document: dict[str, Any], path: Path) -> Topology:
             role=spec["role"],
             gateway=_address(path, f"nodes.{name}.gateway", spec.get("gateway")),
             description=spec.get("description", ""),
+            other_gateways=tuple(
+                _address(path, f"nodes.{name}.other_gateways[{n}]", value)
+                for n, value in enumerate(spec.get("other_gateways", []))
+            ),
         )
         for name, spec in document["nodes"].items()
     }
@@ -234,3 +253,12 @@ def _check_node(path: Path, node: Node) -> None:
         raise LabInputError(
             f"{path}: nodes.{node.name}.gateway: {node.gateway} is on none of its links"
         )
+    for n, other in enumerate(node.other_gateways):
+        where = f"{path}: nodes.{node.name}.other_gateways[{n}]"
+        if node.gateway is None:
+            raise LabInputError(f"{where}: set `gateway` (the default uplink) first")
+        interface = node.interface_towards(other)
+        if interface is None:
+            raise LabInputError(f"{where}: {other} is on none of its links")
+        if interface == node.uplink():
+            raise LabInputError(f"{where}: {other} is on the default gateway's link")

@@ -113,11 +113,32 @@ def render_node_setup(
         commands.append(f"ip link set {interface.name} up")
     if node.gateway is not None:
         commands.append(f"ip route add default via {node.gateway}")
+    commands += source_routes(node)
     commands.append(_sysctl(sysctls))
     for impairment in conditions.impairments if conditions else ():
         commands += render_impairments(impairment)  # one interface each
     ruleset += render_loss_ruleset(losses)
     return NodeSetup(commands, ruleset, [_sysctl(conntrack)] if conntrack else [])
+
+
+#: The routing table of a multi-homed host's first further uplink (then 101, 102...).
+FIRST_UPLINK_TABLE = 100
+
+
+def source_routes(node: Node) -> list[str]:
+    """A multi-homed host's further uplinks (pure): what leaves from an interface's
+    address takes that interface's gateway, as a phone on Wi-Fi and LTE routes each
+    network's traffic out of its own radio; everything else takes the default route."""
+    commands = []
+    for n, gateway in enumerate(node.other_gateways):
+        table = FIRST_UPLINK_TABLE + n
+        interface = node.interface_towards(gateway)
+        assert interface is not None  # checked when the topology was loaded
+        for address in interface.addresses:
+            commands.append(f"ip route add {address.network} dev {interface.name} table {table}")
+            commands.append(f"ip rule add from {address.ip} table {table}")
+        commands.append(f"ip route add default via {gateway} table {table}")
+    return commands
 
 
 def _sysctl(values: dict[str, str]) -> str:
