@@ -1,6 +1,7 @@
 """Fast sweeps on real networks (root): a reused worker's cells give what fresh `lab run`s
-give, the conntrack flush is what clears the previous cell's state, and nothing outlives
-a worker (torn down at the end, or on SIGTERM mid-cell)."""
+give, the conntrack flush is what clears the previous cell's state, nothing outlives a
+worker (torn down at the end, or on SIGTERM mid-cell), and `--fresh` still runs each
+cell as its own `lab run`."""
 
 from __future__ import annotations
 
@@ -133,3 +134,17 @@ def test_a_worker_tears_everything_down_on_sigterm_mid_cell(tmp_path: Path) -> N
             os.kill(worker.pid, signal.SIGKILL)
     assert alive(pids) == []
     assert not workdir.exists()
+
+
+def test_fresh_runs_each_cell_as_its_own_lab_run(tmp_path: Path) -> None:
+    path = tmp_path / "matrix.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "lab", "matrix", "--nat", "open", "--fresh", "--json", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (cell,) = json.loads(path.read_text())["cells"]
+    assert "reused" not in cell and cell["result"]["outcome"] == "connected"
+    assert selected_types(cell) == ("host", "host")
+    # A fresh run's phases: the network and servers were built for this cell alone.
+    assert cell["result"]["timings"]["phases"]["servers_s"] > 0
