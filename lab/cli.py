@@ -115,6 +115,9 @@ def validate(
 def run(
     scenario: Annotated[str, typer.Argument(help="scenario name or path")],
     json_path: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="write the HTML report here (lab report)")
+    ] = None,
     timing: Annotated[Timing | None, typer.Option(help="fast (default) or kvs timeouts")] = None,
     mode: Annotated[Mode | None, typer.Option(help="NAT traversal mode for both peers")] = None,
     viewer_mode: Annotated[Mode | None, typer.Option(help="the viewer's mode")] = None,
@@ -187,6 +190,13 @@ def run(
         raise typer.Exit(130) from None
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if html_path is not None:
+        from lab.html.commands import write_html
+
+        try:
+            write_html(result, Path(scenario), html_path)
+        except LabError as exc:
+            raise fail(exc) from None
     if not quiet:
         render(result, console, kvs_log=log == "kvs", server_log=show_server_log, pair_list=pairs)
     if not result["expectations_met"]:
@@ -246,8 +256,9 @@ def _register_extensions() -> None:
     from lab import compare, hands_on, matrix, probe
     from lab.capture import commands as capture
     from lab.diagnose import command as diagnose
+    from lab.html import commands as html_reports
 
-    for module in (hands_on, probe, matrix, compare, diagnose, capture):
+    for module in (hands_on, probe, matrix, compare, diagnose, capture, html_reports):
         module.register(app)
 
 
