@@ -37,7 +37,8 @@ class Call:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """One change: `kind` is link-down, link-loss, nat-flush or turn-restart."""
+    """One change: `kind` is link-down, link-loss, nat-flush, turn-restart or
+    uplink-switch (the host's default uplink goes away; `interface` is the one left)."""
 
     at_s: float
     kind: str
@@ -59,6 +60,8 @@ class CallEvent:
             return f"{self.target} down for {self.duration_s:g} s"
         if self.kind == "link-loss":
             return f"{self.target} loses {self.loss_percent:g} % for {self.duration_s:g} s"
+        if self.kind == "uplink-switch":
+            return f"{self.node} loses its default uplink and moves to {self.interface}"
         if self.kind == "turn-restart":
             return "the TURN server restarts (its allocations are lost)"
         return f"{self.node} forgets its NAT mappings"
@@ -117,6 +120,21 @@ def _event(
     spec: dict[str, Any], checker: Checker, where: str, nat_nodes: set[str], turn_host: str | None
 ) -> CallEvent:
     at_s = float(spec["at_s"])
+    if "switch_uplink" in spec:
+        _only(spec, {"at_s", "host", "switch_uplink"}, checker, where)
+        if "host" not in spec:
+            raise checker.fail(f"{where}.host", "name the host that changes networks")
+        node = checker.node(f"{where}.host", spec["host"])
+        moves_to = [
+            i.name for g in node.other_gateways if (i := node.interface_towards(g)) is not None
+        ]
+        if spec["switch_uplink"] not in moves_to:
+            raise checker.fail(
+                f"{where}.switch_uplink",
+                f"'{spec['switch_uplink']}' is none of {node.name}'s further uplinks "
+                f"({', '.join(moves_to) or 'it has none: topology other_gateways'})",
+            )
+        return CallEvent(at_s, "uplink-switch", node.name, spec["switch_uplink"])
     if "server" in spec:
         _only(spec, {"at_s", "server", "restart"}, checker, where)
         if not spec.get("restart"):

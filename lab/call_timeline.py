@@ -130,6 +130,18 @@ def _peer_timeline(observation: dict[str, Any], zero: float) -> list[dict[str, A
     return sorted(entries, key=lambda e: e["t_s"])
 
 
+def selected_around_events(section: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The viewer's selected pair just before the first event, and at the call's end."""
+    events = [e["began_s"] for e in section.get("events") or [] if e.get("began_s") is not None]
+    pairs = [e for e in (section.get("peers") or {}).get("viewer", []) if "selected_pair" in e]
+    if not events or not pairs:
+        return None, None
+    first = min(events)
+    before = [e["selected_pair"] for e in pairs if e["t_s"] < first]
+    later = [e["selected_pair"] for e in pairs if e["t_s"] >= first]
+    return (before[-1] if before else None), (later[-1] if later else None)
+
+
 def recovery_checks(expect: dict[str, Any], section: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The scenario's expectations about recovery, judged against the call section."""
     if section is None:
@@ -157,6 +169,19 @@ def recovery_checks(expect: dict[str, Any], section: dict[str, Any] | None) -> l
                 else "no ICE restart during the call",
                 "met": happened == expect["ice_restart"],
                 "observed": restarts,
+            }
+        )
+    if "selected_pair_changes_to" in expect:
+        wanted = expect["selected_pair_changes_to"]
+        before, after = selected_around_events(section)
+        local_type = after.split(" ", 1)[0] if after else None
+        checks.append(
+            {
+                "check": f"the viewer's selected pair moves to another one ({wanted})",
+                "met": after is not None
+                and after != before
+                and (wanted == "any" or local_type == wanted),
+                "observed": {"before": before, "after": after},
             }
         )
     if "call_breaks" in expect:

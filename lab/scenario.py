@@ -300,7 +300,7 @@ def _call_expectations(
     expect: dict[str, Any], events: tuple[CallEvent, ...], checker: _Checker
 ) -> None:
     """Recovery can only be expected of a call with events."""
-    for key in ("recovers_within_s", "call_breaks", "ice_restart"):
+    for key in ("recovers_within_s", "call_breaks", "ice_restart", "selected_pair_changes_to"):
         if key in expect and not events:
             raise checker.fail(f"expect.{key}", "needs `events` (and `call`) to judge recovery")
 

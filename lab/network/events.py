@@ -18,6 +18,7 @@ from typing import Any
 
 from lab.call_events import CallEvent
 from lab.network.build import LabNetwork
+from lab.topology import Node
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,22 @@ def render_event_ruleset(event: CallEvent, index: int) -> str:
     }}
 }}
 """
+
+
+def uplink_switch_commands(node: Node, event: CallEvent) -> list[str]:
+    """The host's default uplink goes away (its interface down: its routes go with it,
+    as when a phone leaves Wi-Fi) and the default route moves to the uplink left (pure)."""
+    old = node.uplink()
+    assert old is not None and event.interface is not None
+    gateway = next(
+        g
+        for g in node.other_gateways
+        if (i := node.interface_towards(g)) and i.name == event.interface
+    )
+    return [
+        f"ip link set {old.name} down",
+        f"ip route replace default via {gateway} dev {event.interface}",
+    ]
 
 
 class CallEventRunner:
@@ -111,6 +128,13 @@ class CallEventRunner:
         event = self.events[index]
         if event.kind == "turn-restart":
             self._restart_turn(index)
+            return
+        if event.kind == "uplink-switch":
+            script = "; ".join(
+                uplink_switch_commands(self.network.topology.node(event.node), event)
+            )
+            done = self.network.run(event.node, ["sh", "-ec", script])
+            self._note(index, "began", done.returncode, done.stderr)
             return
         if event.kind == "nat-flush":
             done = self.network.run(event.node, ["conntrack", "-F"])

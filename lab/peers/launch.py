@@ -107,7 +107,9 @@ def run_peers(
         processes[role] = start_peer(network, config, path, workdir / f"{role}.log")
     call = configs["viewer"].call
     # A call adds its duration, and a check budget for the goodbye after it.
-    call_s = call["duration_s"] + profile.as_dict()["check_timeout_s"] if call else 0.0
+    # (and a check budget for the goodbye, and another for closing through a dead path:
+    # an agent deleting its TURN allocations waits for each to time out).
+    call_s = call["duration_s"] + 2 * profile.as_dict()["check_timeout_s"] + 3 if call else 0.0
     if call_events is not None:
         call_events.start()
     try:

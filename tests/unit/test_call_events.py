@@ -19,7 +19,7 @@ from lab.call_timeline import (
     recovery_checks,
 )
 from lab.errors import LabInputError
-from lab.network.events import render_event_ruleset
+from lab.network.events import render_event_ruleset, uplink_switch_commands
 from lab.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,6 +207,43 @@ def test_ice_restarts_are_counted_per_peer_and_expected() -> None:
     assert section["ice_restarts"] == {"viewer": None, "master": 0}
     assert [c["met"] for c in recovery_checks({"ice_restart": True}, section)] == [False]
     assert any("viewer cannot" in line for line in call_lines(section))
+
+
+def test_an_uplink_switch_takes_the_default_uplink_down_and_routes_through_the_other() -> None:
+    scenario = load_scenario("call-uplink-switch")
+    (event,) = scenario.events
+    assert (event.kind, event.node, event.interface) == ("uplink-switch", "viewer", "eth1")
+    viewer = scenario.topology.node("viewer")
+    assert uplink_switch_commands(viewer, event) == [
+        "ip link set eth0 down",
+        "ip route replace default via 100.64.0.1 dev eth1",
+    ]
+
+
+def test_an_uplink_switch_needs_a_further_uplink(tmp_path: Path) -> None:
+    document = call_document(events=[{"at_s": 1, "host": "viewer", "switch_uplink": "eth1"}])
+    with pytest.raises(LabInputError, match=r"events\[0\].switch_uplink: .*it has none"):
+        load(tmp_path, document)  # two-homes: the viewer has one uplink
+
+
+def test_the_selected_pair_moving_is_judged_from_the_viewers_timeline() -> None:
+    section = {
+        "started": True,
+        "events": [{"began_s": 2.0}],
+        "peers": {
+            "viewer": [
+                {"t_s": 0.0, "selected_pair": "srflx 198.51.100.2:1 -> srflx 198.51.100.18:2"},
+                {"t_s": 8.0, "selected_pair": "srflx 198.51.100.34:3 -> srflx 198.51.100.18:4"},
+            ]
+        },
+    }
+    met = [c["met"] for c in recovery_checks({"selected_pair_changes_to": "srflx"}, section)]
+    assert met == [True]
+    met = [c["met"] for c in recovery_checks({"selected_pair_changes_to": "relay"}, section)]
+    assert met == [False]
+    section["peers"]["viewer"].pop()  # still the pair from before the event
+    met = [c["met"] for c in recovery_checks({"selected_pair_changes_to": "any"}, section)]
+    assert met == [False]
 
 
 def test_a_call_that_never_started_breaks() -> None:
