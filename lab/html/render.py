@@ -258,10 +258,47 @@ def timeline(result: dict[str, Any]) -> dict[str, Any]:
         )
     timed = sorted((e for e in events if e["t"] is not None), key=lambda e: e["t"])
     untimed = [e for e in events if e["t"] is None]
-    end = max([e["t"] for e in timed] + [0.001])
-    for event in timed:
+    end = _place_on(timed)
+    checks = wire_checks(result)
+    return {
+        "events": timed + untimed,
+        "timed": timed,
+        "end": end,
+        "checks": checks,
+        "checks_end": _place_on(checks),
+    }
+
+
+def _place_on(events: list[dict[str, Any]]) -> float:
+    """Give each event its x (percent of the clock's span); the span's end."""
+    end = max([e["t"] for e in events] + [0.001])
+    for event in events:
         event["x"] = round(100 * event["t"] / end, 2)
-    return {"events": timed + untimed, "timed": timed, "end": end}
+    return end
+
+
+def wire_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each connectivity check the capture saw (--capture), on the capture's clock: when it
+    first crossed a link, for which pair, and how it ended (answered, dropped where)."""
+    checks = []
+    for pair in result.get("pairs") or []:
+        for check in (pair.get("trail") or {}).get("checks") or []:
+            hops = check.get("hops") or []
+            if not hops or hops[0].get("t") is None:
+                continue
+            ended = check.get("ended") or {}
+            how = str(ended.get("kind") or "?")
+            if ended.get("node"):
+                how += f" at {ended['node']} ({ended.get('rule')})"
+            checks.append(
+                {
+                    "t": hops[0]["t"],
+                    "lane": pair.get("agent"),
+                    "kind": "answered" if how == "answered" else "lost",
+                    "what": f"{describe(pair['local'])} -> {describe(pair['remote'])}: {how}",
+                }
+            )
+    return sorted(checks, key=lambda c: c["t"])
 
 
 def classify(selected: dict[str, Any] | None, outcome: str | None) -> str:

@@ -28,6 +28,7 @@ RESULT_QUERIES = {
     "pairs": "document.querySelectorAll('td.pair[data-index]').length",
     "selected": "document.querySelectorAll('td.pair.selected').length",
     "timeline": "document.querySelectorAll('.timeline-svg circle').length",
+    "checks": "document.querySelectorAll('.checks-svg rect').length",
     "explained": "document.querySelector('section.explain').innerText",
     # a click on a failed pair shows its detail, with the hop that dropped it
     "detail": """(() => {
@@ -59,6 +60,7 @@ def _check_result_page(page: Path, shot: Path) -> dict[str, Any]:
     assert answers["boxes"] >= 5 and answers["grids"] == 2 and answers["pairs"] > 4
     assert answers["selected"] == 2  # one selected pair per agent
     assert answers["timeline"] >= 4
+    assert answers["checks"] >= answers["pairs"] // 2  # --capture: each check on the wire
     assert "dropped at:" in answers["detail"]
     return answers
 

@@ -125,6 +125,14 @@ def test_the_timeline_orders_the_run(result):
     assert any(e["kind"] == "gathering" and "stun:203.0.113.10:3478" in e["what"] for e in events)
 
 
+def test_captured_checks_get_a_lane_of_their_own(result):
+    checks = timeline(result)["checks"]
+    # the fixture keeps the trail of one check per host -> srflx pair, both dropped
+    assert sorted(c["lane"] for c in checks) == ["master", "viewer"]
+    assert all("dropped at" in c["what"] and "filter" in c["what"] for c in checks)
+    assert "Each check on the wire" in render_document(result)
+
+
 def test_an_ongoing_call_has_its_events_and_timelines(result):
     call = copy.deepcopy(result)
     call["call"] = {
