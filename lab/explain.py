@@ -179,6 +179,8 @@ def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str
     kind = candidate.get("type")
     outer = nats[-1] if nats else None
     if kind == "host":
+        if not candidate.get("address"):
+            return f"an address of {host} that its browser reports without the address itself."
         if str(candidate.get("address", "")).endswith(".local"):
             return (
                 f"{host}'s own address, hidden behind an mDNS name as browsers do; the other "
@@ -464,7 +466,11 @@ def _selected_line(
     if pair and succeeded and pair.get("priority") is not None:
         higher = [p for p in succeeded if (p.get("priority") or 0) > pair["priority"]]
         reasons.append(
-            f"its priority was the highest of the {len(succeeded)} pairs that succeeded"
+            (
+                "it was the only pair that succeeded"
+                if len(succeeded) == 1
+                else f"its priority was the highest of the {len(succeeded)} pairs that succeeded"
+            )
             if not higher
             else f"{len(higher)} succeeded pair(s) had a higher priority, but this one was "
             "nominated first"

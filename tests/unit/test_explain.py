@@ -155,3 +155,18 @@ def test_firewall_summary_lists_what_it_allows():
     assert firewall_summary(firewall) == (
         "tcp-web-only: outbound deny by default, allows tcp 80,443; inbound allow by default"
     )
+
+
+def test_a_browsers_hidden_host_and_a_lone_winner(symmetric):
+    browser = copy.deepcopy(symmetric)
+    browser["peers"]["viewer"]["candidates"][0]["address"] = ""
+    winner = browser["selected"]["viewer"]
+    for pair in browser["pairs"]:
+        chosen = pair["local"] == winner["local"] and pair["remote"] == winner["remote"]
+        if pair["agent"] == "viewer" and not chosen:
+            pair["state"] = "failed"
+    candidates = _section(browser, "Why each candidate exists")
+    assert any("reports without the address itself" in x for x in candidates)
+    assert (
+        "it was the only pair that succeeded" in _section(browser, "Why the selected pair won")[0]
+    )
