@@ -165,6 +165,9 @@ def run(
 
     if log not in (None, "kvs"):
         raise fail(LabInputError(f"--log: unknown log style '{log}' (known: kvs)"))
+    if html_path is not None and not html_path.parent.is_dir():
+        # Said before the run, not after it: the report would have nowhere to go.
+        raise fail(LabInputError(f"--html {html_path}: there is no directory {html_path.parent}"))
     options = RunOptions(
         timing=timing.value if timing else None,
         servers=servers.value if servers else None,
