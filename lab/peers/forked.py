@@ -72,6 +72,7 @@ def _zygote_main(requests: int, replies: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lab handles Ctrl-C and tears down
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the lab's handler, if inherited
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # peers are reaped by the kernel
+        import lab.network.resolver  # noqa: F401  (and jsonschema: every peer enters its resolver)
         import lab.peers.aiortc_peer  # noqa: F401  (pre-loads aiortc for every fork)
         from lab.peers.agents import run_peer
 
