@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,12 +60,18 @@ def resolver_addresses(
     return chosen
 
 
-def render_resolv_conf(nameserver: str) -> str:
-    """A resolv.conf with one server; short timeouts, as the lab's links are fast (a name
-    with no server answering fails in about 2 s rather than 10)."""
+def resolver_timeout_s(added_rtt_ms: float) -> int:
+    """Seconds a query waits for its answer: 1 on the lab's fast links (a name with no
+    server answering fails in about 2 s rather than 10), more where the scenario's delays
+    make a round trip longer (glibc allows at most 30)."""
+    return min(30, 1 + math.ceil(added_rtt_ms / 1000))
+
+
+def render_resolv_conf(nameserver: str, timeout_s: int = 1) -> str:
+    """A resolv.conf with one server and the run's timeout."""
     return (
         "# ice-lab: this host's resolver, one run only\n"
-        f"nameserver {nameserver}\noptions timeout:1 attempts:2\n"
+        f"nameserver {nameserver}\noptions timeout:{timeout_s} attempts:2\n"
     )
 
 
@@ -72,13 +79,15 @@ def render_hosts(node: str) -> str:
     return f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{node}\n"
 
 
-def write_node_files(workdir: Path, resolvers: dict[str, str]) -> dict[str, Path]:
+def write_node_files(
+    workdir: Path, resolvers: dict[str, str], timeout_s: int = 1
+) -> dict[str, Path]:
     """Write each node's files under `workdir/resolv/<node>/`; node -> that directory."""
     directories = {}
     for node, nameserver in resolvers.items():
         directory = workdir / DIRECTORY / node
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "resolv.conf").write_text(render_resolv_conf(nameserver))
+        (directory / "resolv.conf").write_text(render_resolv_conf(nameserver, timeout_s))
         (directory / "hosts").write_text(render_hosts(node))
         (directory / "nsswitch.conf").write_text(NSSWITCH)
         directories[node] = directory

@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabInputError, LabRunError
-from lab.network.resolver import command_prefix, resolver_addresses, write_node_files
+from lab.network.resolver import (
+    command_prefix,
+    resolver_addresses,
+    resolver_timeout_s,
+    write_node_files,
+)
 
 DEFAULT_REGION = "us-west-2"
 DNS_PORT = 53
@@ -298,6 +303,7 @@ def start_run_dns(network: Any, scenario: Any, workdir: Path) -> Callable[[float
     """Give every node of the run its resolver (before any process starts in it), then
     start the DNS servers; returns their wait."""
     servers, resolvers = plan_dns(scenario, workdir)
-    for node, directory in write_node_files(workdir, resolvers).items():
+    timeout_s = resolver_timeout_s(scenario.added_rtt_ms)  # a far DNS server still answers
+    for node, directory in write_node_files(workdir, resolvers, timeout_s).items():
         network.command_prefixes[node] = command_prefix(directory)
     return start_dns(network, servers, workdir)

@@ -214,3 +214,12 @@ def test_lab_up_suggests_resolving_the_service_by_name() -> None:
         "servers": {"signaling": {"service_url": f"https://{NAMES.control_plane}"}},
     }
     assert f"  sudo lab exec viewer -- getent hosts {NAMES.control_plane}" in next_steps(state)
+
+
+def test_a_resolver_waits_longer_where_the_scenarios_delays_make_round_trips_long() -> None:
+    from lab.network.resolver import render_resolv_conf, resolver_timeout_s
+
+    assert resolver_timeout_s(0) == 1
+    assert resolver_timeout_s(5000) == 6  # long-round-trip-kvs: a 5 s round trip
+    assert resolver_timeout_s(100_000) == 30  # glibc's most
+    assert "options timeout:6 attempts:2" in render_resolv_conf("10.0.0.1", 6)
