@@ -32,6 +32,7 @@ from lab.peers.signaling_client import SignalingClient, SignalingMessage
 log = logging.getLogger("lab.peer")
 PING = "ice-lab ping"
 DONE = "ice-lab done"  # "I have finished checking my pairs; you may close"
+GOODBYE_AFTER_CALL_S = 0.5  # plus finish_checks' own 0.5 s
 
 
 def server_plan(config: PeerConfig) -> ServerPlan:
@@ -195,8 +196,9 @@ class Peer:
             return True
 
         await self.call.run(send, self.selected_pair_text, sends)
-        # A fresh budget for the goodbye: the pairs were all audited before the call.
-        self.check_deadline = time.monotonic() + self.timing["check_timeout_s"]
+        # A short budget for the goodbye: the pairs were all audited before the call, and
+        # on a call the network broke the other peer's DONE may never come.
+        self.check_deadline = time.monotonic() + GOODBYE_AFTER_CALL_S
 
     def selected_pair_text(self) -> str | None:
         """The nominated pair as `local-type -> remote-type address:port`, or None."""
