@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +17,24 @@ from .helpers import lab, leftovers, run_scenario
 pytestmark = pytest.mark.root
 
 
+#: Runs at once: most of a run is waiting (timeouts, calls, delayed links), and the
+#: scenarios' expectations hold under the load of two others (`lab compare -j 2` too).
+PARALLEL_RUNS = 3
+
+
+@pytest.fixture(scope="module")
+def library_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every bundled scenario's (status, result, output), run PARALLEL_RUNS at once."""
+    directory = tmp_path_factory.mktemp("library")
+    names = [path.stem for path in bundled_scenarios()]
+    with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
+        runs = pool.map(lambda name: run_scenario(directory, name), names)
+        return dict(zip(names, runs, strict=True))
+
+
 @pytest.mark.parametrize("path", bundled_scenarios(), ids=lambda p: p.stem)
-def test_bundled_scenario_meets_its_expectations(tmp_path: Path, path: Path) -> None:
-    status, result, output = run_scenario(tmp_path, path.stem)
+def test_bundled_scenario_meets_its_expectations(library_runs: dict[str, Any], path: Path) -> None:
+    status, result, output = library_runs[path.stem]
     unmet = [c for c in result.get("expectations", []) if not c["met"]]
     assert status == 0 and result["expectations_met"], f"{unmet}\n{output}"
     # aiortc drives every pair to a final state; a browser stops checking once it has
