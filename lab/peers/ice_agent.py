@@ -145,6 +145,7 @@ class LabConnection(Connection):
         self.audited: dict[int, str] = {}
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.expired: set[int] = set()  # pairs still unanswered when the check budget ran out
+        self.audit_over = False  # the check budget has run out: every pair has its verdict
         self.nomination_wait_s = nomination_wait_s
         self._nomination_task: asyncio.Task[None] | None = None
         self._nomination_timer: asyncio.TimerHandle | None = None
@@ -419,6 +420,9 @@ class LabConnection(Connection):
             return self.audited[id(pair)]
         if pair.state in (CandidatePair.State.SUCCEEDED, CandidatePair.State.FAILED):
             return pair.state.name.lower()
+        if self.audit_over:  # born after the audit (a late check): no verdict in the budget
+            self.expired.add(id(pair))
+            return "failed"
         return None
 
     async def close(self) -> None:
@@ -453,6 +457,7 @@ class LabConnection(Connection):
             if self.final_state(pair) is None:
                 self.audited[id(pair)] = "failed"
                 self.expired.add(id(pair))
+        self.audit_over = True
 
     async def _audit_all(self, pacing_s: float) -> None:
         tasks = []
