@@ -387,9 +387,9 @@ def _last_line(text: str) -> str | None:
 def run_cell(scenario: str, combo: Combo, extra: list[str]) -> dict[str, Any]:
     """One `lab run` with this combination's agents, summarized as a cell. A run that
     overstays is sent SIGTERM, which the run turns into a full teardown."""
-    import signal
-    import subprocess
     import tempfile
+
+    from lab.bounded_run import run_bounded
 
     with tempfile.TemporaryDirectory(prefix="ice-lab-compare-") as directory:
         result_path = Path(directory) / "result.json"
@@ -397,22 +397,10 @@ def run_cell(scenario: str, combo: Combo, extra: list[str]) -> dict[str, Any]:
             sys.executable, "-m", "lab", "run", scenario, "--json", str(result_path), "--quiet",
             "--viewer", combo.viewer, "--master", combo.master, *extra,
         ]  # fmt: skip
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
-            _, stderr = process.communicate(timeout=CELL_TIMEOUT_S)
-            error = _last_line(stderr)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-            error = f"timed out after {CELL_TIMEOUT_S} s"
+        done = run_bounded(command, CELL_TIMEOUT_S)
+        error = f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
         result = json.loads(result_path.read_text()) if result_path.exists() else None
-        return summarize(result, error, process.returncode)
+        return summarize(result, error, done.returncode)
 
 
 def run_all(

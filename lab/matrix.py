@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -83,18 +81,10 @@ def _run(command: list[str]) -> str:
     """Run one `lab run`; returns the last line it printed on stderr (its error, if it left
     no result). One that overstays gets SIGTERM, which it turns into a full teardown (a
     SIGKILL would leave its namespaces to `lab clean`)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, stderr = process.communicate(timeout=CELL_TIMEOUT_S)
-        return _last_line(stderr)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-        return f"timed out after {CELL_TIMEOUT_S} s"
+    from lab.bounded_run import run_bounded
+
+    done = run_bounded(command, CELL_TIMEOUT_S)
+    return f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
 
 
 def run_cell(viewer: str, master: str, extra: list[str]) -> dict[str, Any]:
