@@ -1,5 +1,5 @@
 """`python -m lab` is the `lab` command."""
 
-from lab.cli import app
+from lab.cli import main
 
-app(prog_name="lab")
+main()

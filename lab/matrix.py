@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
 from lab.errors import LabInputError
 from lab.libwebrtc_matrix import CONFIGS, Expectation, expectation
-from lab.matrix_cells import GROUPS, ROWS, cell_documents
+from lab.matrix_cells import GROUPS, ROWS, write_cell_documents
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -91,12 +90,10 @@ def run_cell(viewer: str, master: str, extra: list[str]) -> dict[str, Any]:
     """Run one cell as its own `lab run`; returns the matrix entry with the result."""
     with tempfile.TemporaryDirectory(prefix="ice-lab-matrix-") as directory:
         folder = Path(directory)
-        topology, scenario = cell_documents(viewer, master)
-        (folder / "topology.yaml").write_text(yaml.safe_dump(topology, sort_keys=False))
-        (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+        scenario_path = write_cell_documents(viewer, master, folder)
         result_path = folder / "result.json"
         error = _run(
-            [sys.executable, "-m", "lab", "run", str(folder / "scenario.yaml"),
+            [sys.executable, "-m", "lab", "run", str(scenario_path),
              "--json", str(result_path), "--quiet", *extra]
         )  # fmt: skip
         result = json.loads(result_path.read_text()) if result_path.exists() else None
@@ -336,11 +333,16 @@ def _cell_text(entry: Mapping[str, Any]) -> Text:
 
 
 def render_grid(
-    cells: list[Mapping[str, Any]], presets: list[str], agents: Mapping[str, str] | None = None
+    cells: list[Mapping[str, Any]],
+    presets: list[str],
+    agents: Mapping[str, str] | None = None,
+    absent: str = "missing",
 ) -> Table:
     """Rows: the viewer's network; columns: the master's. Each cell: the viewer's selected
-    pair, and below it libwebrtc's (`=` agrees on direct versus relay, `x` differs)."""
+    pair, and below it libwebrtc's (`=` agrees on direct versus relay, `x` differs); a
+    combination without a cell (another shard's, or one a partial merge lacks): `absent`."""
     from rich.table import Table
+    from rich.text import Text
 
     title = "Matrix: the viewer's selected pair (local-remote), libwebrtc's below"
     if agents:
@@ -354,7 +356,10 @@ def render_grid(
         table.add_column(master.replace("-", "-\n", 1), justify="center")
     by_combo = {(c["viewer"], c["master"]): c for c in cells}
     for viewer in presets:
-        table.add_row(viewer, *(_cell_text(by_combo[(viewer, master)]) for master in presets))
+        line = [by_combo.get((viewer, master)) for master in presets]
+        table.add_row(
+            viewer, *(Text(absent, style="dim") if c is None else _cell_text(c) for c in line)
+        )
     return table
 
 
@@ -413,12 +418,24 @@ def default_jobs(agents: Mapping[str, str], fresh: bool = True) -> int:
     return cores * REUSED_JOBS_PER_CORE if not fresh else cores + 1
 
 
+def matrix_options(servers: str | None, timing: str | None, fresh: bool) -> dict[str, Any]:
+    """What applies to every cell besides the agents: recorded, so that `lab merge` can
+    tell shards of one matrix from shards of another run alike."""
+    return {"servers": servers, "timing": timing, "fresh": fresh}
+
+
 def matrix_document(
-    agents: Mapping[str, str], presets: list[str], cells: list[dict[str, Any]], wall_s: float
+    agents: Mapping[str, str],
+    presets: list[str],
+    cells: list[dict[str, Any]],
+    wall_s: float,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The --json document: agents, rows (with libwebrtc's name for each), every cell."""
+    """The --json document: agents, options, rows (with libwebrtc's name for each), every
+    cell."""
     return {
         "agents": dict(agents),
+        "options": dict(options or matrix_options(None, None, False)),
         "presets": [
             {"name": p, "libwebrtc": CONFIGS.get(p), "what": ROWS[p].what} for p in presets
         ],
@@ -426,6 +443,22 @@ def matrix_document(
         "wall_s": wall_s,
         "cells": cells,
     }
+
+
+def print_matrix(document: Mapping[str, Any], absent: str = "missing") -> None:
+    """The grid, the agreement, every difference and the time, on stdout: what `lab matrix`
+    prints after its cells ran, and `lab merge` after joining shards."""
+    from rich.console import Console
+
+    presets = [p["name"] for p in document["presets"]]
+    cells = document["cells"]
+    console = Console(highlight=False)
+    console.width = max(console.width, 30 + 24 * len(presets))  # cells are not truncated
+    console.print(render_grid(cells, presets, document["agents"], absent))
+    console.print(agreement_line(cells), markup=False, soft_wrap=True)
+    for line in difference_lines(cells):
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"{len(cells)} cells in {document['wall_s']} s", markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -458,6 +491,13 @@ def register(app: typer.Typer) -> None:
                 "slower, nothing shared between cells",
             ),
         ] = False,
+        shard: Annotated[
+            str | None,
+            typer.Option(
+                help="I/N: run only slice I of N, 0-based (0/4 to 3/4: Kubernetes' "
+                "JOB_COMPLETION_INDEX as it is); `lab merge` joins the slices' --json files",
+            ),
+        ] = None,
     ) -> None:
         """Run every viewer x master network combination; show each selected pair beside
         libwebrtc's."""
@@ -466,6 +506,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from lab.errors import LabError
+        from lab.matrix_shards import parse_shard, shard_cells, shard_summary
         from lab.preflight import require_root
         from lab.progress import Sweep
         from lab.run import Terminated, sigterm_raises
@@ -474,6 +515,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             presets = parse_rows(nat)
+            slice_ = None if shard is None else parse_shard(shard)
             agents = cell_agents(viewer, master)
             require_root()
         except LabError as exc:
@@ -485,11 +527,15 @@ def register(app: typer.Typer) -> None:
             *(["--master", master] if master else []),
         ]
         combos = [(v, m) for v in presets for m in presets]
+        if slice_ is not None:
+            combos = shard_cells(combos, slice_)
         started = time.monotonic()
         workers = jobs or default_jobs(agents, fresh)
         try:
             with sigterm_raises(), Sweep("matrix", len(combos)) as sweep:
-                if fresh:
+                if not combos:
+                    cells = []  # more shards than cells: this one has none
+                elif fresh:
                     cells = run_cells(combos, extra, workers, agents, sweep)
                 else:
                     options = SweepOptions(servers, timing, viewer, master)
@@ -498,13 +544,13 @@ def register(app: typer.Typer) -> None:
             Console(stderr=True).print("interrupted: cells in progress tore their networks down")
             raise typer.Exit(130) from None
         wall_s = round(time.monotonic() - started, 1)
-        console = Console(highlight=False)
-        console.width = max(console.width, 30 + 24 * len(presets))  # cells are not truncated
-        console.print(render_grid(cells, presets, agents))
-        console.print(agreement_line(cells), markup=False, soft_wrap=True)
-        for line in difference_lines(cells):
-            console.print(line, markup=False, soft_wrap=True)
-        console.print(f"{len(cells)} cells in {wall_s} s", markup=False)
+        options = matrix_options(servers, timing, fresh)
+        document = matrix_document(agents, presets, cells, wall_s, options)
+        if slice_ is not None:
+            document["shard"] = slice_.record()
+        print_matrix(document, absent="missing" if slice_ is None else "other shard")
+        if slice_ is not None:
+            summary = shard_summary(slice_, len(cells), len(presets) ** 2)
+            Console(highlight=False).print(summary, markup=False)
         if json_path is not None:
-            document = matrix_document(agents, presets, cells, wall_s)
             json_path.write_text(json.dumps(document, indent=2) + "\n")

@@ -11,7 +11,10 @@ what they are. Rendering is pure, so the documents are unit-tested without root.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 @dataclass(frozen=True)
@@ -179,3 +182,13 @@ def cell_documents(viewer: str, master: str) -> tuple[dict[str, Any], dict[str, 
         "expect": {"outcome": "connected"},
     }
     return topology, scenario
+
+
+def write_cell_documents(viewer: str, master: str, folder: Path) -> Path:
+    """Write the cell's topology and scenario into `folder` (libyaml's dumper where PyYAML
+    has it: a matrix writes two documents per cell); returns the scenario's path."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    topology, scenario = cell_documents(viewer, master)
+    for name, document in (("topology.yaml", topology), ("scenario.yaml", scenario)):
+        (folder / name).write_text(yaml.dump(document, Dumper=dumper, sort_keys=False))
+    return folder / "scenario.yaml"

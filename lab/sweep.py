@@ -49,9 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
-from lab.matrix_cells import PROXY_ROWS, cell_documents
+from lab.matrix_cells import PROXY_ROWS, cell_documents, write_cell_documents
 
 #: How long the servers may take to let go of the previous cell's peers.
 SERVER_IDLE_TIMEOUT_S = 3.0
@@ -252,12 +250,8 @@ class Worker:
         from lab.scenario import load_scenario
 
         self.cell_number += 1
-        topology, scenario = cell_documents(viewer, master)
         with tempfile.TemporaryDirectory(prefix="ice-lab-cell-") as directory:
-            folder = Path(directory)
-            (folder / "topology.yaml").write_text(yaml.safe_dump(topology, sort_keys=False))
-            (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
-            return load_scenario(str(folder / "scenario.yaml"))
+            return load_scenario(str(write_cell_documents(viewer, master, Path(directory))))
 
     def _build(self, key: str, scenario: Any) -> _Built:
         """A fresh network and servers for the cell's topology, as `lab run` builds them."""

@@ -117,3 +117,41 @@ def test_field_path_rendering() -> None:
 def test_result_schema_requires_the_fixed_fields() -> None:
     errors = schema_errors({"scenario": "x"}, "result")
     assert errors and "required" in errors[0]
+
+
+def _both_validators(document: object, kind: str) -> tuple[bool, bool]:
+    """Validity by the fast path (jsonschema-rs) and by jsonschema itself."""
+    import jsonschema
+
+    from lab.documents import _fast_validator, load_schema
+
+    slow = jsonschema.Draft202012Validator(load_schema(kind)).is_valid(document)
+    return _fast_validator(kind).is_valid(document), slow
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*bundled_scenarios(), *sorted((ROOT / "topologies").glob("*.yaml"))],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_fast_validation_agrees_on_every_bundled_document(path: Path) -> None:
+    """A document the fast path accepts is never one jsonschema would reject: the fast
+    path's yes skips jsonschema, whose errors are the ones users read."""
+    kind = "scenario" if path.parent.name == "scenarios" else "topology"
+    assert _both_validators(yaml.safe_load(path.read_text()), kind) == (True, True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"peers": None},
+        {"expect": {"outcome": "maybe"}},
+        {"unknown_field": 1},
+        {"timing": 3},
+    ],
+    ids=["peers-null", "bad-outcome", "unknown-field", "timing-type"],
+)
+def test_fast_validation_rejects_what_jsonschema_rejects(change: dict) -> None:
+    document = scenario_document() | change
+    assert _both_validators(document, "scenario") == (False, False)
+    assert schema_errors(document, "scenario")  # and the message comes from jsonschema
