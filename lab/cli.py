@@ -19,7 +19,7 @@ import yaml
 from lab.documents import load_document, read_yaml
 from lab.errors import EXIT_BAD_INPUT, EXIT_EXPECTATIONS_FAILED, LabError, LabInputError
 from lab.scenario import bundled_scenarios, load_scenario
-from lab.terminal import console, errors, fail
+from lab.terminal import console, errors, fail, reported_failures
 from lab.topology import load_topology
 
 app = typer.Typer(
@@ -163,7 +163,7 @@ def run(
 
     preload_peer_code()  # a zygote imports aiortc while the network is built
     from lab.report import render
-    from lab.run import RunOptions, Terminated, run_scenario
+    from lab.run import RunOptions, run_scenario
 
     if log not in (None, "kvs"):
         raise fail(LabInputError(f"--log: unknown log style '{log}' (known: kvs)"))
@@ -185,14 +185,8 @@ def run(
         viewer_command=_command(viewer_command, "--viewer-command"),
         master_command=_command(master_command, "--master-command"),
     )
-    try:
-        loaded = load_scenario(scenario)
-        result = run_scenario(loaded, options)
-    except LabError as exc:
-        raise fail(exc) from None
-    except (KeyboardInterrupt, Terminated):
-        errors.print("interrupted: the lab network was torn down")
-        raise typer.Exit(130) from None
+    with reported_failures():
+        result = run_scenario(load_scenario(scenario), options)
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
     if html_path is not None:

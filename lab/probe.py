@@ -180,22 +180,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure mapping, filtering and hairpinning from HOST (RFC 5780); exit 1 if the
         NAT does not behave as the scenario declares."""
-        from lab.errors import LabError
-        from lab.run import Terminated
         from lab.scenario import load_scenario
-        from lab.terminal import fail
+        from lab.terminal import reported_failures
 
-        try:
+        with reported_failures():
             loaded = load_scenario(scenario)
             software = servers or (loaded.stun_turn.software if loaded.stun_turn else "coturn")
             if software not in ("coturn", "mock"):
                 raise LabInputError(f"--servers: unknown software '{software}' (coturn, mock)")
             report = probe_report(loaded, host, measure(loaded, host, software, rto))
-        except LabError as exc:
-            raise fail(exc) from None
-        except (KeyboardInterrupt, Terminated):
-            typer.echo("interrupted: the lab network was torn down", err=True)
-            raise typer.Exit(130) from None
         if json_output:
             print(json.dumps(report, indent=2))
         else:

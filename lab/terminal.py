@@ -6,6 +6,9 @@ import this, never the command line itself, so no module imports `lab.cli` back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 from rich.console import Console
 
@@ -21,3 +24,18 @@ def fail(error: LabError) -> typer.Exit:
     """Print one line and pick the exit status for this kind of error."""
     errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT if isinstance(error, LabInputError) else EXIT_LAB_FAILED)
+
+
+@contextmanager
+def reported_failures() -> Iterator[None]:
+    """Around the work of a command that builds a network: a LabError becomes its one
+    line and exit status, Ctrl-C or SIGTERM (by then the network is torn down) 130."""
+    from lab.run import Terminated
+
+    try:
+        yield
+    except LabError as exc:
+        raise fail(exc) from None
+    except (KeyboardInterrupt, Terminated):
+        errors.print("interrupted: the lab network was torn down")
+        raise typer.Exit(130) from None

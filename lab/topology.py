@@ -32,6 +32,8 @@ ALLOWED_NETWORKS = tuple(
     )
 )
 FORWARDING_ROLES = frozenset({"nat", "firewall", "router"})
+#: IPv6: the documentation prefix only (real home and mobile IPv6 is global, not NATed).
+ALLOWED_NETWORKS_6 = (ipaddress.IPv6Network("2001:db8::/32"),)
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,17 @@ class Interface:
     addresses: tuple[ipaddress.IPv4Interface, ...]
     peer_node: str
 
+    #: IPv6 addresses (lab.network.ipv6), apart so IPv4-only code never meets them.
+    addresses6: tuple[ipaddress.IPv6Interface, ...] = ()
     @property
     def primary(self) -> ipaddress.IPv4Interface:
         return self.addresses[0]
 
+
+    @property
+    def all_addresses(self) -> list[str]:
+        """IPv4 then IPv6, with prefix lengths: what a report draws on the link."""
+        return [str(a) for a in (*self.addresses, *self.addresses6)]
 
 @dataclass
 class Node:
@@ -61,6 +70,8 @@ class Node:
     #: table, used for what leaves from that interface's addresses (source routing).
     other_gateways: tuple[ipaddress.IPv4Address, ...] = ()
 
+    #: The IPv6 default route (a dual-stack or IPv6-only host).
+    gateway6: ipaddress.IPv6Address | None = None
     @property
     def forwards(self) -> bool:
         return self.role in FORWARDING_ROLES
@@ -75,6 +86,16 @@ class Node:
         return [str(a.ip) for i in self.interfaces for a in i.addresses]
 
     @property
+    @property
+    def addresses6(self) -> list[str]:
+        """Every IPv6 address of the node, primary interface first."""
+        return [str(a.ip) for i in self.interfaces for a in i.addresses6]
+
+    @property
+    def all_addresses(self) -> list[str]:
+        """IPv4 then IPv6: what a report shows (IPv4-only code uses `addresses`)."""
+        return self.addresses + self.addresses6
+
     def primary_address(self) -> str:
         """The first address of the node (a switch has none: it works at layer 2)."""
         return self.addresses[0]
@@ -96,6 +117,13 @@ class Node:
         return None
 
     def downlinks(self) -> list[Interface]:
+    def interface_towards6(self, address: ipaddress.IPv6Address) -> Interface | None:
+        """The interface whose IPv6 subnet holds `address`."""
+        for interface in self.interfaces:
+            if any(address in a.network for a in interface.addresses6):
+                return interface
+        return None
+
         """Interfaces other than the uplink (a NAT's or firewall's inside)."""
         up = self.uplink()
         return [i for i in self.interfaces if i != up]
@@ -130,10 +158,14 @@ class Topology:
                     **(
                         {"other_gateways": [str(g) for g in n.other_gateways]}
                         if n.other_gateways
+                    **({"gateway6": str(n.gateway6)} if n.gateway6 else {}),
                         else {}
                     ),
                     "interfaces": {
-                        i.name: {"addresses": [str(a) for a in i.addresses], "to": i.peer_node}
+                        i.name: {
+                            "addresses": i.all_addresses,
+                            "to": i.peer_node,
+                        }
                         for i in n.interfaces
                     },
                 }
@@ -180,6 +212,7 @@ def build_topology(document: dict[str, Any], path: Path) -> Topology:
         for name, spec in document["nodes"].items()
     }
     links = [_build_link(path, index, spec, nodes) for index, spec in enumerate(document["links"])]
+            gateway6=_address6(path, f"nodes.{name}.gateway6", spec.get("gateway6")),
     for node in nodes.values():
         _check_node(path, node)
     return Topology(document["name"], document.get("description", ""), nodes, links, path)
@@ -193,7 +226,26 @@ def _address(path: Path, where: str, value: str | None) -> ipaddress.IPv4Address
     return address
 
 
-def _check_allowed(path: Path, where: str, address: ipaddress.IPv4Address) -> None:
+def _address6(path: Path, where: str, value: str | None) -> ipaddress.IPv6Address | None:
+    if value is None:
+        return None
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ValueError as exc:
+        raise LabInputError(f"{path}: {where}: {exc}") from None
+    _check_allowed(path, where, address)
+    return address
+
+
+def _check_allowed(
+    path: Path, where: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+) -> None:
+    if address.version == 6:
+        if not any(address in network for network in ALLOWED_NETWORKS_6):
+            raise LabInputError(
+                f"{path}: {where}: {address} is outside the lab's IPv6 range (2001:db8::/32)"
+            )
+        return
     if not any(address in network for network in ALLOWED_NETWORKS):
         raise LabInputError(
             f"{path}: {where}: {address} is outside the lab's ranges "
@@ -201,22 +253,27 @@ def _check_allowed(path: Path, where: str, address: ipaddress.IPv4Address) -> No
         )
 
 
-def _interface_addresses(
-    path: Path, where: str, value: Any, on_switch: bool
-) -> tuple[ipaddress.IPv4Interface, ...]:
+InterfaceAddresses = tuple[tuple[ipaddress.IPv4Interface, ...], tuple[ipaddress.IPv6Interface, ...]]
+
+
+def _interface_addresses(path: Path, where: str, value: Any, on_switch: bool) -> InterfaceAddresses:
+    """An end's IPv4 and IPv6 addresses (either may be empty, not both)."""
     if on_switch != (value is None):
         wanted = "null: a switch's end of a link has no address" if on_switch else "an address"
         raise LabInputError(f"{path}: {where}: expected {wanted}")
     if value is None:
-        return ()
+        return (), ()
     values = value if isinstance(value, list) else [value]
     try:
-        addresses = tuple(ipaddress.IPv4Interface(v) for v in values)
+        addresses = [ipaddress.ip_interface(v) for v in values]
     except ValueError as exc:
         raise LabInputError(f"{path}: {where}: {exc}") from None
     for address in addresses:
         _check_allowed(path, where, address.ip)
-    return addresses
+    return (
+        tuple(a for a in addresses if isinstance(a, ipaddress.IPv4Interface)),
+        tuple(a for a in addresses if isinstance(a, ipaddress.IPv6Interface)),
+    )
 
 
 def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, Node]) -> Link:
@@ -230,10 +287,10 @@ def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, N
             raise LabInputError(f"{path}: {where}: no node named '{node_name}'")
         if any(i.name == interface_name for i in node.interfaces):
             raise LabInputError(f"{path}: {where}: {endpoint} is already linked")
-        addresses = _interface_addresses(
+        addresses, addresses6 = _interface_addresses(
             path, f"links[{index}].addresses[{side}]", spec["addresses"][side], node.is_switch
         )
-        interface = Interface(node_name, interface_name, addresses, names[1 - side])
+        interface = Interface(node_name, interface_name, addresses, names[1 - side], addresses6)
         node.interfaces.append(interface)
         ends.append(interface)
     if all(e.addresses for e in ends) and ends[0].primary.network != ends[1].primary.network:
@@ -246,9 +303,19 @@ def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, N
 
 def _check_node(path: Path, node: Node) -> None:
     if not node.interfaces:
+    _check_one_subnet6(path, index, ends)
         raise LabInputError(f"{path}: nodes.{node.name}: the node has no link")
     if node.is_switch and node.gateway is not None:
         raise LabInputError(f"{path}: nodes.{node.name}.gateway: a switch has no gateway")
+def _check_one_subnet6(path: Path, index: int, ends: list[Interface]) -> None:
+    if all(e.addresses6 for e in ends):
+        first = [e.addresses6[0] for e in ends]
+        if first[0].network != first[1].network:
+            raise LabInputError(
+                f"{path}: links[{index}].addresses: {first[0]} and {first[1]} are not in one subnet"
+            )
+
+
     if node.gateway is not None and node.uplink() is None:
         raise LabInputError(
             f"{path}: nodes.{node.name}.gateway: {node.gateway} is on none of its links"
@@ -262,3 +329,8 @@ def _check_node(path: Path, node: Node) -> None:
             raise LabInputError(f"{where}: {other} is on none of its links")
         if interface == node.uplink():
             raise LabInputError(f"{where}: {other} is on the default gateway's link")
+    if node.gateway6 is not None and node.interface_towards6(node.gateway6) is None:
+        raise LabInputError(
+            f"{path}: nodes.{node.name}.gateway6: {node.gateway6} is on none of its links' "
+            "IPv6 subnets"
+        )

@@ -172,18 +172,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Read a customer's log, infer the network, write a scenario and (--run) reproduce it."""
-        from lab.run import Terminated
-        from lab.terminal import console, errors, fail
+        from lab.terminal import console, reported_failures
 
-        try:
+        with reported_failures():
             diagnosis = diagnose_file(artifact)
             render(diagnosis, console)
             verdict = _scenario_and_run(diagnosis, output, run, console)
-        except LabError as exc:
-            raise fail(exc) from None
-        except (KeyboardInterrupt, Terminated):
-            errors.print("interrupted: the lab network was torn down")
-            raise typer.Exit(130) from None
         if json_path is not None:
             json_path.write_text(json.dumps(to_json(diagnosis, verdict), indent=2) + "\n")
         if verdict is not None and not verdict["reproduced"]:
