@@ -31,9 +31,9 @@ ALLOWED_NETWORKS = tuple(
         "192.168.0.0/16",
     )
 )
-FORWARDING_ROLES = frozenset({"nat", "firewall", "router"})
 #: IPv6: the documentation prefix only (real home and mobile IPv6 is global, not NATed).
 ALLOWED_NETWORKS_6 = (ipaddress.IPv6Network("2001:db8::/32"),)
+FORWARDING_ROLES = frozenset({"nat", "firewall", "router"})
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,18 @@ class Interface:
     name: str
     addresses: tuple[ipaddress.IPv4Interface, ...]
     peer_node: str
-
     #: IPv6 addresses (lab.network.ipv6), apart so IPv4-only code never meets them.
     addresses6: tuple[ipaddress.IPv6Interface, ...] = ()
+
     @property
     def primary(self) -> ipaddress.IPv4Interface:
         return self.addresses[0]
-
 
     @property
     def all_addresses(self) -> list[str]:
         """IPv4 then IPv6, with prefix lengths: what a report draws on the link."""
         return [str(a) for a in (*self.addresses, *self.addresses6)]
+
 
 @dataclass
 class Node:
@@ -69,9 +69,9 @@ class Node:
     #: Further uplinks of a multi-homed host (Wi-Fi and LTE): each has its own routing
     #: table, used for what leaves from that interface's addresses (source routing).
     other_gateways: tuple[ipaddress.IPv4Address, ...] = ()
-
     #: The IPv6 default route (a dual-stack or IPv6-only host).
     gateway6: ipaddress.IPv6Address | None = None
+
     @property
     def forwards(self) -> bool:
         return self.role in FORWARDING_ROLES
@@ -86,7 +86,6 @@ class Node:
         return [str(a.ip) for i in self.interfaces for a in i.addresses]
 
     @property
-    @property
     def addresses6(self) -> list[str]:
         """Every IPv6 address of the node, primary interface first."""
         return [str(a.ip) for i in self.interfaces for a in i.addresses6]
@@ -96,6 +95,7 @@ class Node:
         """IPv4 then IPv6: what a report shows (IPv4-only code uses `addresses`)."""
         return self.addresses + self.addresses6
 
+    @property
     def primary_address(self) -> str:
         """The first address of the node (a switch has none: it works at layer 2)."""
         return self.addresses[0]
@@ -116,7 +116,6 @@ class Node:
                 return interface
         return None
 
-    def downlinks(self) -> list[Interface]:
     def interface_towards6(self, address: ipaddress.IPv6Address) -> Interface | None:
         """The interface whose IPv6 subnet holds `address`."""
         for interface in self.interfaces:
@@ -124,6 +123,7 @@ class Node:
                 return interface
         return None
 
+    def downlinks(self) -> list[Interface]:
         """Interfaces other than the uplink (a NAT's or firewall's inside)."""
         up = self.uplink()
         return [i for i in self.interfaces if i != up]
@@ -155,10 +155,10 @@ class Topology:
                 n.name: {
                     "role": n.role,
                     "gateway": str(n.gateway) if n.gateway else None,
+                    **({"gateway6": str(n.gateway6)} if n.gateway6 else {}),
                     **(
                         {"other_gateways": [str(g) for g in n.other_gateways]}
                         if n.other_gateways
-                    **({"gateway6": str(n.gateway6)} if n.gateway6 else {}),
                         else {}
                     ),
                     "interfaces": {
@@ -208,11 +208,11 @@ def build_topology(document: dict[str, Any], path: Path) -> Topology:
                 _address(path, f"nodes.{name}.other_gateways[{n}]", value)
                 for n, value in enumerate(spec.get("other_gateways", []))
             ),
+            gateway6=_address6(path, f"nodes.{name}.gateway6", spec.get("gateway6")),
         )
         for name, spec in document["nodes"].items()
     }
     links = [_build_link(path, index, spec, nodes) for index, spec in enumerate(document["links"])]
-            gateway6=_address6(path, f"nodes.{name}.gateway6", spec.get("gateway6")),
     for node in nodes.values():
         _check_node(path, node)
     return Topology(document["name"], document.get("description", ""), nodes, links, path)
@@ -298,15 +298,10 @@ def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, N
             f"{path}: links[{index}].addresses: {ends[0].primary} and {ends[1].primary} "
             "are not in one subnet"
         )
+    _check_one_subnet6(path, index, ends)
     return Link(ends[0], ends[1])
 
 
-def _check_node(path: Path, node: Node) -> None:
-    if not node.interfaces:
-    _check_one_subnet6(path, index, ends)
-        raise LabInputError(f"{path}: nodes.{node.name}: the node has no link")
-    if node.is_switch and node.gateway is not None:
-        raise LabInputError(f"{path}: nodes.{node.name}.gateway: a switch has no gateway")
 def _check_one_subnet6(path: Path, index: int, ends: list[Interface]) -> None:
     if all(e.addresses6 for e in ends):
         first = [e.addresses6[0] for e in ends]
@@ -316,6 +311,11 @@ def _check_one_subnet6(path: Path, index: int, ends: list[Interface]) -> None:
             )
 
 
+def _check_node(path: Path, node: Node) -> None:
+    if not node.interfaces:
+        raise LabInputError(f"{path}: nodes.{node.name}: the node has no link")
+    if node.is_switch and node.gateway is not None:
+        raise LabInputError(f"{path}: nodes.{node.name}.gateway: a switch has no gateway")
     if node.gateway is not None and node.uplink() is None:
         raise LabInputError(
             f"{path}: nodes.{node.name}.gateway: {node.gateway} is on none of its links"
