@@ -5,6 +5,7 @@ Each check is reported with what was observed, so a failed expectation says why.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from lab.call_timeline import recovery_checks
@@ -75,6 +76,8 @@ def evaluate(expect: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
         )
     for role, wanted in expect.get("selected", {}).items():
         checks += _selected_checks(role, wanted, result["selected"].get(role))
+    for role, wanted in expect.get("gathered", {}).items():
+        checks += [_gathered_check(role, spec, result) for spec in wanted]
     for role, absent in expect.get("absent_candidates", {}).items():
         types = sorted({c["type"] for c in result["peers"][role]["candidates"]})
         checks.append(
@@ -112,6 +115,17 @@ def _selected_checks(
                 "observed": observed,
             }
         )
+    if "family" in wanted:
+        observed = (
+            sorted({family(pair[s]["address"]) for s in ("local", "remote")}) if pair else None
+        )
+        checks.append(
+            {
+                "check": f"{role}'s selected pair is {wanted['family']}",
+                "met": observed == [wanted["family"]],
+                "observed": observed,
+            }
+        )
     if "relay_protocol" in wanted:
         protocols = wanted["relay_protocol"]
         observed = pair["local"]["relay_protocol"] if pair else None
@@ -123,6 +137,42 @@ def _selected_checks(
             }
         )
     return checks
+
+
+def family(address: str) -> str:
+    """`ipv4` or `ipv6` (an mDNS name, whose address is hidden: `unknown`)."""
+    try:
+        return f"ipv{ipaddress.ip_address(address).version}"
+    except ValueError:
+        return "unknown"
+
+
+def _gathered_check(role: str, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The peer gathered a candidate of this type and address family, which some pair
+    used (`paired: true`) or which no pair of either agent used (`paired: false`)."""
+    types = _as_list(spec.get("type", ["host", "srflx", "prflx", "relay"]))
+    used = {
+        (c["address"], c["port"])
+        for p in result["pairs"]
+        for c in (p["local"], p.get("local_base") or p["local"], p["remote"])
+    }
+    found = [
+        c
+        for c in result["peers"][role]["candidates"]
+        if c["type"] in types and family(c["address"]) == spec.get("family", family(c["address"]))
+    ]
+    label = f"{role} gathered a {'/'.join(types)} {spec.get('family', '')} candidate".replace(
+        "  ", " "
+    )
+    if "paired" in spec:
+        label += " that a pair used" if spec["paired"] else " that no pair could use"
+        found = [c for c in found if ((c["address"], c["port"]) in used) == spec["paired"]]
+    observed = sorted(
+        f"{c['type']} {family(c['address'])}"
+        + ("" if (c["address"], c["port"]) in used else " unpaired")
+        for c in result["peers"][role]["candidates"]
+    )
+    return {"check": label, "met": bool(found), "observed": observed}
 
 
 def _failing_check(spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.address_families import family_lines
+from lab.observations import endpoint
 from lab.result_network import (
     ROLES,
     NetworkGraph,
@@ -52,13 +54,17 @@ class Section:
 def explain(result: dict[str, Any]) -> list[Section]:
     """The walk-through: outcome, the network, candidates, failed pairs, the selected pairs."""
     graph = network_graph(result)
-    return [
+    sections = [
         Section("Outcome", [outcome_line(result)]),
         Section("The network", network_lines(result, graph)),
         Section("Why each candidate exists", candidate_lines(result, graph)),
         Section("Why pairs failed", failure_lines(result, graph)),
         Section("Why the selected pair won", selected_lines(result)),
     ]
+    families = family_lines(result)  # only where the network has IPv6
+    if families:
+        sections.insert(2, Section("IPv4 and IPv6", families))
+    return sections
 
 
 def explain_text(result: dict[str, Any]) -> str:
@@ -72,7 +78,7 @@ def explain_text(result: dict[str, Any]) -> str:
 
 def describe(candidate: dict[str, Any]) -> str:
     """`relay 203.0.113.10:50349/tls`."""
-    text = f"{candidate.get('type')} {candidate.get('address')}:{candidate.get('port')}"
+    text = f"{candidate.get('type')} {endpoint(candidate.get('address'), candidate.get('port'))}"
     if candidate.get("protocol") == "tcp":
         text += " (tcp)"
     if candidate.get("relay_protocol"):
@@ -357,7 +363,7 @@ def _mapping_cause(
         for c in ((result.get("peers") or {}).get(agent) or {}).get("candidates") or []
         if c.get("type") == "srflx"
     ]
-    seen = f" {srflx[0]['address']}:{srflx[0]['port']}" if srflx else ""
+    seen = f" {endpoint(srflx[0]['address'], srflx[0]['port'])}" if srflx else ""
     came = f" from {source}" if source else ""
     if mapping == "address-and-port-dependent":
         return (

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from lab.observations import endpoint
+
 STATUS_CODES = {
     "0x5a00000b": "STATUS_ICE_NO_LOCAL_CANDIDATE_AVAILABLE_AFTER_GATHERING_TIMEOUT",
     "0x5a00000d": "STATUS_ICE_NO_CONNECTED_CANDIDATE_PAIR",
@@ -88,12 +90,12 @@ def kvs_log_lines(result: dict[str, Any], role: str) -> list[str]:
     for candidate in peer.get("candidates", []):
         lines.append(
             f"New local candidate {candidate_id(candidate)}: {candidate['type']} "
-            f"{candidate['address']}:{candidate['port']}"
+            f"{endpoint(candidate['address'], candidate['port'])}"
         )
     for candidate in peer.get("remote_candidates", []):
         lines.append(
             f"New remote candidate {candidate_id(candidate)}: {candidate['type']} "
-            f"{candidate['address']}:{candidate['port']}"
+            f"{endpoint(candidate['address'], candidate['port'])}"
         )
     previous = "ICE_AGENT_STATE_NEW"
     for change in peer.get("ice_states", []):

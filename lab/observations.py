@@ -28,6 +28,12 @@ def candidate_record(
     }
 
 
+def endpoint(address: Any, port: Any) -> str:
+    """`203.0.113.10:3478`, or `[2001:db8:2::10]:50558` for IPv6 (RFC 3986's brackets:
+    without them the port reads as the address's last group)."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
 def pair_priority(local_priority: int, remote_priority: int, controlling: bool) -> int:
     """RFC 8445 section 6.1.2.3: 2^32*min(G,D) + 2*max(G,D) + (G>D ? 1 : 0)."""
     g, d = (local_priority, remote_priority) if controlling else (remote_priority, local_priority)

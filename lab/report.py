@@ -11,13 +11,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lab.address_families import family_lines
 from lab.call_timeline import call_lines
 from lab.capture.trail import drop_lines
 from lab.documents import schema_errors
 from lab.errors import LabRunError
 from lab.expectations import evaluate
 from lab.kvs import kvs_log_lines, kvs_status
-from lab.observations import attribute_turn_refusals, merge_pairs, selected_pairs
+from lab.observations import attribute_turn_refusals, endpoint, merge_pairs, selected_pairs
 from lab.scenario import Scenario
 
 PEER_FIELDS = (
@@ -45,13 +46,13 @@ def topology_graph(scenario: Scenario) -> dict[str, Any]:
     topology = scenario.topology
     return {
         "nodes": {
-            n.name: {"role": n.role, "description": n.description, "addresses": n.addresses}
+            n.name: {"role": n.role, "description": n.description, "addresses": n.all_addresses}
             for n in topology.nodes.values()
         },
         "links": [
             {
                 "endpoints": [f"{e.node}:{e.name}" for e in (link.a, link.b)],
-                "addresses": [[str(a) for a in e.addresses] for e in (link.a, link.b)],
+                "addresses": [e.all_addresses for e in (link.a, link.b)],
             }
             for link in topology.links
         ],
@@ -116,7 +117,7 @@ def build_result(
 
 def describe_candidate(candidate: dict[str, Any]) -> str:
     """`relay 203.0.113.10:50349/tls`: type, address, port and relay protocol."""
-    text = f"{candidate['type']} {candidate['address']}:{candidate['port']}"
+    text = f"{candidate['type']} {endpoint(candidate['address'], candidate['port'])}"
     if candidate.get("relay_protocol"):
         text += f"/{candidate['relay_protocol']}"
     return text
@@ -164,6 +165,8 @@ def render(
         + (f" in {connected:.3f} s" if connected is not None else "")
         + f" (run {timings['total_s']:.2f} s, timing {result['timing_profile']})"
     )
+    for line in family_lines(result):
+        console.print(line, highlight=False, markup=False)
     status = result.get("kvs_status")
     if status:
         console.print(
@@ -258,7 +261,7 @@ def _address(candidate: dict[str, Any]) -> str:
 
 
 def _short(candidate: dict[str, Any]) -> str:
-    label = f"{candidate['type']} {_address(candidate)}:{candidate['port']}"
+    label = f"{candidate['type']} {endpoint(_address(candidate), candidate['port'])}"
     if candidate.get("protocol") == "tcp":
         label += f" tcp/{candidate.get('tcp_type', '')}".rstrip("/")
     if candidate.get("relay_protocol"):
@@ -313,6 +316,8 @@ def _header(candidate: dict[str, Any]) -> str:
     )
     if candidate["address"].endswith(".local"):
         return f"{kind}\n{candidate['address'][:4]}….local:{candidate['port']}"
+    if ":" in candidate["address"]:  # IPv6: its last group
+        return f"{kind}\n[…:{candidate['address'].rsplit(':', 1)[-1]}]:{candidate['port']}"
     host = candidate["address"].rsplit(".", 1)[-1]
     return f"{kind}\n.{host}:{candidate['port']}"
 

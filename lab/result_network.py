@@ -79,13 +79,13 @@ def network_graph(result: dict[str, Any]) -> NetworkGraph:
     with contextlib.suppress(LabError, OSError):
         topology = load_topology(name)
         nodes = {
-            n.name: {"role": n.role, "description": n.description, "addresses": n.addresses}
+            n.name: {"role": n.role, "description": n.description, "addresses": n.all_addresses}
             for n in topology.nodes.values()
         }
         links = [
             {
                 "endpoints": [f"{e.node}:{e.name}" for e in (link.a, link.b)],
-                "addresses": [[str(a) for a in e.addresses] for e in (link.a, link.b)],
+                "addresses": [e.all_addresses for e in (link.a, link.b)],
             }
             for link in topology.links
         ]

@@ -16,6 +16,7 @@ import typer
 from lab.capture.capture import LAST_CAPTURE
 from lab.capture.trail import describe_end
 from lab.errors import LabInputError
+from lab.observations import endpoint
 from lab.terminal import console, fail
 
 RESULT = "result.json"
@@ -40,8 +41,8 @@ def load_result(path: Path | None) -> tuple[dict[str, Any], Path]:
 def pair_label(pair: dict[str, Any]) -> str:
     local, remote = pair["local"], pair["remote"]
     return (
-        f"{pair['agent']}: {local['type']} {local['address']}:{local['port']} -> "
-        f"{remote['type']} {remote['address']}:{remote['port']}"
+        f"{pair['agent']}: {local['type']} {endpoint(local['address'], local['port'])} -> "
+        f"{remote['type']} {endpoint(remote['address'], remote['port'])}"
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from lab.capture.decode import Packet
 from lab.capture.verdicts import Traced
+from lab.observations import endpoint
 
 #: NAT filter rules (lab/network/nat.py) drop what no mapping lets in: say from where.
 FILTER_SUFFIX = "filter"
@@ -91,7 +92,7 @@ def sightings(packets: list[Packet]) -> tuple[dict[str, list[Seen]], dict[str, l
 
 
 def _where(candidate: dict[str, Any]) -> str:
-    return f"{candidate['address']}:{candidate['port']}"
+    return endpoint(candidate["address"], candidate["port"])
 
 
 def checks_of(pair: dict[str, Any], requests: dict[str, list[Seen]]) -> list[str]:

@@ -38,6 +38,14 @@ from lab.network.impairments import (
     render_impairments,
     render_loss_ruleset,
 )
+from lab.network.ipv6 import (
+    Route6,
+    cpe_firewall_interfaces,
+    delegated_routes,
+    ipv6_commands,
+    ipv6_sysctls,
+    render_cpe_firewall6,
+)
 from lab.network.nat import conntrack_sysctls, render_nat
 from lab.network.wires import (
     Wire,
@@ -79,17 +87,22 @@ class NodeSetup:
 
 
 def render_node_setup(
-    node: Node, conditions: NodeConditions | None, losses: Sequence[ArrivalLoss] = ()
+    node: Node,
+    conditions: NodeConditions | None,
+    losses: Sequence[ArrivalLoss] = (),
+    routes6: Sequence[Route6] = (),
 ) -> NodeSetup:
     """The shell commands and nftables ruleset that configure `node` (pure: unit-tested).
 
     `losses`: packet loss on the node's arriving packets, its own and its neighbours'
-    (`lab.network.impairments.arrival_losses`).
+    (`lab.network.impairments.arrival_losses`); `routes6`: the IPv6 prefixes delegated
+    below the node (`lab.network.ipv6.delegated_routes`).
     """
     sysctls = {
         "net.ipv6.conf.all.disable_ipv6": "1",
         "net.ipv6.conf.default.disable_ipv6": "1",
         "net.ipv4.ip_forward": "1" if node.forwards else "0",
+        **ipv6_sysctls(node),
     }
     ruleset = ""
     conntrack: dict[str, str] = {}
@@ -101,6 +114,8 @@ def render_node_setup(
             conntrack = conntrack_sysctls(conditions.nat)
         if conditions.firewall is not None and inside:
             ruleset += render_firewall(conditions.firewall, uplink.name, inside)
+    if cpe := cpe_firewall_interfaces(node):
+        ruleset += render_cpe_firewall6(*cpe)
     commands = ["ip link set lo up"]
     if node.is_switch:
         # One LAN: a bridge inside the switch's own namespace (never the machine's).
@@ -114,6 +129,7 @@ def render_node_setup(
     if node.gateway is not None:
         commands.append(f"ip route add default via {node.gateway}")
     commands += source_routes(node)
+    commands += ipv6_commands(node, list(routes6))
     commands.append(_sysctl(sysctls))
     for impairment in conditions.impairments if conditions else ():
         commands += render_impairments(impairment)  # one interface each
@@ -214,8 +230,14 @@ class LabNetwork:
         losses = arrival_losses(
             self.topology, {name: c.impairments for name, c in self.conditions.items()}
         )
+        routes6 = delegated_routes(self.topology)
         setups = {
-            name: render_node_setup(node, self.conditions.get(name), losses.get(name, ()))
+            name: render_node_setup(
+                node,
+                self.conditions.get(name),
+                losses.get(name, ()),
+                routes6.get(name, ()),
+            )
             for name, node in self.topology.nodes.items()
         }
         for wire in self.wires:

@@ -164,8 +164,11 @@ class LabConnection(Connection):
         self._protocols += host_protocols
         jobs: dict[asyncio.Task[Any], ServerUrl] = {}
         for server in self.plan.stun:
+            # As aioice itself: STUN from IPv4 host sockets only (the lab looks server names
+            # up as IPv4, and an IPv6 socket cannot send to an IPv4 server).
             for protocol in host_protocols:
-                jobs[asyncio.create_task(self._srflx(protocol, server))] = server
+                if ipaddress.ip_address(protocol.local_candidate.host).version == 4:
+                    jobs[asyncio.create_task(self._srflx(protocol, server))] = server
         for server in self.plan.turn:
             jobs[asyncio.create_task(self._relay(component, server))] = server
         if jobs:
