@@ -25,7 +25,8 @@ from lab.network.build import (
     namespace_of,
     sigkill,
 )
-from lab.processes import is_same_process
+from lab.network.vpn import remove_stale_sockets
+from lab.processes import has_exited, is_same_process
 
 SHELL_TAG = ("mininet:" + HOST_PREFIX).encode()
 
@@ -37,10 +38,11 @@ class CleanReport:
     directories: list[str] = field(default_factory=list)
     live_runs: list[str] = field(default_factory=list)  # in progress: left alone
     up: str = ""  # what happened to a `lab up` network (lab.hands_on), if there was one
+    sockets: list[str] = field(default_factory=list)  # killed wireguard-go's (lab.network.vpn)
 
     @property
     def anything(self) -> bool:
-        return bool(self.shells or self.processes or self.directories or self.up)
+        return bool(self.shells or self.processes or self.directories or self.up or self.sockets)
 
 
 def lab_shells() -> dict[int, str]:
@@ -109,6 +111,13 @@ def recorded_processes(run_root: Path) -> dict[int, str]:
     return found
 
 
+def _wait_gone(pids: list[int], timeout: float = 1.0) -> None:
+    """Wait (briefly) until killed processes have exited: their sockets close then."""
+    deadline = time.monotonic() + timeout
+    while not all(map(has_exited, pids)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def clean(run_root: Path) -> CleanReport:
     """Kill every process in the lab's namespaces, then the namespaces' shells."""
     from lab.hands_on.teardown import clean_up_state
@@ -124,6 +133,8 @@ def clean(run_root: Path) -> CleanReport:
     report.processes = sigkill(sorted(members - set(shells) - live.pids - {os.getpid()}))
     report.shells = sigkill(list(shells))
     time.sleep(0.05 if report.shells else 0)
+    _wait_gone(report.processes)
+    report.sockets = remove_stale_sockets()
     if run_root.is_dir():
         for path in run_root.glob("run-*"):
             if path in live.directories:

@@ -247,6 +247,7 @@ def clean() -> None:
     console.print(
         f"killed {len(report.processes)} process(es) and {len(report.shells)} namespace "
         f"shell(s); removed {len(report.directories)} run director(ies)"
+        + (f" and {len(report.sockets)} WireGuard socket(s)" if report.sockets else "")
     )
 
 

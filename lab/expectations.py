@@ -87,6 +87,8 @@ def evaluate(expect: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
                 "observed": types,
             }
         )
+    for role, by_type in expect.get("candidate_addresses", {}).items():
+        checks += [_addresses_check(role, t, wanted, result) for t, wanted in by_type.items()]
     return checks
 
 
@@ -245,3 +247,24 @@ def _unresolvable(result: dict[str, Any], agents: list[str], remote: list[str]) 
         if names:
             reasons.append(f"{agent} could not resolve the mDNS name(s) {', '.join(names)}")
     return reasons
+
+
+def _addresses_check(
+    role: str, kind: str, wanted: list[str], result: dict[str, Any]
+) -> dict[str, Any]:
+    """The peer's candidates of type `kind` are at exactly these addresses: each at one of
+    them, each of them taken. A node's name stands for any of its addresses (a VPN's
+    srflx is at its concentrator's, not the home router's)."""
+    nodes = (result.get("network") or {}).get("nodes") or {}
+    found = sorted({c["address"] for c in result["peers"][role]["candidates"] if c["type"] == kind})
+
+    def addresses(entry: str) -> set[str]:
+        return set(nodes[entry]["addresses"]) if entry in nodes else {entry}
+
+    each_wanted = all(any(a in addresses(e) for a in found) for e in wanted)
+    each_found = all(any(a in addresses(e) for e in wanted) for a in found)
+    return {
+        "check": f"{role}'s {kind} candidates are at {', '.join(wanted)}",
+        "met": bool(found) and each_wanted and each_found,
+        "observed": found,
+    }

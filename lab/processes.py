@@ -27,3 +27,19 @@ def start_time(pid: int) -> int | None:
 def is_same_process(pid: int, started: int | None) -> bool:
     """Whether `pid` is still the process that started at `started` (not a reuse)."""
     return started is not None and start_time(pid) == started
+
+
+def has_exited(pid: int) -> bool:
+    """Whether every thread of `pid` has exited, so its files (and sockets) are closed: a
+    multi-threaded process's main thread can be a zombie while others still run."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            if parse_start_time((task / "stat").read_text()) is not None:
+                return False
+        except (OSError, ValueError, IndexError):
+            continue
+    return True

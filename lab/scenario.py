@@ -14,6 +14,7 @@ from typing import Any
 from lab.call_events import Call, CallEvent, parse_call
 from lab.documents import load_document
 from lab.errors import LabInputError
+from lab.expectations import family
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
 from lab.network.impairments import Impairments, impairments_from_spec
 from lab.network.nat import NatBehaviour, nat_from_spec
@@ -275,6 +276,7 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     turn_host = stun_turn.host if stun_turn else None
     call, events = parse_call(document, checker, nat_nodes, turn_host)
     _call_expectations(document["expect"], events, checker)
+    _address_expectations(document["expect"], checker)
     return Scenario(
         name=document["name"],
         description=document["description"],
@@ -303,6 +305,15 @@ def _call_expectations(
     for key in ("recovers_within_s", "call_breaks", "ice_restart", "selected_pair_changes_to"):
         if key in expect and not events:
             raise checker.fail(f"expect.{key}", "needs `events` (and `call`) to judge recovery")
+
+
+def _address_expectations(expect: dict[str, Any], checker: _Checker) -> None:
+    """Each entry of `candidate_addresses` is an address or a node of the topology."""
+    for role, by_type in expect.get("candidate_addresses", {}).items():
+        for kind, entries in by_type.items():
+            for n, entry in enumerate(entries):
+                if family(entry) == "unknown":  # not an address: a node's name
+                    checker.node(f"expect.candidate_addresses.{role}.{kind}[{n}]", entry)
 
 
 class _Checker:

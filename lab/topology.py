@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.documents import load_document
 from lab.errors import LabInputError
+from lab.network.vpn import Tunnel, tunnels_from_document
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY_DIR = REPO_ROOT / "topologies"
@@ -142,6 +143,8 @@ class Topology:
     nodes: dict[str, Node]
     links: list[Link]
     source: Path
+    #: WireGuard tunnels from hosts to concentrators (lab.network.vpn).
+    vpns: tuple[Tunnel, ...] = ()
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -171,6 +174,7 @@ class Topology:
                 }
                 for n in self.nodes.values()
             },
+            **({"vpns": [t.describe() for t in self.vpns]} if self.vpns else {}),
         }
 
 
@@ -215,7 +219,8 @@ def build_topology(document: dict[str, Any], path: Path) -> Topology:
     links = [_build_link(path, index, spec, nodes) for index, spec in enumerate(document["links"])]
     for node in nodes.values():
         _check_node(path, node)
-    return Topology(document["name"], document.get("description", ""), nodes, links, path)
+    vpns = tunnels_from_document(document, nodes, path)
+    return Topology(document["name"], document.get("description", ""), nodes, links, path, vpns)
 
 
 def _address(path: Path, where: str, value: str | None) -> ipaddress.IPv4Address | None:

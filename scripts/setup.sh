@@ -53,7 +53,10 @@ check_distribution() {
 # its own DNS servers inside its namespaces (lab/servers/dns.py).
 # tshark: `lab run --capture` captures with dumpcap and decodes STUN/TURN/DTLS with it
 # (noninteractive: Debian's question about non-root capture keeps its default, no).
-SYSTEM_PACKAGES=(mininet coturn dnsmasq-base nftables iproute2 tcpdump tshark net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server)
+# wireguard-go and wireguard-tools (`wg`): a topology's VPN tunnels are real WireGuard, in
+# userspace on a TUN device, since the lab's kernels need not have the wireguard module
+# (lab/network/vpn.py).
+SYSTEM_PACKAGES=(mininet coturn dnsmasq-base nftables iproute2 tcpdump tshark net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server wireguard-go wireguard-tools)
 # CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
 # takes about 25 MB installed, which a lab machine or the VM has no use for.
 if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi

@@ -47,6 +47,14 @@ from lab.network.ipv6 import (
     render_cpe_firewall6,
 )
 from lab.network.nat import conntrack_sysctls, render_nat
+from lab.network.vpn import (
+    PlannedTunnel,
+    concentrated_interfaces,
+    concentrator_ports,
+    plan_tunnels,
+    remove_sockets,
+    start_tunnels,
+)
 from lab.network.wires import (
     Wire,
     delay_line_command,
@@ -91,6 +99,8 @@ def render_node_setup(
     conditions: NodeConditions | None,
     losses: Sequence[ArrivalLoss] = (),
     routes6: Sequence[Route6] = (),
+    *,
+    tunnels: Sequence[PlannedTunnel] = (),  # lab.network.vpn: a concentrator NATs their ends
 ) -> NodeSetup:
     """The shell commands and nftables ruleset that configure `node` (pure: unit-tested).
 
@@ -108,9 +118,10 @@ def render_node_setup(
     conntrack: dict[str, str] = {}
     uplink = node.uplink()
     if conditions and uplink is not None:
-        inside = [i.name for i in node.downlinks()]
+        inside = [i.name for i in node.downlinks()] + concentrated_interfaces(node.name, tunnels)
         if conditions.nat is not None:
-            ruleset += render_nat(conditions.nat, uplink.name, str(uplink.primary.ip), inside)
+            public, served = str(uplink.primary.ip), concentrator_ports(node.name, tunnels)
+            ruleset += render_nat(conditions.nat, uplink.name, public, inside, served)
             conntrack = conntrack_sysctls(conditions.nat)
         if conditions.firewall is not None and inside:
             ruleset += render_firewall(conditions.firewall, uplink.name, inside)
@@ -182,6 +193,10 @@ class LabNetwork:
         self.wires: list[Wire] = []
         #: Wire name -> its delay line process.
         self.delay_lines: dict[str, subprocess.Popen[bytes]] = {}
+        #: VPN tunnels (lab.network.vpn), their interface names unique to this run, and
+        #: their wireguard-go processes.
+        self.tunnels = plan_tunnels(topology.vpns)
+        self.tunnel_processes: list[subprocess.Popen[bytes]] = []
         #: Node -> what its commands run under (lab/network/resolver.py: the node's own
         #: resolv.conf in a private mount namespace), once the run has set it.
         self.command_prefixes: dict[str, list[str]] = {}
@@ -218,6 +233,7 @@ class LabNetwork:
                 Link(self.hosts[a], self.hosts[b], intfName1=a_name, intfName2=b_name)
         self._configure_all()
         self._start_delay_lines()
+        self.tunnel_processes = start_tunnels(self, self.tunnels, self.topology)
 
     def _add_host(self, name: str, what: str) -> None:
         assert self.net is not None
@@ -237,6 +253,7 @@ class LabNetwork:
                 self.conditions.get(name),
                 losses.get(name, ()),
                 routes6.get(name, ()),
+                tunnels=self.tunnels,
             )
             for name, node in self.topology.nodes.items()
         }
@@ -326,10 +343,16 @@ class LabNetwork:
         """Kill the lab's processes (delay lines last), then its namespaces; the veth links
         die with them."""
         with signals_deferred():
-            # Delay lines last: what the others send as they close still gets through.
-            lines = [p for p in self.processes if p in self.delay_lines.values()]
+            # Delay lines and tunnels last: what the others send as they close still
+            # gets through.
+            lines = [
+                p
+                for p in self.processes
+                if p in self.delay_lines.values() or p in self.tunnel_processes
+            ]
             terminate_processes([p for p in self.processes if p not in lines])
             terminate_processes(lines)
+            remove_sockets(self.tunnels)
             shells = {h.pid for h in self.hosts.values()}
             kill_namespace_members(self._namespaces, exclude=shells)
             for host in self.hosts.values():

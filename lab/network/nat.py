@@ -18,6 +18,7 @@ carries TURN to the server). Rendering is pure so it is unit-tested without root
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -164,9 +165,16 @@ def _hairpin(
     return dnat, snat
 
 
-def render_nat(behaviour: NatBehaviour, uplink: str, public: str, inside: list[str]) -> str:
+def render_nat(
+    behaviour: NatBehaviour,
+    uplink: str,
+    public: str,
+    inside: list[str],
+    services: Sequence[int] = (),
+) -> str:
     """An nftables table that gives `behaviour` to traffic between `inside` and `uplink`,
-    whose address is `public`."""
+    whose address is `public`; `services` are UDP ports the NAT itself serves on its
+    public address (a VPN concentrator's WireGuard)."""
     out = f'oifname "{uplink}"'
     other_mapping = "" if behaviour.mapping == EI else " fully-random"
     hairpin_dnat, hairpin_snat = _hairpin(behaviour, inside, public)
@@ -179,6 +187,7 @@ def render_nat(behaviour: NatBehaviour, uplink: str, public: str, inside: list[s
     input_rules = [
         "# Unsolicited packets to the NAT itself are dropped silently, as home routers do;",
         "# the comment names the filtering that let no mapping take them (lab trace).",
+        *_served(uplink, services),
         f'iifname "{uplink}" ct state new drop comment "{FILTER_NAMES[behaviour.filtering]}"',
     ]
     if not behaviour.hairpinning and inside:
@@ -200,6 +209,14 @@ def render_nat(behaviour: NatBehaviour, uplink: str, public: str, inside: list[s
         body += [f"        {rule}" for rule in rules]
         body.append("    }")
     return "table ip icelab_nat {\n" + "\n".join(body) + "\n}\n"
+
+
+def _served(uplink: str, services: Sequence[int]) -> list[str]:
+    """Accept what the NAT itself serves, before the drop of unsolicited packets."""
+    if not services:
+        return []
+    ports = ", ".join(str(port) for port in services)
+    return [f'iifname "{uplink}" udp dport {{ {ports} }} accept comment "served by the NAT itself"']
 
 
 def conntrack_sysctls(behaviour: NatBehaviour) -> dict[str, str]:
