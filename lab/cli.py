@@ -254,11 +254,12 @@ def clean() -> None:
 def _register_extensions() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from lab import compare, hands_on, matrix, probe
+    from lab import matrix_shards as shards
     from lab.capture import commands as capture
     from lab.diagnose import command as diagnose
     from lab.html import commands as html_reports
 
-    for module in (hands_on, probe, matrix, compare, diagnose, capture, html_reports):
+    for module in (hands_on, probe, matrix, shards, compare, diagnose, capture, html_reports):
         module.register(app)
 
 
