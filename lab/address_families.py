@@ -49,6 +49,17 @@ def _ipv6_only_line(result: dict[str, Any], role: str, nodes: dict[str, Any]) ->
         for a in n.get("addresses") or []
     ):
         return None
+    translators = _nat64_nodes(result)
+    if translators:
+        return (
+            f"The {role}'s host has IPv6 only ({', '.join(addresses)}), and "
+            f"{' and '.join(servers)} have IPv4 addresses only; "
+            f"{', '.join(translators)} runs NAT64 and DNS64 (RFC 6146/6147), as IPv6-only "
+            "mobile networks do: the servers' names resolve to synthesised IPv6 addresses "
+            "that the NAT64 translates to IPv4. Relay candidates the "
+            f"{role} allocates through it are IPv4 addresses, which can pair with an "
+            "IPv4-only peer."
+        )
     failed = result.get("outcome") == "failed"
     error = ((result.get("peers") or {}).get(role) or {}).get("error")
     return (
@@ -59,6 +70,11 @@ def _ipv6_only_line(result: dict[str, Any], role: str, nodes: dict[str, Any]) ->
         f"{role} reaches neither them nor the DNS server that names them"
         + (f", so it failed before ICE began ({error})." if failed and error else ".")
     )
+
+
+def _nat64_nodes(result: dict[str, Any]) -> list[str]:
+    conditions = (result.get("network") or {}).get("conditions") or {}
+    return sorted(n for n, c in conditions.items() if isinstance(c, dict) and c.get("nat64"))
 
 
 def _unpaired_line(result: dict[str, Any], role: str) -> str | None:
@@ -94,4 +110,6 @@ def _first_upper(text: str) -> str:
 
 
 def _is_ipv6(candidate: dict[str, Any]) -> bool:
-    return family(str(candidate.get("address"))) == "ipv6"
+    """An IPv6 candidate with an address (a browser's `::` placeholder does not count)."""
+    address = str(candidate.get("address"))
+    return family(address) == "ipv6" and address != "::"

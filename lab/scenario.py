@@ -17,6 +17,7 @@ from lab.errors import LabInputError
 from lab.expectations import family
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
 from lab.network.impairments import Impairments, impairments_from_spec
+from lab.network.ipv6 import nat64_problem
 from lab.network.nat import NatBehaviour, nat_from_spec
 from lab.servers.dns import DEFAULT_REGION, DnsSettings, ServiceNames, dns_from_spec
 from lab.servers.dns import NAME as DNS_NAME
@@ -48,6 +49,8 @@ class NodeConditions:
     impairments: tuple[Impairments, ...] = ()
     #: The scenario gave a list (not one object): shown, and named in errors, as a list.
     impairments_listed: bool = False
+    #: NAT64 with DNS64 for the IPv6-only hosts behind the node (lab.network.ipv6).
+    nat64: bool = False
 
     def impairment_fields(self) -> list[tuple[str, Impairments]]:
         """Each impairment with its scenario field (`impairments[1]`, or `impairments` for
@@ -165,6 +168,7 @@ class Scenario:
                 "nat": c.nat.describe() if c.nat else None,
                 "firewall": _firewall_doc(c.firewall),
                 "impairments": c.describe_impairments(),
+                **({"nat64": True} if c.nat64 else {}),
             }
             for node, c in self.conditions.items()
         }
@@ -387,7 +391,10 @@ def _conditions(
         firewall = _firewall(condition.get("firewall"), checker, name, server_hosts)
         impairments = _impairments(condition.get("impairments"), node, checker, name)
         listed = isinstance(condition.get("impairments"), list)
-        conditions[name] = NodeConditions(nat, firewall, impairments, listed)
+        nat64 = bool(condition.get("nat64"))
+        if nat64 and (problem := nat64_problem(node)):
+            raise checker.fail(f"conditions.{name}.nat64", problem)
+        conditions[name] = NodeConditions(nat, firewall, impairments, listed, nat64)
     return conditions
 
 

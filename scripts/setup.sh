@@ -57,6 +57,10 @@ check_distribution() {
 # userspace on a TUN device, since the lab's kernels need not have the wireguard module
 # (lab/network/vpn.py).
 SYSTEM_PACKAGES=(mininet coturn dnsmasq-base nftables iproute2 tcpdump tshark net-tools conntrack iputils-ping openssl ca-certificates make libnss3-tools squid dante-server wireguard-go wireguard-tools)
+# tayga: NAT64 (a userspace translator on a TUN device) for IPv6-only hosts, started per run
+# in a carrier gateway's namespace (lab/network/ipv6.py). Debian and Ubuntu ship its service
+# disabled (K links only), so installing it starts nothing on the machine itself.
+SYSTEM_PACKAGES+=(tayga)
 # CI also checks the Vagrantfile's syntax with `ruby -c` (tests/unit/test_vagrant.py). Ruby
 # takes about 25 MB installed, which a lab machine or the VM has no use for.
 if [ -n "${CI:-}" ]; then SYSTEM_PACKAGES+=(ruby); fi

@@ -45,6 +45,7 @@ from lab.network.ipv6 import (
     ipv6_commands,
     ipv6_sysctls,
     render_cpe_firewall6,
+    start_nat64,
 )
 from lab.network.nat import conntrack_sysctls, render_nat
 from lab.network.vpn import (
@@ -232,6 +233,9 @@ class LabNetwork:
             for (a, a_name), (b, b_name) in link_segments(link, self.wires):
                 Link(self.hosts[a], self.hosts[b], intfName1=a_name, intfName2=b_name)
         self._configure_all()
+        for name, condition in self.conditions.items():
+            if condition.nat64:
+                start_nat64(self, name, self.workdir)  # popen tracks it for tear-down
         self._start_delay_lines()
         self.tunnel_processes = start_tunnels(self, self.tunnels, self.topology)
 

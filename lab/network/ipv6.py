@@ -13,8 +13,13 @@ disabled, as every node of an IPv4-only topology does.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
+from lab.errors import LabInputError, LabRunError
 from lab.network.firewall import interface_set
 from lab.topology import Interface, Node, Topology
 
@@ -148,3 +153,117 @@ def render_cpe_firewall6(uplink: str, inside: list[str]) -> str:
     }}
 }}
 """
+
+
+# -- NAT64 (RFC 6146) and DNS64 (RFC 6147) --------------------------------------------------
+#
+# An IPv6-only mobile network reaches IPv4-only servers through its carrier's NAT64: the
+# carrier's DNS64 answers a name that has only an IPv4 address with a synthesised IPv6
+# one (a /96 NAT64 prefix followed by the IPv4 address), and the NAT64
+# translates packets to that prefix into IPv4 from a pool, which the gateway then
+# source-NATs out of its IPv4 uplink as any NAT does. The lab runs TAYGA (a userspace
+# NAT64 on a TUN device in the gateway's namespace) and answers DNS64 itself: it knows
+# every name of the run, so a resolver on the gateway gives each its synthesised AAAA.
+
+#: The NAT64 prefix: a network-specific one from the lab's 2001:db8::/32 (RFC 6052 allows
+#: a carrier its own). Not the well-known 64:ff9b::/96: RFC 6052 keeps that from
+#: non-global IPv4 addresses, and TAYGA 0.9.2 (Debian 12) refuses to translate it to the
+#: documentation ranges the lab's servers live in ("Destination unreachable: No route").
+NAT64_PREFIX = ipaddress.IPv6Network("2001:db8:6464::/96")
+#: TAYGA's IPv4 pool (RFC 1918): each IPv6 client gets one; the gateway NATs them out.
+NAT64_POOL = ipaddress.IPv4Network("192.168.255.0/24")
+#: TAYGA's own addresses, for the ICMP errors it sends.
+NAT64_OWN_IPV4 = NAT64_POOL[1]
+NAT64_OWN_IPV6 = ipaddress.IPv6Address("2001:db8:ff:64::1")
+NAT64_TUN = "nat64"
+#: How long TAYGA may take to bring its TUN device up.
+NAT64_START_S = 5.0
+
+
+def nat64_problem(node: Node) -> str | None:
+    """Why `node` cannot be a NAT64 (None if it can): it needs an IPv4 uplink to translate
+    to and IPv6 hosts inside to translate for."""
+    if node.uplink() is None:
+        return "a NAT64 needs an IPv4 uplink (the node's `gateway`)"
+    if not any(i.addresses6 for i in node.interfaces if i is not node.uplink()):
+        return "a NAT64 needs IPv6 addresses on an inside link"
+    return None
+
+
+def synthesized(ipv4: str) -> str:
+    """The DNS64 answer for an IPv4 address: 203.0.113.20 -> 2001:db8:6464::cb00:7114."""
+    return str(NAT64_PREFIX[int(ipaddress.IPv4Address(ipv4))])
+
+
+def render_tayga_conf(data_dir: str) -> str:
+    """TAYGA's configuration."""
+    return (
+        "\n".join(
+            [
+                f"tun-device {NAT64_TUN}",
+                f"ipv4-addr {NAT64_OWN_IPV4}",
+                f"ipv6-addr {NAT64_OWN_IPV6}",
+                f"prefix {NAT64_PREFIX}",
+                f"dynamic-pool {NAT64_POOL}",
+                f"data-dir {data_dir}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def nat64_commands(conf: str) -> list[str]:
+    """Create TAYGA's TUN device in the gateway's namespace and route the prefix and the
+    pool through it (the gateway's NAT then treats the pool as any inside address)."""
+    return [
+        f"tayga --mktun -c {conf}",
+        f"ip link set {NAT64_TUN} up",
+        f"ip route add {NAT64_POOL} dev {NAT64_TUN}",
+        f"ip -6 route add {NAT64_PREFIX} dev {NAT64_TUN}",
+        f"ip -6 route add {NAT64_OWN_IPV6}/128 dev {NAT64_TUN}",
+    ]
+
+
+def dns64_resolvers(topology: Topology, nat64_nodes: Iterable[str]) -> dict[str, str]:
+    """Host -> the IPv6 address of its NAT64 gateway, whose DNS64 it asks (a host whose
+    IPv6 default route is a NAT64 node)."""
+    gateways = set(nat64_nodes)
+    resolvers = {}
+    for node in topology.nodes.values():
+        up = uplink6(node)
+        if up is not None and up.peer_node in gateways and node.gateway6 is not None:
+            resolvers[node.name] = str(node.gateway6)
+    return resolvers
+
+
+def dns64_listen(node: Node) -> list[str]:
+    """Where a NAT64 gateway's DNS64 listens: its inside IPv6 addresses."""
+    up = node.uplink()
+    return [str(a.ip) for i in node.interfaces if i is not up for a in i.addresses6]
+
+
+def start_nat64(network: Any, node: str, workdir: Path) -> subprocess.Popen[bytes]:
+    """Bring up TAYGA in `node` (a lab process, killed at tear-down like the others);
+    LabRunError if its TUN device or routes cannot be made, or it exits at once."""
+    if shutil.which("tayga") is None:
+        raise LabInputError(f"NAT64 on '{node}' needs tayga: run `make setup` (apt tayga)")
+    directory = workdir / f"tayga-{node}"
+    directory.mkdir(exist_ok=True)
+    conf = directory / "tayga.conf"
+    conf.write_text(render_tayga_conf(str(directory)))
+    made = network.run(node, ["sh", "-c", "set -e\n" + "\n".join(nat64_commands(str(conf)))])
+    if made.returncode != 0:
+        said = (made.stderr + made.stdout).decode().strip()
+        raise LabRunError(f"NAT64 on '{node}': {said or 'failed'}")
+    log = directory / "tayga.log"
+    with open(log, "wb") as output:
+        process = network.popen(
+            node, ["tayga", "-c", str(conf), "--nodetach"], stdout=output, stderr=output
+        )
+    try:
+        process.wait(timeout=0.1)  # a bad configuration makes it exit at once
+    except subprocess.TimeoutExpired:
+        return process
+    raise LabRunError(
+        f"NAT64 on '{node}' (tayga) exited: {log.read_text(errors='replace').strip()}"
+    )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabInputError, LabRunError
+from lab.network.ipv6 import dns64_listen, dns64_resolvers, synthesized
 from lab.network.resolver import (
     command_prefix,
     resolver_addresses,
@@ -208,7 +209,7 @@ class DnsServer:
 
     node: str
     config: str
-    role: str  # public | lan
+    role: str  # public | lan | dns64
     log: Path
 
 
@@ -296,7 +297,24 @@ def plan_dns(scenario: Any, workdir: Path) -> tuple[list[DnsServer], dict[str, s
         log = workdir / f"dnsmasq-{node}.log"
         config = render_lan_resolver(listen, public, answers, name_sets.get(node, {}), log)
         servers.append(DnsServer(node, config, "lan", log))
-    return servers, resolver_addresses(topology, public, lan_nodes)
+    nat64 = sorted(n for n, c in scenario.conditions.items() if c.nat64)
+    for node in nat64:
+        log = workdir / f"dnsmasq-{node}.log"
+        listen = dns64_listen(topology.node(node))
+        config = render_dns64(listen, public, scenario.dns.public.apply(records), log)
+        servers.append(DnsServer(node, config, "dns64", log))
+    resolvers = resolver_addresses(topology, public, lan_nodes)
+    return servers, {**resolvers, **dns64_resolvers(topology, nat64)}
+
+
+def render_dns64(listen: Iterable[str], upstream: str, records: dict[str, str], log: Path) -> str:
+    """dnsmasq.conf of a NAT64 gateway's DNS64 (RFC 6147): each name of the run answered
+    with its IPv4 address and the synthesised IPv6 one (the NAT64 prefix + IPv4, what a
+    DNS64 makes of an IPv4-only name); anything else forwarded to the public server."""
+    lines = ["# ice-lab: a carrier's DNS64, one run only", *_common(listen, log)]
+    lines.append(f"server={upstream}")
+    lines += [f"host-record={n},{a},{synthesized(a)}" for n, a in records.items()]
+    return "\n".join(lines) + "\n"
 
 
 def start_run_dns(network: Any, scenario: Any, workdir: Path) -> Callable[[float], None]:

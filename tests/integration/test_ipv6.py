@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab.network.build import LabNetwork
+from lab.network.ipv6 import synthesized
 from lab.scenario import load_scenario
 
 from .helpers import lab, leftovers, run_scenario
@@ -112,3 +113,44 @@ def test_an_ipv6_only_viewer_fails_and_the_report_says_no_ipv4(tmp_path: Path) -
     assert status == 0 and result["expectations_met"], output  # failing is expected
     assert result["outcome"] == "failed"
     assert "no IPv4 address" in output and "NAT64" in output
+
+
+#: Prints the source address of the first datagram to 203.0.113.20:5000 ("nothing" after 2 s).
+SOURCE_OF = (
+    "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+    "s.bind(('203.0.113.20',5000));s.settimeout(2.0)\n"
+    "try:\n print(s.recvfrom(100)[1][0])\nexcept socket.timeout:\n print('nothing')"
+)
+
+
+def test_nat64_carries_an_ipv6_only_hosts_packets_to_an_ipv4_server(tmp_path: Path) -> None:
+    scenario = load_scenario("ipv6-only-nat64-viewer")
+    with LabNetwork(scenario.topology, scenario.conditions, tmp_path) as network:
+        receiver = network.popen(
+            "signaling", [sys.executable, "-c", SOURCE_OF], stdout=subprocess.PIPE
+        )
+        time.sleep(0.3)
+        send = (
+            "import socket;s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM);"
+            f"s.sendto(b'x',('{synthesized('203.0.113.20')}',5000))"
+        )
+        network.run("viewer", [sys.executable, "-c", send])
+        source = receiver.communicate(timeout=5)[0].decode().strip()
+        # Translated by TAYGA into its pool, then NATed out of the carrier's IPv4 uplink.
+        assert source == "198.51.100.34"
+        direct = network.run("viewer", ["ping", "-c", "1", "-W", "1", "203.0.113.20"])
+        assert direct.returncode != 0  # still no IPv4 of its own
+    assert leftovers()["shells"] == []
+
+
+def test_an_ipv6_only_viewer_connects_through_nat64_and_a_relay(tmp_path: Path) -> None:
+    status, result, output = run_scenario(tmp_path, "ipv6-only-nat64-viewer")
+    assert status == 0 and result["expectations_met"], output
+    viewer = result["peers"]["viewer"]["candidates"]
+    assert {c["type"] for c in viewer} == {"host", "relay"}  # aiortc: no IPv4 socket, no srflx
+    assert all(":" not in c["address"] for c in viewer if c["type"] == "relay")
+    synthesised = [a for a in result["servers"]["dns"]["answers"] if a["server"] == "mobile-gw"]
+    assert synthesised and all(
+        a["answer"].startswith("2001:db8:6464::") for a in synthesised if a["type"] == "AAAA"
+    )
+    assert "runs NAT64 and DNS64" in output

@@ -14,9 +14,19 @@ from lab.address_families import family_lines
 from lab.errors import LabInputError
 from lab.expectations import evaluate
 from lab.network.build import render_node_setup
-from lab.network.ipv6 import delegated_routes, ipv6_commands
+from lab.network.ipv6 import (
+    delegated_routes,
+    dns64_listen,
+    dns64_resolvers,
+    ipv6_commands,
+    nat64_commands,
+    render_tayga_conf,
+    synthesized,
+)
 from lab.observations import endpoint
 from lab.report import describe_candidate
+from lab.scenario import load_scenario
+from lab.servers.dns import render_dns64
 from lab.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,3 +225,43 @@ def test_the_report_says_an_ipv6_only_host_cannot_reach_an_ipv4_only_service() -
     [line] = family_lines(result)
     assert "IPv6 only (2001:db8:64:1::10): no IPv4 address" in line
     assert "NAT64" in line and "failed before ICE began (name resolution failed)" in line
+
+
+def test_nat64_translates_a_prefix_of_the_labs_own_range() -> None:
+    assert synthesized("203.0.113.20") == "2001:db8:6464::cb00:7114"
+    conf = render_tayga_conf("/run/x")
+    assert "prefix 2001:db8:6464::/96" in conf and "dynamic-pool 192.168.255.0/24" in conf
+    commands = nat64_commands("/run/x/tayga.conf")
+    assert commands[0] == "tayga --mktun -c /run/x/tayga.conf"
+    assert "ip -6 route add 2001:db8:6464::/96 dev nat64" in commands
+    assert "ip route add 192.168.255.0/24 dev nat64" in commands
+
+
+def test_hosts_behind_a_nat64_ask_its_dns64() -> None:
+    topology = load_topology("ipv6-only-lte")
+    assert dns64_resolvers(topology, ["mobile-gw"]) == {"viewer": "2001:db8:64:1::1"}
+    assert dns64_resolvers(topology, []) == {}
+    assert dns64_listen(topology.node("mobile-gw")) == ["2001:db8:64:1::1"]
+    config = render_dns64(
+        ["2001:db8:64:1::1"], "203.0.113.20", {"a.example": "203.0.113.10"}, Path("/l")
+    )
+    assert "host-record=a.example,203.0.113.10,2001:db8:6464::cb00:710a" in config
+    assert "listen-address=2001:db8:64:1::1" in config and "server=203.0.113.20" in config
+
+
+@pytest.mark.parametrize(
+    ("node", "value", "words"),
+    [
+        ("master-gw", True, "needs IPv6 addresses on an inside link"),
+        ("mobile-gw", "yes", "is not of type 'boolean'"),
+    ],
+)
+def test_a_nat64_where_none_can_be_is_bad_input(
+    tmp_path: Path, node: str, value: Any, words: str
+) -> None:
+    document = yaml.safe_load((ROOT / "scenarios" / "ipv6-only-nat64-viewer.yaml").read_text())
+    document["conditions"][node]["nat64"] = value
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(LabInputError, match=rf"{path}: conditions\.{node}\.nat64: .*{words}"):
+        load_scenario(str(path))
