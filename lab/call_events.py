@@ -3,7 +3,10 @@
 A run normally ends once the peers have connected and every pair has a final state. With
 `call`, the peers keep the call going for `duration_s` with steady data channel traffic,
 and `events` change the network under it at times counted from the moment both peers are
-connected: a link outage, a lossy spell, a NAT that forgets its mappings.
+connected: a link outage, a lossy spell, a NAT that forgets its mappings or moves them to
+new ports, a firewall whose idle timeout shortens. `pauses` stop the application's
+messages for a while, as an application with nothing to say does: only then does an idle
+timeout matter.
 """
 
 from __future__ import annotations
@@ -19,12 +22,28 @@ DEFAULT_MESSAGE_BYTES = 200
 
 
 @dataclass(frozen=True)
+class Pause:
+    """The viewer sends no message from `at_s` for `for_s` (the call's clock)."""
+
+    at_s: float
+    for_s: float
+
+    @property
+    def ends_s(self) -> float:
+        return self.at_s + self.for_s
+
+    def as_dict(self) -> dict[str, float]:
+        return {"at_s": self.at_s, "for_s": self.for_s}
+
+
+@dataclass(frozen=True)
 class Call:
     duration_s: float
     messages_per_s: float = DEFAULT_MESSAGES_PER_S
     message_bytes: int = DEFAULT_MESSAGE_BYTES
     #: The application restarts ICE when the connection is lost (agents that can).
     ice_restart: bool = False
+    pauses: tuple[Pause, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -32,13 +51,15 @@ class Call:
             "messages_per_s": self.messages_per_s,
             "message_bytes": self.message_bytes,
             "ice_restart": self.ice_restart,
+            "pauses": [p.as_dict() for p in self.pauses],
         }
 
 
 @dataclass(frozen=True)
 class CallEvent:
-    """One change: `kind` is link-down, link-loss, nat-flush, turn-restart or
-    uplink-switch (the host's default uplink goes away; `interface` is the one left)."""
+    """One change: `kind` is link-down, link-loss, nat-flush, nat-rebind, idle-timeout
+    (`idle_timeout_s`), turn-restart or uplink-switch (the host's default uplink goes away;
+    `interface` is the one left)."""
 
     at_s: float
     kind: str
@@ -46,6 +67,7 @@ class CallEvent:
     interface: str | None = None
     duration_s: float = 0.0  # how long a link-down or link-loss lasts
     loss_percent: float = 0.0
+    idle_timeout_s: float = 0.0
 
     @property
     def ends_s(self) -> float:
@@ -64,6 +86,10 @@ class CallEvent:
             return f"{self.node} loses its default uplink and moves to {self.interface}"
         if self.kind == "turn-restart":
             return "the TURN server restarts (its allocations are lost)"
+        if self.kind == "nat-rebind":
+            return f"{self.node} moves its NAT mappings to new public ports"
+        if self.kind == "idle-timeout":
+            return f"{self.node} forgets UDP flows idle for {self.idle_timeout_s:g} s"
         return f"{self.node} forgets its NAT mappings"
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +99,7 @@ class CallEvent:
             "target": self.target,
             "duration_s": self.duration_s,
             "loss_percent": self.loss_percent or None,
+            "idle_timeout_s": self.idle_timeout_s or None,
             "what": self.describe(),
         }
 
@@ -88,7 +115,11 @@ class Checker(Protocol):
 
 
 def parse_call(
-    document: dict[str, Any], checker: Checker, nat_nodes: set[str], turn_host: str | None = None
+    document: dict[str, Any],
+    checker: Checker,
+    nat_nodes: set[str],
+    turn_host: str | None = None,
+    firewall_nodes: frozenset[str] = frozenset(),
 ) -> tuple[Call | None, tuple[CallEvent, ...]]:
     """The scenario's call and its events, cross-checked against the topology."""
     spec = document.get("call")
@@ -102,9 +133,11 @@ def parse_call(
         float(spec.get("messages_per_s", DEFAULT_MESSAGES_PER_S)),
         int(spec.get("message_bytes", DEFAULT_MESSAGE_BYTES)),
         bool(spec.get("ice_restart", False)),
+        _pauses(spec, checker),
     )
+    stateful = {"nat": nat_nodes, "stateful": nat_nodes | firewall_nodes}
     events = tuple(
-        _event(entry, checker, f"events[{n}]", nat_nodes, turn_host)
+        _event(entry, checker, f"events[{n}]", stateful, turn_host)
         for n, entry in enumerate(events_spec)
     )
     for n, event in enumerate(events):
@@ -116,8 +149,31 @@ def parse_call(
     return call, events
 
 
+def _pauses(spec: dict[str, Any], checker: Checker) -> tuple[Pause, ...]:
+    """The call's pauses, in time order, each within the call and apart from the others."""
+    pauses = sorted(
+        (Pause(float(p["at_s"]), float(p["for_s"])) for p in spec.get("pauses") or []),
+        key=lambda p: p.at_s,
+    )
+    duration = float(spec["duration_s"])
+    for n, pause in enumerate(pauses):
+        if pause.ends_s >= duration:
+            raise checker.fail(
+                f"call.pauses[{n}]",
+                f"ends at {pause.ends_s:g} s, not before the call's end ({duration:g} s): "
+                "data must flow again to show whether the call survived",
+            )
+        if n and pause.at_s < pauses[n - 1].ends_s:
+            raise checker.fail(f"call.pauses[{n}]", "overlaps the pause before it")
+    return tuple(pauses)
+
+
 def _event(
-    spec: dict[str, Any], checker: Checker, where: str, nat_nodes: set[str], turn_host: str | None
+    spec: dict[str, Any],
+    checker: Checker,
+    where: str,
+    stateful: dict[str, set[str]],
+    turn_host: str | None,
 ) -> CallEvent:
     at_s = float(spec["at_s"])
     if "switch_uplink" in spec:
@@ -142,19 +198,19 @@ def _event(
         if turn_host is None:
             raise checker.fail(f"{where}.server", "this scenario runs no STUN/TURN server")
         return CallEvent(at_s, "turn-restart", turn_host)
+    if "idle_timeout_s" in spec:
+        _only(spec, {"at_s", "node", "idle_timeout_s"}, checker, where)
+        node = _stateful_node(spec, checker, where, stateful["stateful"], "a NAT or firewall")
+        return CallEvent(at_s, "idle-timeout", node, idle_timeout_s=float(spec["idle_timeout_s"]))
     if "nat" in spec:
         _only(spec, {"at_s", "node", "nat"}, checker, where)
-        if "node" not in spec:
-            raise checker.fail(f"{where}.node", "name the NAT node whose mappings are flushed")
-        checker.node(f"{where}.node", spec["node"])
-        if spec["node"] not in nat_nodes:
-            raise checker.fail(
-                f"{where}.node", f"node '{spec['node']}' has no NAT in this scenario's conditions"
-            )
-        return CallEvent(at_s, "nat-flush", spec["node"])
+        node = _stateful_node(spec, checker, where, stateful["nat"], "a NAT")
+        return CallEvent(at_s, f"nat-{spec['nat']}", node)
     if "link" not in spec:
         raise checker.fail(
-            where, "say what happens: `link` with down_s or loss_percent, `nat` or `server`"
+            where,
+            "say what happens: `link` with down_s or loss_percent, `nat`, `idle_timeout_s`, "
+            "`server` or `switch_uplink`",
         )
     node, interface = _link(spec["link"], checker, f"{where}.link")
     if "down_s" in spec:
@@ -173,6 +229,21 @@ def _event(
             float(spec["loss_percent"]),
         )
     raise checker.fail(where, "a link event needs down_s, or loss_percent with for_s")
+
+
+def _stateful_node(
+    spec: dict[str, Any], checker: Checker, where: str, allowed: set[str], what: str
+) -> str:
+    """The event's `node`, which must have `what` in the scenario's conditions."""
+    if "node" not in spec:
+        raise checker.fail(f"{where}.node", f"name the node ({what}) whose state changes")
+    checker.node(f"{where}.node", spec["node"])
+    if spec["node"] not in allowed:
+        named = what.removeprefix("a ")
+        raise checker.fail(
+            f"{where}.node", f"node '{spec['node']}' has no {named} in this scenario's conditions"
+        )
+    return str(spec["node"])
 
 
 def _only(spec: dict[str, Any], allowed: set[str], checker: Checker, where: str) -> None:

@@ -195,7 +195,11 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
                 observed["command"]["wire"] = wire_seen(role, servers.logs.get("signaling"), turn)
         call = (
             call_section(
-                scenario.events, call_events.log, call_events.call_started_at, observations
+                scenario.events,
+                call_events.log,
+                call_events.call_started_at,
+                observations,
+                scenario.call.pauses if scenario.call else (),
             )
             if call_events is not None
             else None

@@ -278,7 +278,8 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
         checker.node(f"dns.lan_resolvers.{node}", node, {"nat", "firewall", "router"})
     nat_nodes = {name for name, c in conditions.items() if c.nat is not None}
     turn_host = stun_turn.host if stun_turn else None
-    call, events = parse_call(document, checker, nat_nodes, turn_host)
+    firewall_nodes = frozenset(name for name, c in conditions.items() if c.firewall is not None)
+    call, events = parse_call(document, checker, nat_nodes, turn_host, firewall_nodes)
     _call_expectations(document["expect"], events, checker)
     _address_expectations(document["expect"], checker)
     return Scenario(

@@ -4,12 +4,15 @@ The schedule starts when both peers say they are connected (each writes
 `<role>.connected` in the run directory), so `at_s` means the same on a fast and on a
 slow network. A link outage or a lossy spell is an nftables table of its own in the
 node's namespace, added at the start and deleted at the end; a NAT flush empties the
-node's conntrack table. All of it lives in the lab's namespaces and goes with them.
+node's conntrack table; a NAT rebind also forgets the mappings the NAT's ruleset learned
+(lab/network/nat.py), so that new ones take new ports; an idle timeout lowers the node's
+UDP conntrack timeouts. All of it lives in the lab's namespaces and goes with them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: How often the schedule looks for the peers' "connected" marks.
 POLL_S = 0.02
+#: After a NAT event, when to look at the mappings the call's next packets made.
+MAPPINGS_AFTER_S = 0.5
+_CONNTRACK_TUPLE = re.compile(r"src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
 
 
 def connected_mark(workdir: Path, role: str) -> Path:
@@ -57,6 +63,63 @@ def render_event_ruleset(event: CallEvent, index: int) -> str:
     }}
 }}
 """
+
+
+#: The NAT ruleset's learned mappings (lab/network/nat.py). `mapped_ports` is kept: the
+#: ports it holds stay taken, so a rebound mapping cannot get its old port back.
+LEARNED_MAPPINGS = ("map ei_out", "map ad_out", "map inbound", "set contacted")
+REBIND_HOLD_TABLE = "icelab_rebind_hold"
+
+
+def rebind_commands() -> list[str]:
+    """Move a NAT's mappings to new public ports (pure): hold the UDP it forwards for the
+    moment of the swap (or a packet in flight re-learns an old mapping), forget the
+    learned mappings and every conntrack entry, then let the packets through again."""
+    hold = (
+        f"table ip {REBIND_HOLD_TABLE} {{ chain hold {{ type filter hook prerouting "
+        "priority raw - 70; policy accept; meta l4proto udp drop; }; }"
+    )
+    forget = "; ".join(f"flush {what}" for what in _learned("ip icelab_nat"))
+    return [
+        f"nft -f - <<'EOF'\n{hold}\n{forget}\nEOF",
+        f"trap 'nft delete table ip {REBIND_HOLD_TABLE}' EXIT",  # released even on failure
+        "conntrack -F",
+    ]
+
+
+def _learned(table: str) -> list[str]:
+    return [f"{kind} {table} {name}" for kind, name in (m.split() for m in LEARNED_MAPPINGS)]
+
+
+def udp_mappings(conntrack_listing: str) -> list[dict[str, str]]:
+    """The source-NAT mappings in `conntrack -L -p udp` output (pure): inside endpoint,
+    the public endpoint it leaves as, and the remote endpoint, sorted."""
+    mappings = []
+    for line in conntrack_listing.splitlines():
+        tuples = _CONNTRACK_TUPLE.findall(line)
+        if len(tuples) < 2:
+            continue
+        (src, dst, sport, dport), (_, public, _, public_port) = tuples[:2]
+        if (src, sport) != (public, public_port):
+            mappings.append(
+                {
+                    "inside": f"{src}:{sport}",
+                    "public": f"{public}:{public_port}",
+                    "remote": f"{dst}:{dport}",
+                }
+            )
+    return sorted(mappings, key=lambda m: (m["inside"], m["remote"]))
+
+
+def idle_timeout_sysctls(event: CallEvent) -> dict[str, str]:
+    """The node's UDP conntrack timeouts, both unreplied and replied (pure). Per namespace,
+    and read at each packet, so they apply to flows open before the event; an nftables
+    `ct timeout` object would bind only to flows created after it (measured)."""
+    seconds = str(round(event.idle_timeout_s))
+    return {
+        "net.netfilter.nf_conntrack_udp_timeout": seconds,
+        "net.netfilter.nf_conntrack_udp_timeout_stream": seconds,
+    }
 
 
 def uplink_switch_commands(node: Node, event: CallEvent) -> list[str]:
@@ -122,6 +185,8 @@ class CallEventRunner:
             steps.append((event.at_s, index, self._begin))
             if event.kind in ("link-down", "link-loss"):
                 steps.append((event.ends_s, index, self._end))
+            if event.kind in ("nat-flush", "nat-rebind"):
+                steps.append((event.at_s + MAPPINGS_AFTER_S, index, self._mappings_after))
         return sorted(steps, key=lambda step: step[0])
 
     def _begin(self, index: int) -> None:
@@ -136,12 +201,36 @@ class CallEventRunner:
             done = self.network.run(event.node, ["sh", "-ec", script])
             self._note(index, "began", done.returncode, done.stderr)
             return
-        if event.kind == "nat-flush":
-            done = self.network.run(event.node, ["conntrack", "-F"])
+        if event.kind in ("nat-flush", "nat-rebind"):
+            self._nat_event(index, event)
+            return
+        if event.kind == "idle-timeout":
+            settings = [f"{k}={v}" for k, v in idle_timeout_sysctls(event).items()]
+            done = self.network.run(event.node, ["sysctl", "-qw", *settings])
         else:
             ruleset = render_event_ruleset(event, index).encode()
             done = self.network.run(event.node, ["nft", "-f", "-"], input=ruleset)
         self._note(index, "began", done.returncode, done.stderr)
+
+    def _nat_event(self, index: int, event: CallEvent) -> None:
+        """Flush or rebind the NAT, noting its UDP mappings just before."""
+        before = self._mappings(event.node)
+        if event.kind == "nat-flush":
+            done = self.network.run(event.node, ["conntrack", "-F"])
+        else:
+            done = self.network.run(event.node, ["sh", "-ec", "\n".join(rebind_commands())])
+        self._note(index, "began", done.returncode, done.stderr)
+        self.log[-1]["mappings_before"] = before
+
+    def _mappings_after(self, index: int) -> None:
+        """The mappings the call's packets made after a NAT event: new public ports?"""
+        for entry in self.log:
+            if entry["event"] == index and entry["what"] == "began":
+                entry["mappings_after"] = self._mappings(self.events[index].node)
+
+    def _mappings(self, node: str) -> list[dict[str, str]]:
+        done = self.network.run(node, ["conntrack", "-L", "-p", "udp"])
+        return udp_mappings(done.stdout.decode(errors="replace"))
 
     def _restart_turn(self, index: int) -> None:
         """Stop the TURN server and start it again; the event ends once it listens."""

@@ -86,7 +86,12 @@ class Peer:
         self.early_candidates: list[dict[str, Any]] = []
         self.mdns_candidates: list[Any] = []  # a browser's host candidates, by name
         self.call = CallRecorder(config.call) if config.call else None
+        self.gathering_states: list[dict[str, Any]] = []
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
+        self.pc.on("icegatheringstatechange", self._gathering_state_changed)
+
+    def _gathering_state_changed(self) -> None:
+        self.gathering_states.append({"state": self.pc.iceGatheringState, "at": time.time()})
 
     def _ice_state_changed(self) -> None:
         log.info("ICE connection state: %s", self.pc.iceConnectionState)
@@ -229,7 +234,10 @@ class Peer:
             "skipped_servers": [{"url": s.url, "reason": s.reason} for s in self.plan.skipped],
         }
         if self.call is not None:
-            result["call"] = self.call.observations()
+            result["call"] = self.call.observations() | {
+                "gathering": self.gathering_states,
+                "consent": connection.consent if connection else [],
+            }
         if connection is None:
             return result | {"candidates": [], "pairs": [], "selected": None}
         return (

@@ -1,8 +1,9 @@
 """The ongoing call of an aiortc peer: steady data channel messages, their echoes, and
 the selected pair over time (the page does the same in JavaScript: page/peer.js).
 
-The viewer sends `messages_per_s` numbered messages for `duration_s`; the master echoes
-each. What the viewer records — when each message left and when its echo came back —
+The viewer sends `messages_per_s` numbered messages for `duration_s`, except during the
+call's `pauses` (the application has nothing to say; ICE consent checks go on); the master
+echoes each. What the viewer records — when each message left and when its echo came back —
 is what lab/call_timeline.py turns into delivery per second and recovery times. Times
 are epoch seconds, so the lab can line them up with the events it applied.
 """
@@ -28,6 +29,11 @@ def is_call_message(message: Any) -> bool:
     return isinstance(message, str) and message.startswith(CALL_PREFIX)
 
 
+def in_pause(pauses: list[tuple[float, float]], call_s: float) -> bool:
+    """Whether the application is silent `call_s` seconds into the call."""
+    return any(start <= call_s < end for start, end in pauses)
+
+
 class CallRecorder:
     """Sends the viewer's messages and records their echoes and the selected pair."""
 
@@ -41,6 +47,7 @@ class CallRecorder:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.wants_ice_restart = bool(call.get("ice_restart"))
+        self.pauses = [(p["at_s"], p["at_s"] + p["for_s"]) for p in call.get("pauses") or []]
 
     def message(self, sequence: int) -> str:
         return f"{CALL_PREFIX}{sequence} ".ljust(self.size, ".")
@@ -65,9 +72,10 @@ class CallRecorder:
         next_send = next_sample = time.monotonic()
         while (now := time.monotonic()) < deadline:
             if sends and now >= next_send:
-                self.sent_at.append(time.time())
-                self.echoed_at.append(None)
-                send(self.message(len(self.sent_at) - 1))
+                if not in_pause(self.pauses, now - (deadline - self.duration_s)):
+                    self.sent_at.append(time.time())
+                    self.echoed_at.append(None)
+                    send(self.message(len(self.sent_at) - 1))
                 next_send += self.interval_s
             if now >= next_sample:
                 self._sample(selected_pair())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import random
 import socket
 import ssl
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aioice import stun, turn
+from aioice import ice, stun, turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import (
     CandidatePair,
@@ -152,6 +153,8 @@ class LabConnection(Connection):
         self.gathering_s: float | None = None
         self.on_log = on_log or (lambda line: None)
         self._kept: tuple[list[Candidate], CandidatePair | None] | None = None
+        #: Consent freshness (RFC 7675): each check on the nominated pair, and the expiry.
+        self.consent: list[dict[str, Any]] = []
 
     # -- gathering ----------------------------------------------------------------------
 
@@ -427,6 +430,33 @@ class LabConnection(Connection):
             self.expired.add(id(pair))
             return "failed"
         return None
+
+    async def query_consent(self) -> None:
+        """aioice's consent freshness loop (RFC 7675), the same checks at the same times,
+        recording each one and the expiry: aioice itself only logs the expiry and closes,
+        which aiortc reports as ICE `closed`, a state that has other causes too."""
+        assert self.remote_password is not None
+        key = self.remote_password.encode("utf8")
+        failures = 0
+        while True:
+            await asyncio.sleep(ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+            for pair in self._nominated.values():
+                sent_at = time.time()
+                try:
+                    request = self.build_request(pair, nominate=False)
+                    await pair.protocol.request(
+                        request, pair.remote_addr, integrity_key=key, retransmissions=0
+                    )
+                    failures = 0
+                except stun.TransactionError:
+                    failures += 1
+                self.consent.append({"at": sent_at, "answered": failures == 0})
+                if failures >= ice.CONSENT_FAILURES:
+                    self.consent.append({"at": time.time(), "expired": True})
+                    self.on_log(f"consent to send expired after {failures} unanswered checks")
+                    self._query_consent_task = None
+                    await self.close()
+                    return
 
     async def close(self) -> None:
         """Keep what the agent found before aioice forgets it: close() clears the local

@@ -9,17 +9,27 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.call_events import CallEvent
+from lab.call_events import CallEvent, Pause
 from lab.call_timeline import (
     call_lines,
     call_section,
+    consent_changes,
+    consent_summary,
     delivery_per_second,
     longest_gap,
+    moved_mappings,
     recovery_after,
     recovery_checks,
 )
 from lab.errors import LabInputError
-from lab.network.events import render_event_ruleset, uplink_switch_commands
+from lab.network.events import (
+    idle_timeout_sysctls,
+    rebind_commands,
+    render_event_ruleset,
+    udp_mappings,
+    uplink_switch_commands,
+)
+from lab.peers.call_traffic import in_pause
 from lab.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,3 +261,181 @@ def test_a_call_that_never_started_breaks() -> None:
     assert section["started"] is False
     assert [c["met"] for c in recovery_checks({"call_breaks": True}, section)] == [True]
     assert call_lines(section) == ["call: never started (the peers did not both connect)"]
+
+
+# -- NAT rebind, idle timeouts, pauses, consent and gathering in the timeline ----------
+
+
+def test_bundled_rebind_idle_timeout_and_lossy_spell_scenarios_load() -> None:
+    rebind = load_scenario("call-nat-rebind")
+    assert [(e.kind, e.node) for e in rebind.events] == [("nat-rebind", "viewer-gw")]
+    assert rebind.events[0].describe() == "viewer-gw moves its NAT mappings to new public ports"
+    idle = load_scenario("call-firewall-idle-timeout")
+    (event,) = idle.events
+    assert (event.kind, event.node, event.idle_timeout_s) == ("idle-timeout", "office-gw", 3.0)
+    assert idle.call is not None and idle.call.pauses == (Pause(2.0, 6.0),)
+    assert idle.call.as_dict()["pauses"] == [{"at_s": 2.0, "for_s": 6.0}]
+    lossy = load_scenario("call-lossy-spell")
+    assert [(e.kind, e.loss_percent) for e in lossy.events] == [("link-loss", 30.0)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        (
+            {"events": [{"at_s": 1, "node": "viewer", "idle_timeout_s": 3}]},
+            "events[0].node",
+            "no NAT or firewall",
+        ),
+        ({"events": [{"at_s": 1, "node": "viewer", "nat": "rebind"}]}, "events[0].node", "no NAT"),
+        ({"events": [{"at_s": 1, "idle_timeout_s": 3}]}, "events[0].node", "name the node"),
+        (
+            {"events": [{"at_s": 1, "node": "viewer-gw", "idle_timeout_s": 3, "for_s": 1}]},
+            "events[0].for_s",
+            "does not belong",
+        ),
+        (
+            {"call": {"duration_s": 12, "pauses": [{"at_s": 8, "for_s": 4}]}},
+            "call.pauses[0]",
+            "before the call's end",
+        ),
+        (
+            {
+                "call": {
+                    "duration_s": 12,
+                    "pauses": [{"at_s": 1, "for_s": 4}, {"at_s": 3, "for_s": 1}],
+                }
+            },
+            "call.pauses[1]",
+            "overlaps",
+        ),
+        ({"events": [{"at_s": 1, "node": "viewer-gw", "idle_timeout_s": 0}]}, "events[0]", ""),
+        ({"events": [{"at_s": 1, "node": "viewer-gw", "nat": "reboot"}]}, "events[0].nat", ""),
+    ],
+)
+def test_a_wrong_rebind_idle_timeout_or_pause_names_the_file_and_the_field(
+    tmp_path: Path, changes: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(LabInputError) as error:
+        load(tmp_path, call_document(**changes))
+    message = str(error.value)
+    assert "call.yaml" in message and field in message and words in message
+
+
+def test_a_rebind_holds_udp_forgets_learned_mappings_but_keeps_their_ports_taken() -> None:
+    script = "\n".join(rebind_commands())
+    assert "priority raw - 70; policy accept; meta l4proto udp drop" in script
+    for learned in (
+        "map ip icelab_nat ei_out",
+        "map ip icelab_nat inbound",
+        "set ip icelab_nat contacted",
+    ):
+        assert f"flush {learned}" in script
+    assert "mapped_ports" not in script  # the old ports stay taken: new mappings differ
+    # The hold is released even when the conntrack flush fails (sh -e exits there).
+    assert script.index("trap 'nft delete table ip icelab_rebind_hold' EXIT") < script.index(
+        "conntrack -F"
+    )
+
+
+def test_the_nats_mappings_are_read_from_conntrack() -> None:
+    listing = (
+        "udp      17 29 src=192.168.2.10 dst=198.51.100.18 sport=4000 dport=5000 "
+        "src=198.51.100.18 dst=198.51.100.2 sport=5000 dport=61000 [ASSURED] mark=0 use=1\n"
+        "udp      17 20 src=198.51.100.2 dst=203.0.113.10 sport=53 dport=53 "
+        "src=203.0.113.10 dst=198.51.100.2 sport=53 dport=53 mark=0 use=1\n"
+        "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.\n"
+    )
+    assert udp_mappings(listing) == [
+        {
+            "inside": "192.168.2.10:4000",
+            "public": "198.51.100.2:61000",
+            "remote": "198.51.100.18:5000",
+        }
+    ]
+    moved = moved_mappings(
+        {
+            "before": [{"inside": "192.168.2.10:4000", "public": "198.51.100.2:4000"}],
+            "after": udp_mappings(listing),
+        }
+    )
+    assert moved == [("192.168.2.10:4000", "198.51.100.2:4000", "198.51.100.2:61000")]
+
+
+def test_an_idle_timeout_sets_the_nodes_udp_conntrack_timeouts() -> None:
+    event = CallEvent(1, "idle-timeout", "office-gw", idle_timeout_s=3)
+    assert idle_timeout_sysctls(event) == {
+        "net.netfilter.nf_conntrack_udp_timeout": "3",
+        "net.netfilter.nf_conntrack_udp_timeout_stream": "3",
+    }
+    assert event.describe() == "office-gw forgets UDP flows idle for 3 s"
+
+
+def test_the_viewer_is_silent_only_within_its_pauses() -> None:
+    pauses = [(2.0, 8.0)]
+    assert [in_pause(pauses, t) for t in (1.99, 2.0, 7.99, 8.0)] == [False, True, True, False]
+
+
+def test_consent_changes_from_aiortc_checks_and_from_browser_counters() -> None:
+    aiortc = [
+        {"at": 101.0, "answered": True},
+        {"at": 106.0, "answered": False},
+        {"at": 111.0, "answered": False},
+        {"at": 116.0, "answered": True},
+        {"at": 140.0, "expired": True},
+    ]
+    assert consent_changes(aiortc, browser=False) == [
+        (106.0, "checks unanswered"),
+        (116.0, "answered again"),
+        (140.0, "expired: the agent closes the connection"),
+    ]
+    assert consent_summary(aiortc, browser=False) == {
+        "checks": 4,
+        "unanswered_in_a_row_max": 2,
+        "expired": True,
+    }
+    # A browser: one check in flight is no verdict; two in a row unanswered are.
+    browser = [
+        {"at": 101.0, "unanswered": 0, "consent_requests_sent": 3},
+        {"at": 102.0, "unanswered": 1, "consent_requests_sent": 4},
+        {"at": 102.1, "unanswered": 0, "consent_requests_sent": 4},
+        {"at": 105.0, "unanswered": 1, "consent_requests_sent": 5},
+        {"at": 107.5, "unanswered": 2, "consent_requests_sent": 6},
+        {"at": 110.0, "unanswered": 0, "consent_requests_sent": 7},
+    ]
+    assert consent_changes(browser, browser=True) == [
+        (107.5, "checks unanswered"),
+        (110.0, "answered again"),
+    ]
+    assert consent_summary(browser, browser=True)["checks"] == 4
+
+
+def test_the_timeline_has_gathering_consent_pauses_and_an_idle_timeouts_recovery() -> None:
+    idle = CallEvent(1.0, "idle-timeout", "office-gw", idle_timeout_s=3)
+    seen = observations(echoes_with_outage(104.5))
+    seen["viewer"]["agent"] = "chromium"
+    seen["viewer"]["ice_states"].append({"t_s": 3.0, "state": "disconnected", "at": 103.0})
+    seen["viewer"]["call"] |= {
+        "started_at": 99.9,
+        "gathering": [{"state": "gathering", "at": 99.0}, {"state": "complete", "at": 99.2}],
+    }
+    seen["master"]["agent"] = "aiortc"
+    seen["master"]["call"]["consent"] = [{"at": 103.5, "answered": False}]
+    section = call_section((idle,), applied(0, 101.0, None), ZERO, seen, (Pause(2.1, 2.0),))
+    assert section["pauses"] == [{"from_s": 2.0, "to_s": 4.0, "resumed_s": 0.505}]
+    event = section["events"][0]
+    # The idle timeout is felt after the pause, and its recovery counts from there.
+    assert (event["recovery_from_s"], event["recovery_s"]) == (4.0, 0.505)
+    viewer = section["peers"]["viewer"]
+    assert {"t_s": -1.0, "gathering": "gathering"} in viewer
+    assert {
+        "t_s": 3.0,
+        "ice_state": "disconnected",
+        "consent": "checks unanswered (the browser's disconnected)",
+    } in viewer
+    assert {"t_s": 3.5, "consent": "checks unanswered"} in section["peers"]["master"]
+    text = "\n".join(call_lines(section))
+    assert "data again 0.505 s after the next pause" in text
+    assert "viewer  ICE disconnected: consent checks unanswered" in text
+    assert "master  consent checks unanswered" in text
+    assert "viewer  sends again (data again 0.505 s after)" in text

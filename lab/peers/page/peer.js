@@ -54,7 +54,7 @@ const icelab = {
       echo: this.echo,
       error: this.error,
       outcome_s: this.outcomeAt,
-      call: this.call,
+      call: this.call && { ...this.call, gathering: this.gatheringStates },
       ice_state: this.pc ? this.pc.iceConnectionState : null,
       log: this.log,
     };
@@ -108,7 +108,7 @@ const icelab = {
       if (state === "disconnected" || state === "failed") this.maybeRestartIce(state);
     };
     pc.onicegatheringstatechange = () => {
-      this.gatheringStates.push({ t_s: this.elapsed(), state: pc.iceGatheringState });
+      this.gatheringStates.push({ t_s: this.elapsed(), state: pc.iceGatheringState, at: epoch() });
     };
     this.signaling.on("ICE_CANDIDATE", (event) => {
       if (event.payload && event.payload.candidate) this.remoteCandidates.push(event.payload.candidate);
@@ -231,19 +231,25 @@ const icelab = {
       selected: [],
       restarts: [],
       ice_restart_supported: true,
+      consent: [], // {at, unanswered, consent_requests_sent}: checks on the selected pair
     };
+    const pauses = (call.pauses || []).map((p) => [p.at_s * 1000, (p.at_s + p.for_s) * 1000]);
+    const callStart = performance.now();
     this.callUpAt = this.call.started_at;
     const deadline = performance.now() + call.duration_s * 1000;
     let nextSend = performance.now();
     let nextSample = performance.now();
     while (performance.now() < deadline) {
       const now = performance.now();
+      const paused = pauses.some(([start, end]) => start <= now - callStart && now - callStart < end);
       if (sends && now >= nextSend) {
         const sequence = this.call.sent_at.length;
-        this.call.sent_at.push(epoch());
-        this.call.echoed_at.push(null);
-        if (this.channel && this.channel.readyState === "open") {
-          this.channel.send(`${CALL_PREFIX}${sequence} `.padEnd(call.message_bytes, "."));
+        if (!paused) {
+          this.call.sent_at.push(epoch());
+          this.call.echoed_at.push(null);
+          if (this.channel && this.channel.readyState === "open") {
+            this.channel.send(`${CALL_PREFIX}${sequence} `.padEnd(call.message_bytes, "."));
+          }
         }
         nextSend += intervalMs;
       }
@@ -320,6 +326,26 @@ const icelab = {
     const selected = this.call.selected;
     if (!selected.length || selected[selected.length - 1].pair !== text) {
       selected.push({ at: epoch(), pair: text });
+    }
+    if (pair) this.trackConsent(pair);
+  },
+
+  // Consent freshness (RFC 7675) as the browser's stats show it: the checks on the
+  // selected pair sent since its last answer, and its consent request counter. Chromium
+  // reports no consent event of its own; an entry is written whenever either changes.
+  trackConsent(pair) {
+    this.consentMarks = this.consentMarks || {};
+    const mark = this.consentMarks[pair.id];
+    if (!mark || pair.responsesReceived > mark.responses) {
+      this.consentMarks[pair.id] = { responses: pair.responsesReceived, requests: pair.requestsSent };
+    }
+    const unanswered = pair.requestsSent - this.consentMarks[pair.id].requests;
+    const sent = pair.consentRequestsSent ?? null;
+    const consent = this.call.consent;
+    const last = consent.length ? consent[consent.length - 1] : null;
+    const changed = !last || last.pair_id !== pair.id || last.unanswered !== unanswered;
+    if (changed || last.consent_requests_sent !== sent) {
+      consent.push({ at: epoch(), pair_id: pair.id, unanswered, consent_requests_sent: sent });
     }
   },
 
