@@ -22,6 +22,8 @@ from lab.result_network import (
     network_graph,
     peer_host,
     sides,
+    tunnelled,
+    vpn_of,
 )
 
 MAPPING = {
@@ -124,9 +126,27 @@ def network_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
         firewall = firewall_of(result, node)
         if firewall:
             lines.append(f"{node}{whose} has a firewall: {firewall_summary(firewall)}.")
+    lines += [vpn_line(vpn) for vpn in (result.get("network") or {}).get("vpns") or []]
     if not lines:
         lines.append("No NAT and no firewall: every address is reachable as it is.")
     return lines
+
+
+def vpn_line(vpn: dict[str, Any]) -> str:
+    """What a VPN tunnel does to its client's traffic."""
+    client, server = vpn.get("client"), vpn.get("server")
+    routes = vpn.get("routes") or []
+    what = (
+        "everything it sends" if "0.0.0.0/0" in routes else f"what it sends to {', '.join(routes)}"
+    )
+    tunnel = str(vpn.get("client_address", "")).split("/")[0]
+    return (
+        f"{client} has a WireGuard VPN up: {what} goes through the tunnel to {server} "
+        f"({vpn.get('endpoint')}), which sends it on from its own public address, so the "
+        f"internet sees {client} there. Only {client}'s tunnel address ({tunnel}) is "
+        f"accepted through it: packets from its other addresses that its routes send into "
+        f"the tunnel are dropped by {server}."
+    )
 
 
 def firewall_summary(firewall: dict[str, Any]) -> str:
@@ -192,6 +212,11 @@ def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str
                 f"{host}'s own address, hidden behind an mDNS name as browsers do; the other "
                 "side can only use it if it resolves the name on the same LAN."
             )
+        vpn = vpn_of(result, host)
+        if vpn and str(vpn.get("client_address", "")).startswith(f"{candidate['address']}/"):
+            return f"the address of {host}'s VPN tunnel interface, private behind {vpn['server']}."
+        if vpn:
+            return f"the address of {host}'s own interface on its LAN, behind the VPN."
         where = f", private behind {outer}" if outer else ""
         return f"the address of {host}'s own interface{where}."
     if kind == "srflx":
@@ -245,7 +270,8 @@ def failure_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
     failed = [p for p in pairs if p.get("state") == "failed"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for pair in failed:
-        groups.setdefault(_failure_key(pair), []).append(pair)
+        lost = _lost_in_tunnel(pair, result) is not None
+        groups.setdefault((*_failure_key(pair), lost), []).append(pair)
     by_side = sides(result, graph)
     lines = []
     for group in groups.values():
@@ -280,6 +306,9 @@ def failure_reason(
     failure = pair.get("failure") or {}
     reason = failure.get("reason")
     dropped = failure.get("dropped_at")
+    lost = _lost_in_tunnel(pair, result)
+    if lost and reason == "timeout":
+        return lost
     if reason == "turn_error":
         code = failure.get("code")
         return f"the TURN server refused it with {code} {failure.get('message') or ''}".rstrip() + (
@@ -292,6 +321,25 @@ def failure_reason(
     if reason == "timeout":
         return _timeout(pair, result, by_side)
     return f"{reason or 'unknown'}: {failure.get('message') or 'no detail recorded'}."
+
+
+def _lost_in_tunnel(pair: dict[str, Any], result: dict[str, Any]) -> str | None:
+    """Checks a VPN client sent from an address other than its tunnel's into the tunnel:
+    the concentrator drops them (WireGuard accepts only the client's tunnel address)."""
+    agent = pair.get("agent")
+    vpn = vpn_of(result, peer_host(result, agent) if agent else None)
+    local = pair.get("local_base") or pair.get("local") or {}
+    address, remote = str(local.get("address", "")), str((pair.get("remote") or {}).get("address"))
+    tunnel = str((vpn or {}).get("client_address", "")).split("/")[0]
+    if not vpn or local.get("type", "host") != "host" or address in ("", tunnel):
+        return None
+    if not tunnelled(vpn, remote):
+        return None
+    return (
+        f"the checks left from {agent}'s LAN address {address}, and its VPN routes "
+        f"{remote} into the tunnel, where {vpn['server']} drops them: WireGuard accepts only "
+        f"{agent}'s tunnel address ({tunnel}) from it."
+    )
 
 
 def _dropped(

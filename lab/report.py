@@ -56,6 +56,7 @@ def topology_graph(scenario: Scenario) -> dict[str, Any]:
             }
             for link in topology.links
         ],
+        **({"vpns": [t.describe() for t in topology.vpns]} if topology.vpns else {}),
     }
 
 

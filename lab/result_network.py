@@ -9,6 +9,7 @@ loaded from the bundled topologies when it is still there.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,7 +103,9 @@ def sides(result: dict[str, Any], graph: NetworkGraph) -> dict[str, list[str]]:
     nearest first: the path from viewer to master, cut at its router."""
     conditions = (result.get("network") or {}).get("conditions") or {}
     viewer, master = peer_host(result, "viewer"), peer_host(result, "master")
-    chain = graph.path(viewer, master) if viewer and master else []
+    # A full-tunnel VPN client reaches the internet from its concentrator, not its home.
+    ends = [_exit(result, viewer), _exit(result, master)]
+    chain = graph.path(*ends) if viewer and master else []
     if not chain:
         return {role: [] for role in ROLES}
     routers = [i for i, n in enumerate(chain) if graph.nodes[n].get("role") == "router"]
@@ -120,3 +123,25 @@ def nat_of(result: dict[str, Any], node: str) -> dict[str, Any] | None:
 def firewall_of(result: dict[str, Any], node: str) -> dict[str, Any] | None:
     condition = ((result.get("network") or {}).get("conditions") or {}).get(node)
     return condition.get("firewall") if isinstance(condition, dict) else None
+
+
+def vpn_of(result: dict[str, Any], host: str | None) -> dict[str, Any] | None:
+    """The VPN tunnel whose client `host` is (`network.vpns`, lab.network.vpn), if any."""
+    for vpn in (result.get("network") or {}).get("vpns") or []:
+        if vpn.get("client") == host:
+            return dict(vpn)
+    return None
+
+
+def _exit(result: dict[str, Any], host: str | None) -> str | None:
+    vpn = vpn_of(result, host)
+    return vpn["server"] if vpn and "0.0.0.0/0" in vpn.get("routes", []) else host
+
+
+def tunnelled(vpn: dict[str, Any], address: str) -> bool:
+    """Whether the client's routes send packets for `address` into the tunnel."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(route) for route in vpn.get("routes", []))

@@ -3,6 +3,7 @@ NAT, and the expectation on candidate addresses (pure: no root)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +213,33 @@ def test_only_sockets_nobody_answers_on_are_removed(tmp_path: Path, monkeypatch:
         ]
     finally:
         live.close()
+
+
+RESULT = Path(__file__).parent / "fixtures" / "vpn-viewer-result.json"
+
+
+def _explained(title: str) -> list[str]:
+    from lab.explain import explain
+
+    result = json.loads(RESULT.read_text())
+    return next(s.lines for s in explain(result) if s.title == title)
+
+
+def test_explain_puts_the_viewer_behind_its_vpn_exit_not_its_home_router() -> None:
+    network = _explained("The network")
+    assert any(x.startswith("vpn-gw (the viewer's side) is a symmetric") for x in network)
+    assert any(x.startswith("viewer-gw is a port-restricted-cone") for x in network)  # no side
+    assert any("viewer has a WireGuard VPN up: everything it sends" in x for x in network)
+    candidates = _explained("Why each candidate exists")
+    assert any("srflx" in x and "as mapped by vpn-gw" in x for x in candidates)
+    assert any("10.200.0.2" in x and "VPN tunnel interface" in x for x in candidates)
+
+
+def test_explain_says_the_lan_addresss_checks_die_in_the_tunnel() -> None:
+    failures = _explained("Why pairs failed")
+    lost = [x for x in failures if "LAN address 192.168.2.10" in x]
+    assert lost and all(x.startswith("viewer: host ->") for x in lost)
+    assert all("vpn-gw drops them" in x for x in lost)
+    # the tunnel address's own failed checks keep their NAT reasons
+    direct = [x for x in failures if x.startswith("viewer: host -> the other's srflx")]
+    assert any("vpn-gw's symmetric mapping" in x for x in direct)
