@@ -131,6 +131,14 @@ def _check_shape(path: Path, document: Any) -> None:
             isinstance(cell.get(side), str) for side in ("viewer", "master")
         ):
             raise LabInputError(f"{path}: cells[{index}] has no `viewer` and `master`")
+    if not isinstance(document.get("wall_s", 0), int | float):
+        raise LabInputError(f"{path}: `wall_s` is not a number")
+    shard = document.get("shard")
+    if shard is not None and not (
+        isinstance(shard, dict)
+        and all(isinstance(shard.get(key), int) for key in ("index", "count"))
+    ):
+        raise LabInputError(f'{path}: `shard` is not {{"index": I, "count": N}}')
 
 
 def _difference(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> str:
@@ -149,11 +157,11 @@ def _cell_names(combos: Sequence[Combo]) -> str:
 def _absent_shards(documents: Sequence[Mapping[str, Any]]) -> str:
     """` (shards 1/4, 3/4 not given)` when the shards given say how many there were."""
     records = [d.get("shard") for d in documents]
-    counts = {r.get("count") for r in records if isinstance(r, dict)}
+    counts = {r["count"] for r in records if r is not None}
     if len(counts) != 1 or None in records:
-        return ""
+        return ""  # an unsharded document, or shards of different counts: no shard list
     (count,) = counts
-    given = {r["index"] for r in records if isinstance(r, dict)}
+    given = {r["index"] for r in records if r is not None}
     absent = [f"{index}/{count}" for index in range(count) if index not in given]
     return f" (shard{'s' * (len(absent) > 1)} {', '.join(absent)} not given)" if absent else ""
 
@@ -167,19 +175,48 @@ def merge_documents(
     cells be absent. Shards of different matrices, a cell twice, a cell outside the
     matrix or (without `allow_partial`) cells no shard has are bad input."""
     from lab.matrix import matrix_document
-    from lab.matrix_cells import ROWS
 
     if not documents:
         raise LabInputError("lab merge: no shard documents given")
     for path, document in documents:
         _check_shape(path, document)
+    rows = _rows(*documents[0])
+    combos = [(viewer, master) for viewer in rows for master in rows]
+    cells = _cells_by_combo(documents, combos)
+    missing = [combo for combo in combos if combo not in cells]
+    if missing and not allow_partial:
+        raise LabInputError(
+            f"lab merge: {len(missing)} of {len(combos)} cells are in no shard given"
+            f"{_absent_shards([d for _, d in documents])}: {_cell_names(missing)} "
+            "(give every shard's document, or --allow-partial to mark them missing)"
+        )
+    ordered = [cells[combo] for combo in combos if combo in cells]
+    wall_s = max(float(document.get("wall_s") or 0) for _, document in documents)
+    first = documents[0][1]
+    merged = matrix_document(first["agents"], rows, ordered, wall_s, first.get("options"))
+    if missing:
+        merged["missing"] = [{"viewer": viewer, "master": master} for viewer, master in missing]
+    return merged
+
+
+def _rows(path: Path, document: Mapping[str, Any]) -> list[str]:
+    """The matrix's rows, each one the lab knows (a document of another lab version's rows
+    cannot be rendered by this one)."""
+    from lab.matrix_cells import ROWS
+
+    rows = definition(document)["rows"]
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise LabInputError(f"{path}: presets: unknown row {', '.join(unknown)}")
+    return rows
+
+
+def _cells_by_combo(
+    documents: Sequence[tuple[Path, Any]], combos: Sequence[Combo]
+) -> dict[Combo, dict[str, Any]]:
+    """Every cell of every shard, once each, from shards of the first one's matrix."""
     first_path, first = documents[0]
     wanted = definition(first)
-    unknown = [row for row in wanted["rows"] if row not in ROWS]
-    if unknown:
-        raise LabInputError(f"{first_path}: presets: unknown row {', '.join(unknown)}")
-    rows = wanted["rows"]
-    combos = [(viewer, master) for viewer in rows for master in rows]
     owner: dict[Combo, Path] = {}
     cells: dict[Combo, dict[str, Any]] = {}
     for path, document in documents:
@@ -197,19 +234,7 @@ def merge_documents(
                     f"{path}: cell {_cell_names([combo])} is also in {owner[combo]}"
                 )
             owner[combo], cells[combo] = path, cell
-    missing = [combo for combo in combos if combo not in cells]
-    if missing and not allow_partial:
-        raise LabInputError(
-            f"lab merge: {len(missing)} of {len(combos)} cells are in no shard given"
-            f"{_absent_shards([d for _, d in documents])}: {_cell_names(missing)} "
-            "(give every shard's document, or --allow-partial to mark them missing)"
-        )
-    ordered = [cells[combo] for combo in combos if combo in cells]
-    wall_s = max(float(document.get("wall_s") or 0) for _, document in documents)
-    merged = matrix_document(first["agents"], rows, ordered, wall_s, first.get("options"))
-    if missing:
-        merged["missing"] = [{"viewer": viewer, "master": master} for viewer, master in missing]
-    return merged
+    return cells
 
 
 def register(app: typer.Typer) -> None:

@@ -245,6 +245,23 @@ def test_a_cell_outside_the_matrix_and_a_document_that_is_no_matrix_are_refused(
     broken = sharded(1)[0]
     broken["cells"][3] = {"viewer": "open"}
     assert refusal([(Path("b.json"), broken)]) == "b.json: cells[3] has no `viewer` and `master`"
+    unknown = sharded(1)[0]
+    unknown["presets"][0]["name"] = "sideways"
+    assert refusal([(Path("u.json"), unknown)]) == "u.json: presets: unknown row sideways"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("wall_s", "soon", "w.json: `wall_s` is not a number"),
+        ("shard", {"index": "1"}, 'w.json: `shard` is not {"index": I, "count": N}'),
+        ("agents", ["aiortc"], "w.json: not a lab matrix --json document (`agents` missing"),
+    ],
+)
+def test_malformed_fields_are_one_line_naming_the_file(field: str, value: Any, says: str) -> None:
+    document = sharded(1)[0]
+    document[field] = value
+    assert refusal([(Path("w.json"), document)]).startswith(says)
 
 
 def test_lab_merge_writes_the_document_and_exits_2_naming_a_bad_file(tmp_path: Path) -> None:
