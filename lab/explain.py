@@ -136,15 +136,20 @@ def vpn_line(vpn: dict[str, Any]) -> str:
     """What a VPN tunnel does to its client's traffic."""
     client, server = vpn.get("client"), vpn.get("server")
     routes = vpn.get("routes") or []
-    what = (
-        "everything it sends" if "0.0.0.0/0" in routes else f"what it sends to {', '.join(routes)}"
-    )
     tunnel = str(vpn.get("client_address", "")).split("/")[0]
+    if "0.0.0.0/0" in routes:
+        what = (
+            f"everything it sends goes through the tunnel to {server} ({vpn.get('endpoint')}), "
+            f"which sends it on from its own public address, so the internet sees {client} there"
+        )
+    else:
+        what = (
+            f"what it sends to {', '.join(routes)} goes through the tunnel to {server} "
+            f"({vpn.get('endpoint')}), everything else through its own gateway (a split tunnel)"
+        )
     return (
-        f"{client} has a WireGuard VPN up: {what} goes through the tunnel to {server} "
-        f"({vpn.get('endpoint')}), which sends it on from its own public address, so the "
-        f"internet sees {client} there. Only {client}'s tunnel address ({tunnel}) is "
-        f"accepted through it: packets from its other addresses that its routes send into "
+        f"{client} has a WireGuard VPN up: {what}. Only {client}'s tunnel address ({tunnel}) "
+        "is accepted through it: packets from its other addresses that its routes send into "
         f"the tunnel are dropped by {server}."
     )
 
@@ -215,7 +220,7 @@ def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str
         vpn = vpn_of(result, host)
         if vpn and str(vpn.get("client_address", "")).startswith(f"{candidate['address']}/"):
             return f"the address of {host}'s VPN tunnel interface, private behind {vpn['server']}."
-        if vpn:
+        if vpn and "0.0.0.0/0" in vpn.get("routes", []):
             return f"the address of {host}'s own interface on its LAN, behind the VPN."
         where = f", private behind {outer}" if outer else ""
         return f"the address of {host}'s own interface{where}."
@@ -324,22 +329,30 @@ def failure_reason(
 
 
 def _lost_in_tunnel(pair: dict[str, Any], result: dict[str, Any]) -> str | None:
-    """Checks a VPN client sent from an address other than its tunnel's into the tunnel:
-    the concentrator drops them (WireGuard accepts only the client's tunnel address)."""
+    """Checks a VPN client sent from the wrong address for their way: from a LAN address
+    into the tunnel (the concentrator drops them: WireGuard accepts only the client's tunnel
+    address), or from the tunnel address past a split tunnel (out through the home router,
+    whose answers cannot find a tunnel address)."""
     agent = pair.get("agent")
     vpn = vpn_of(result, peer_host(result, agent) if agent else None)
     local = pair.get("local_base") or pair.get("local") or {}
     address, remote = str(local.get("address", "")), str((pair.get("remote") or {}).get("address"))
-    tunnel = str((vpn or {}).get("client_address", "")).split("/")[0]
-    if not vpn or local.get("type", "host") != "host" or address in ("", tunnel):
+    if not vpn or local.get("type", "host") != "host" or not address:
         return None
-    if not tunnelled(vpn, remote):
-        return None
-    return (
-        f"the checks left from {agent}'s LAN address {address}, and its VPN routes "
-        f"{remote} into the tunnel, where {vpn['server']} drops them: WireGuard accepts only "
-        f"{agent}'s tunnel address ({tunnel}) from it."
-    )
+    tunnel = str(vpn.get("client_address", "")).split("/")[0]
+    if address != tunnel and tunnelled(vpn, remote):
+        return (
+            f"the checks left from {agent}'s LAN address {address}, and its VPN routes "
+            f"{remote} into the tunnel, where {vpn['server']} drops them: WireGuard accepts "
+            f"only {agent}'s tunnel address ({tunnel}) from it."
+        )
+    if address == tunnel and not tunnelled(vpn, remote):
+        return (
+            f"the checks left from {agent}'s tunnel address {address}, but its split tunnel "
+            f"does not carry {remote}: they went out through its home router, and the "
+            "answers cannot find their way back to a tunnel address."
+        )
+    return None
 
 
 def _dropped(

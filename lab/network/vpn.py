@@ -104,10 +104,27 @@ def tunnels_from_document(
 
 
 def _tunnel(spec: dict[str, Any], nodes: dict[str, Node], where: str) -> Tunnel:
-    from lab.topology import ALLOWED_NETWORKS
-
     client = _node(spec, "client", nodes, where)
     server = _node(spec, "server", nodes, where)
+    _check_ends(client, server, where)
+    uplink = server.uplink()
+    assert uplink is not None  # checked above
+    routes = tuple(
+        _lab_network(value, f"{where}.routes[{n}]", FULL_TUNNEL)
+        for n, value in enumerate(spec.get("routes", []))
+    )
+    return Tunnel(
+        client=client.name,
+        server=server.name,
+        endpoint=uplink.primary.ip,
+        network=_tunnel_network(spec.get("addresses", "10.200.0.0/24"), f"{where}.addresses"),
+        routes=routes or (FULL_TUNNEL,),
+        mtu=spec.get("mtu", TUNNEL_MTU),
+    )
+
+
+def _check_ends(client: Node, server: Node, where: str) -> None:
+    """A host tunnels to a NAT (which NATs the tunnel out); both need an uplink."""
     if client.name == server.name:
         raise LabInputError(f"{where}.server: the client cannot be its own concentrator")
     if client.forwards or client.is_switch:
@@ -120,31 +137,31 @@ def _tunnel(spec: dict[str, Any], nodes: dict[str, Node], where: str) -> Tunnel:
     for end, node in (("client", client), ("server", server)):
         if node.uplink() is None:
             raise LabInputError(f"{where}.{end}: '{node.name}' needs a `gateway` (its uplink)")
-    uplink = server.uplink()
-    assert uplink is not None
-    network = _network(spec.get("addresses", "10.200.0.0/24"), f"{where}.addresses")
-    if network.prefixlen > 30 or not any(network.subnet_of(n) for n in ALLOWED_NETWORKS):
+
+
+def _tunnel_network(value: str, where: str) -> ipaddress.IPv4Network:
+    network = _lab_network(value, where)
+    if network.prefixlen > 30:
+        raise LabInputError(f"{where}: {network} has no room for two hosts")
+    return network
+
+
+def _lab_network(
+    value: str, where: str, also: ipaddress.IPv4Network | None = None
+) -> ipaddress.IPv4Network:
+    """A subnet in the lab's ranges (or `also`), so no tunnel routes real traffic."""
+    from lab.topology import ALLOWED_NETWORKS
+
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise LabInputError(f"{where}: {exc}") from None
+    if network != also and not any(network.subnet_of(n) for n in ALLOWED_NETWORKS):
         raise LabInputError(
-            f"{where}.addresses: {network} must be an RFC 1918 or 100.64.0.0/10 subnet "
-            "with room for two hosts"
+            f"{where}: {network} is outside the lab's ranges (documentation ranges, "
+            "100.64.0.0/10, RFC 1918" + ("; 0.0.0.0/0 for everything)" if also else ")")
         )
-    routes = tuple(
-        _network(value, f"{where}.routes[{n}]") for n, value in enumerate(spec.get("routes", []))
-    )
-    for n, route in enumerate(routes):
-        if route != FULL_TUNNEL and not any(route.subnet_of(a) for a in ALLOWED_NETWORKS):
-            raise LabInputError(
-                f"{where}.routes[{n}]: {route} is outside the lab's ranges (documentation "
-                "ranges, 100.64.0.0/10, RFC 1918; 0.0.0.0/0 for everything)"
-            )
-    return Tunnel(
-        client=client.name,
-        server=server.name,
-        endpoint=uplink.primary.ip,
-        network=network,
-        routes=routes or (FULL_TUNNEL,),
-        mtu=spec.get("mtu", TUNNEL_MTU),
-    )
+    return network
 
 
 def _node(spec: dict[str, Any], key: str, nodes: dict[str, Node], where: str) -> Node:
@@ -152,13 +169,6 @@ def _node(spec: dict[str, Any], key: str, nodes: dict[str, Node], where: str) ->
     if node is None:
         raise LabInputError(f"{where}.{key}: no node named '{spec[key]}'")
     return node
-
-
-def _network(value: str, where: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(value)
-    except ValueError as exc:
-        raise LabInputError(f"{where}: {exc}") from None
 
 
 # -- one run's tunnels -------------------------------------------------------------------
@@ -209,7 +219,7 @@ def client_commands(
     """Configure the client's end (pure): the concentrator stays reachable through the
     physical uplink, and the tunnel takes the default route (or the split routes)."""
     t, name = planned.tunnel, planned.client_interface
-    allowed = ",".join(str(r) for r in t.routes)
+    allowed = ",".join(str(r) for r in _allowed_ips(t))
     commands = [
         f"wg set {name} private-key {key} peer {server_public_key} "
         f"endpoint {t.endpoint}:{WIREGUARD_PORT} allowed-ips {allowed} persistent-keepalive 25",
@@ -219,6 +229,14 @@ def client_commands(
     ]
     commands += [f"ip route replace {route} dev {name}" for route in t.routes]
     return commands
+
+
+def _allowed_ips(tunnel: Tunnel) -> list[ipaddress.IPv4Network]:
+    """What the client accepts from and sends to the server: its routes, and the server's
+    tunnel address (a split tunnel's routes need not hold it)."""
+    server = ipaddress.IPv4Network(tunnel.server_address.ip)
+    routes = list(tunnel.routes)
+    return routes if any(server.subnet_of(r) for r in routes) else [*routes, server]
 
 
 class Network(Protocol):

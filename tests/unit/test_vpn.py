@@ -99,7 +99,7 @@ def _topology(tmp_path: Path, change: dict[str, Any]) -> str:
         ({"server": "viewer"}, "vpns[0].server", "cannot be its own concentrator"),
         ({"client": "viewer-gw"}, "vpns[0].client", "is a nat, not a host"),
         ({"client": "turn", "server": "vpn-gw"}, None, None),
-        ({"addresses": "8.8.8.0/24"}, "vpns[0].addresses", "must be an RFC 1918"),
+        ({"addresses": "8.8.8.0/24"}, "vpns[0].addresses", "outside the lab's ranges"),
         ({"addresses": "10.200.0.0/31"}, "vpns[0].addresses", "room for two hosts"),
         ({"addresses": "10.200.0.1/24"}, "vpns[0].addresses", "has host bits set"),
         ({"routes": ["10.0.0.300/8"]}, "vpns[0].routes[0]", "Octet 300"),
@@ -243,3 +243,45 @@ def test_explain_says_the_lan_addresss_checks_die_in_the_tunnel() -> None:
     # the tunnel address's own failed checks keep their NAT reasons
     direct = [x for x in failures if x.startswith("viewer: host -> the other's srflx")]
     assert any("vpn-gw's symmetric mapping" in x for x in direct)
+
+
+def _split_result() -> dict[str, Any]:
+    vpn = load_topology("vpn-office").resolved()["vpns"][0]
+    return {"network": {"vpns": [vpn]}, "peers": {"viewer": {"host": "viewer"}}}
+
+
+def _check(local: str, remote: str) -> dict[str, Any]:
+    return {
+        "agent": "viewer",
+        "local": {"type": "host", "address": local},
+        "remote": {"type": "host", "address": remote},
+        "state": "failed",
+        "failure": {"reason": "timeout"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "words"),
+    [
+        ("192.168.2.10", "10.20.0.10", "LAN address 192.168.2.10, and its VPN routes 10.20.0.10"),
+        ("10.200.0.2", "203.0.113.10", "its split tunnel does not carry 203.0.113.10"),
+        ("10.200.0.2", "10.20.0.10", None),  # the way that works: no VPN reason
+        ("192.168.2.10", "203.0.113.10", None),  # past the split tunnel, as without a VPN
+    ],
+)
+def test_a_split_tunnel_explains_which_address_goes_which_way(
+    local: str, remote: str, words: str | None
+) -> None:
+    from lab.explain import failure_reason
+
+    reason = failure_reason(_check(local, remote), _split_result(), {})
+    assert ("tunnel" not in reason) if words is None else (words in reason)
+
+
+def test_a_split_tunnel_client_reaches_its_concentrator_too() -> None:
+    (planned,) = plan_tunnels(load_topology("vpn-office").vpns, token="abc123")
+    commands = client_commands(
+        planned, Path("/k"), "PUB=", load_topology("vpn").node("viewer").gateway
+    )  # type: ignore[arg-type]
+    assert "allowed-ips 10.20.0.0/16,10.200.0.1/32 " in commands[0]
+    assert commands[-1] == "ip route replace 10.20.0.0/16 dev icewgabc1230c"
