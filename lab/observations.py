@@ -34,6 +34,11 @@ def endpoint(address: Any, port: Any) -> str:
     return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
 
 
+def host_of(text: str) -> str:
+    """The address of an `address:port` or `[address]:port` endpoint."""
+    return text.rsplit(":", 1)[0].strip("[]")
+
+
 def pair_priority(local_priority: int, remote_priority: int, controlling: bool) -> int:
     """RFC 8445 section 6.1.2.3: 2^32*min(G,D) + 2*max(G,D) + (G>D ? 1 : 0)."""
     g, d = (local_priority, remote_priority) if controlling else (remote_priority, local_priority)

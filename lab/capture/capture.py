@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabInputError, LabRunError
+from lab.network.ipv6 import has_ipv6
 from lab.topology import Link, Topology
 
 #: Bytes kept of each frame: Ethernet, IP and UDP/TCP headers and a STUN message with its
@@ -85,7 +86,7 @@ def describe_nodes(topology: Topology) -> dict[str, Any]:
         uplink = node.uplink()
         nodes[node.name] = {
             "role": node.role,
-            "addresses": node.addresses,
+            "addresses": node.all_addresses,
             "uplink": uplink.name if uplink else None,
             "interfaces": {i.name: i.peer_node for i in node.interfaces},
         }
@@ -111,9 +112,11 @@ def require_capture_tools(pcap_dir: Path | None = None) -> None:
             raise LabInputError(f"--capture: missing tool '{tool}': install {package} (make setup)")
 
 
-def render_trace_table() -> str:
-    """The table that makes nftables report what it does with each STUN packet (pure)."""
-    return f"""table ip {TRACE_TABLE} {{
+def render_trace_table(family: str = "ip") -> str:
+    """The table that makes nftables report what it does with each STUN packet (pure);
+    `ip6` for a node's IPv6 packets (a table of its own, so IPv4 tracing is unchanged)."""
+    name = TRACE_TABLE if family == "ip" else f"icelab6_{TRACE_TABLE.removeprefix('icelab_')}"
+    return f"""table {family} {name} {{
     chain prerouting {{
         type filter hook prerouting priority raw - 10; policy accept;
         meta l4proto udp @th,96,32 0x2112a442 meta nftrace set 1
@@ -148,7 +151,10 @@ class Capture:
         """Start every capture and trace; `ready` waits until they all run."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
-            loaded = self.network.run(node, ["nft", "-f", "-"], input=render_trace_table().encode())
+            table = render_trace_table()
+            if has_ipv6(self.network.topology.node(node)):
+                table += render_trace_table("ip6")
+            loaded = self.network.run(node, ["nft", "-f", "-"], input=table.encode())
             if loaded.returncode != 0:
                 raise LabRunError(f"capture: loading the trace table on {node} failed: "
                                   f"{loaded.stderr.decode().strip()}")  # fmt: skip

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabRunError
+from lab.observations import endpoint
 
 #: Heuristic dissectors Wireshark ships disabled: STUN inside TURN ChannelData and inside
 #: a Send/Data indication's DATA attribute, and DTLS there.
@@ -26,6 +27,7 @@ FIELDS = (
     "stun.id", "stun.channel", "stun.att.ipv4", "stun.att.port", "stun.att.channelnum",
     "dtls.record.content_type",
     "_ws.col.Protocol", "_ws.col.Info",
+    "ipv6.src", "ipv6.dst", "stun.att.ipv6",
 )  # fmt: skip
 METHODS = {
     0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send",
@@ -84,7 +86,11 @@ def _ints(value: str) -> list[int]:
 def parse_line(line: str, links: list[str]) -> Packet | None:
     """One tshark `-T fields` line as a Packet (None for a frame with nothing to say)."""
     values = dict(zip(FIELDS, line.rstrip("\n").split("\t"), strict=False))
-    if not values.get("ip.src"):
+    src, dst = (
+        values.get("ip.src") or values.get("ipv6.src"),
+        values.get("ip.dst") or values.get("ipv6.dst"),
+    )
+    if not src or not dst:
         return None
     transport = "udp" if values.get("udp.srcport") else "tcp"
     sport, dport = values.get(f"{transport}.srcport", ""), values.get(f"{transport}.dstport", "")
@@ -98,18 +104,19 @@ def parse_line(line: str, links: list[str]) -> Packet | None:
     channel = values.get("stun.channel", "").split(";")[0]
     dtls = [DTLS_CONTENT.get(c, str(c)) for c in _ints(values.get("dtls.record.content_type", ""))]
     interface = int(values["frame.interface_id"].split(";")[0])
-    ip, port = values.get("stun.att.ipv4", "").split(";")[0], values.get("stun.att.port", "")
+    ip = (values.get("stun.att.ipv4") or values.get("stun.att.ipv6") or "").split(";")[0]
+    port = values.get("stun.att.port", "")
     number = values.get("stun.att.channelnum", "").split(";")[0]
     return Packet(
         t=float(values["frame.time_epoch"]),
         link=links[interface] if interface < len(links) else f"interface {interface}",
         transport=transport,
-        src=f"{values['ip.src'].split(';')[0]}:{sport.split(';')[0]}",
-        dst=f"{values['ip.dst'].split(';')[0]}:{dport.split(';')[0]}",
+        src=endpoint(src.split(";")[0], sport.split(";")[0]),
+        dst=endpoint(dst.split(";")[0], dport.split(";")[0]),
         messages=messages,
         channel=int(channel, 0) if channel else None,
         dtls=dtls,
-        address=f"{ip}:{port.split(';')[0]}" if ip else None,
+        address=endpoint(ip, port.split(";")[0]) if ip else None,
         channel_number=int(number, 0) if number else None,
         info=values.get("_ws.col.Info", ""),
     )

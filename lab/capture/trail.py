@@ -16,7 +16,7 @@ from typing import Any
 
 from lab.capture.decode import Packet
 from lab.capture.verdicts import Traced
-from lab.observations import endpoint
+from lab.observations import endpoint, host_of
 
 #: NAT filter rules (lab/network/nat.py) drop what no mapping lets in: say from where.
 FILTER_SUFFIX = "filter"
@@ -164,7 +164,7 @@ class Verdicts:
             ]  # fmt: skip
             if matches:
                 return node, interface, matches[-1]
-        address = p.dst.rsplit(":", 1)[0]
+        address = host_of(p.dst)
         for node, interface in ends:
             if address in self.nodes.get(node, {}).get("addresses", []):
                 return node, interface, None
@@ -193,7 +193,7 @@ def _ending(seen: list[Seen], answered: list[Seen], verdicts: Verdicts) -> dict[
         return {"kind": "dropped", **where, "rule": traced.dropped_by, "from": last.packet.src,
                 "to": last.packet.dst}  # fmt: skip
     if traced is not None and traced.unroutable:
-        rule = f"no route to {last.packet.dst.rsplit(':', 1)[0]}"
+        rule = f"no route to {host_of(last.packet.dst)}"
         return {"kind": "dropped", **where, "rule": rule, "from": last.packet.src,
                 "to": last.packet.dst}  # fmt: skip
     if traced is not None and traced.forwarded:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.capture.capture import NO_ROUTE
+from lab.observations import endpoint
 
 _LINE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
 _FIELDS = {
     "iif": re.compile(r'\biif "([^"]+)"'),
     "oif": re.compile(r'\boif "([^"]+)"'),
-    "saddr": re.compile(r"\bip saddr (\S+)"),
-    "daddr": re.compile(r"\bip daddr (\S+)"),
+    "saddr": re.compile(r"\bip6? saddr (\S+)"),
+    "daddr": re.compile(r"\bip6? daddr (\S+)"),
     "sport": re.compile(r"\budp sport (\d+)"),
     "dport": re.compile(r"\budp dport (\d+)"),
     "payload": re.compile(r"@th,64,96 0x([0-9a-f]+)"),
@@ -84,8 +85,8 @@ def parse_trace(node: str, text: str) -> list[Traced]:
                 traced = Traced(
                     node,
                     fields["iif"],
-                    f"{fields['saddr']}:{fields['sport']}",
-                    f"{fields['daddr']}:{fields['dport']}",
+                    endpoint(fields["saddr"], fields["sport"]),
+                    endpoint(fields["daddr"], fields["dport"]),
                     payload[16:24],
                 )
                 packets.append(traced)

@@ -154,3 +154,15 @@ def test_an_ipv6_only_viewer_connects_through_nat64_and_a_relay(tmp_path: Path) 
         a["answer"].startswith("2001:db8:6464::") for a in synthesised if a["type"] == "AAAA"
     )
     assert "runs NAT64 and DNS64" in output
+
+
+def test_a_capture_follows_ipv6_checks_across_the_links(tmp_path: Path) -> None:
+    status, result, output = run_scenario(tmp_path, "dual-stack-both", "--capture")
+    assert status == 0 and result["expectations_met"], output
+    [pair] = [p for p in result["pairs"] if p["agent"] == "viewer" and ":" in p["local"]["address"]]
+    hops = [h for check in pair["trail"]["checks"] for h in check["hops"]]
+    assert {h["link"] for h in hops} >= {
+        "viewer:eth0 - viewer-gw:eth0",
+        "viewer-gw:eth1 - internet:eth0",
+    }
+    assert all(h["src"].startswith("[2001:db8:") for h in hops if h["link"].startswith("viewer:"))

@@ -11,6 +11,9 @@ import pytest
 import yaml
 
 from lab.address_families import family_lines
+from lab.capture.capture import render_trace_table
+from lab.capture.decode import FIELDS, parse_line
+from lab.capture.verdicts import parse_trace
 from lab.errors import LabInputError
 from lab.expectations import evaluate
 from lab.network.build import render_node_setup
@@ -23,7 +26,7 @@ from lab.network.ipv6 import (
     render_tayga_conf,
     synthesized,
 )
-from lab.observations import endpoint
+from lab.observations import endpoint, host_of
 from lab.report import describe_candidate
 from lab.scenario import load_scenario
 from lab.servers.dns import render_dns64
@@ -265,3 +268,46 @@ def test_a_nat64_where_none_can_be_is_bad_input(
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(LabInputError, match=rf"{path}: conditions\.{node}\.nat64: .*{words}"):
         load_scenario(str(path))
+
+
+#: A camera's first IPv6 check, dropped by the viewer's home router (`lab run
+#: dual-stack-both --capture`, viewer-gw's `nft monitor trace`, MAC addresses shortened).
+IPV6_TRACE = """\
+trace id d198091f ip6 icelab6_trace prerouting packet: iif "eth1" ether saddr 46:42 ether daddr 76:76 ip6 saddr 2001:db8:1::10 ip6 daddr 2001:db8:2::10 ip6 hoplimit 61 udp sport 47743 udp dport 41039 udp length 96 @th,64,96 0x100442112a442df6bd33a
+trace id d198091f ip6 icelab6_trace prerouting rule meta l4proto udp @th,96,32 0x2112a442 meta nftrace set 1 (verdict continue)
+trace id d198091f ip6 icelab6_trace prerouting policy accept
+trace id d198091f ip6 icelab_cpe6 forward packet: iif "eth1" oif "eth0" ip6 saddr 2001:db8:1::10 ip6 daddr 2001:db8:2::10 udp sport 47743 udp dport 41039
+trace id d198091f ip6 icelab_cpe6 forward rule iifname "eth1" drop comment "home router IPv6: unsolicited inbound" (verdict drop)
+"""  # noqa: E501
+
+
+def test_captures_trace_ipv6_checks_to_the_firewall_rule_that_dropped_them() -> None:
+    [traced] = parse_trace("viewer-gw", IPV6_TRACE)
+    assert (traced.src, traced.dst) == ("[2001:db8:1::10]:47743", "[2001:db8:2::10]:41039")
+    assert traced.dropped_by == "home router IPv6: unsolicited inbound"
+    table = render_trace_table("ip6")
+    assert table.startswith("table ip6 icelab6_trace {") and "nftrace set 1" in table
+    assert render_trace_table().startswith("table ip icelab_trace {")  # IPv4 as before
+
+
+def test_tshark_fields_of_an_ipv6_check_become_bracketed_endpoints() -> None:
+    values = dict.fromkeys(FIELDS, "")
+    values.update(
+        {
+            "frame.interface_id": "0",
+            "frame.time_epoch": "1796258646.5",
+            "udp.srcport": "47743",
+            "udp.dstport": "41039",
+            "stun.type.class": "0x00",
+            "stun.type.method": "0x0001",
+            "stun.id": "aa" * 12,
+            "ipv6.src": "2001:db8:1::10",
+            "ipv6.dst": "2001:db8:2::10",
+        }
+    )
+    packet = parse_line("\t".join(values[f] for f in FIELDS), ["a link"])
+    assert packet is not None
+    assert (packet.src, packet.dst) == ("[2001:db8:1::10]:47743", "[2001:db8:2::10]:41039")
+    assert (
+        host_of(packet.dst) == "2001:db8:2::10" and host_of("203.0.113.10:3478") == "203.0.113.10"
+    )
