@@ -68,7 +68,7 @@ def build_state(scenario: Any, network: Any, token: str, workdir: Path, software
             {
                 "name": node.name,
                 "role": node.role,
-                "addresses": node.addresses,
+                "addresses": node.all_addresses,  # IPv6 too (an IPv6-only host has no other)
                 "description": node.description,
                 "shell_pid": pid,
                 "shell_start": start_time(pid),

@@ -4,6 +4,7 @@ the expectations on address families and the report's IPv6 wording."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,17 @@ def test_tshark_fields_of_an_ipv6_check_become_bracketed_endpoints() -> None:
     assert (
         host_of(packet.dst) == "2001:db8:2::10" and host_of("203.0.113.10:3478") == "203.0.113.10"
     )
+
+
+def test_lab_status_lists_ipv6_addresses(tmp_path: Path) -> None:
+    from lab.hands_on.daemon import build_state
+
+    class Network:
+        @staticmethod
+        def pid_of(node: str) -> int:
+            return os.getpid()
+
+    state = build_state(load_scenario("ipv6-only-viewer"), Network(), "t", tmp_path, "coturn")
+    hosts = {h["name"]: h["addresses"] for h in state["hosts"]}
+    assert hosts["viewer"] == ["2001:db8:64:1::10"]  # an IPv6-only host has no other
+    assert hosts["mobile-gw"] == ["198.51.100.34", "2001:db8:64:1::1", "2001:db8:ff:3::2"]
