@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.address_families import family_lines
+from lab.expectations import family
 from lab.observations import endpoint
 from lab.result_network import (
     ROLES,
@@ -222,6 +223,12 @@ def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str
             return f"the address of {host}'s VPN tunnel interface, private behind {vpn['server']}."
         if vpn and "0.0.0.0/0" in vpn.get("routes", []):
             return f"the address of {host}'s own interface on its LAN, behind the VPN."
+        if family(str(candidate["address"])) == "ipv6":
+            guard = f"; {outer}'s IPv6 firewall decides what reaches it" if outer else ""
+            return (
+                f"{host}'s own global IPv6 address: routed, not translated, so the other side "
+                f"sees it as it is{guard}."
+            )
         where = f", private behind {outer}" if outer else ""
         return f"the address of {host}'s own interface{where}."
     if kind == "srflx":

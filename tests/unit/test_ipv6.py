@@ -326,3 +326,11 @@ def test_lab_status_lists_ipv6_addresses(tmp_path: Path) -> None:
     hosts = {h["name"]: h["addresses"] for h in state["hosts"]}
     assert hosts["viewer"] == ["2001:db8:64:1::10"]  # an IPv6-only host has no other
     assert hosts["mobile-gw"] == ["198.51.100.34", "2001:db8:64:1::1", "2001:db8:ff:3::2"]
+
+
+def test_lab_explain_calls_an_ipv6_host_candidate_global_not_private() -> None:
+    from lab.explain import explain_text
+
+    text = explain_text(_result(selected_v6=False))
+    assert "viewer host [2001:db8:2::10]:2: viewer's own global IPv6 address" in text
+    assert "IPv4 and IPv6" in text
