@@ -148,6 +148,15 @@ def test_an_ongoing_call_has_its_events_and_timelines(result):
     }  # fmt: skip
     page = render_document(call)
     assert "link-down" in page and "never" in page and "ice state: disconnected" in page
+    call["call"]["pauses"] = [{"from_s": 2.0, "to_s": 8.0, "resumed_s": 0.004}]
+    call["call"]["consent"] = {
+        "master": {"checks": 3, "unanswered_in_a_row_max": 2, "expired": True}
+    }
+    call["call"]["peers"]["master"] = [{"t_s": 4.0, "consent": "checks unanswered"}]
+    page = render_document(call)
+    assert "from 2.0 s to 8.0 s (a pause); data again 0.004 s after it" in page
+    assert "consent checks (RFC 7675) during the call: 3, at most 2 unanswered" in page
+    assert "consent expired" in page and "consent: checks unanswered" in page
 
 
 def test_a_matrix_page_colours_cells_and_links_their_reports(result):
