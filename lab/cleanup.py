@@ -53,10 +53,15 @@ def lab_shells() -> dict[int, str]:
             continue
         try:
             argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
-            if any(arg.startswith(SHELL_TAG) for arg in argv):
-                shells[int(entry.name)] = os.readlink(f"/proc/{entry.name}/ns/net")
         except OSError:
             continue
+        if not any(arg.startswith(SHELL_TAG) for arg in argv):
+            continue
+        # A shell being started is, until mnexec unshares, in the machine's own namespace:
+        # its namespace's members would be every process on the machine.
+        namespace = namespace_of(int(entry.name))
+        if namespace is not None:
+            shells[int(entry.name)] = namespace
     return shells
 
 

@@ -426,7 +426,9 @@ def namespaces_of(pids: Iterable[int]) -> set[str]:
 
 
 def namespace_members(namespaces: set[str]) -> list[int]:
-    """Pids of every process whose network namespace is one of `namespaces`."""
+    """Pids of every process whose network namespace is one of `namespaces`; never of the
+    machine's own namespace, whatever `namespaces` holds (its members are everything)."""
+    namespaces = namespaces - {os.readlink("/proc/self/ns/net")}
     members = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

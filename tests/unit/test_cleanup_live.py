@@ -45,3 +45,24 @@ def test_a_record_cut_short_by_a_crash_is_no_live_run(tmp_path: Path) -> None:
     run = write_run(tmp_path, "run-cut", [])
     (run / PROCESS_RECORD).write_text('{"pid": 1, "start": 1, "what": "owner"}\n{"pid": 2, "st')
     assert live_runs(tmp_path).directories == set()
+
+
+def test_a_shell_not_yet_in_its_namespace_does_not_make_lab_clean_kill_the_machine() -> None:
+    """Until mnexec unshares, a starting Mininet shell carries the lab's tag in the
+    machine's own namespace; `lab clean` once killed every process on the machine then
+    (the namespace's members). Such a shell is no lab shell yet, and the machine's own
+    namespace never has members to kill."""
+    import sys
+
+    from lab.cleanup import SHELL_TAG, lab_shells
+    from lab.network.build import namespace_members
+
+    starting = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)", SHELL_TAG.decode() + "x"]
+    )
+    try:
+        assert starting.pid not in lab_shells()
+        assert namespace_members({os.readlink("/proc/self/ns/net")}) == []
+    finally:
+        starting.kill()
+        starting.wait()
