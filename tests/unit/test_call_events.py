@@ -439,3 +439,16 @@ def test_the_timeline_has_gathering_consent_pauses_and_an_idle_timeouts_recovery
     assert "viewer  ICE disconnected: consent checks unanswered" in text
     assert "master  consent checks unanswered" in text
     assert "viewer  sends again (data again 0.505 s after)" in text
+
+
+def test_an_idle_timeout_may_be_set_on_a_firewall_without_a_nat(tmp_path: Path) -> None:
+    document = call_document(
+        conditions={"viewer-gw": {"nat": "none", "firewall": "udp-blocked"}},
+        events=[{"at_s": 1, "node": "viewer-gw", "idle_timeout_s": 30}],
+        expect={"outcome": "connected"},
+    )
+    (event,) = load(tmp_path, document).events
+    assert (event.kind, event.node, event.idle_timeout_s) == ("idle-timeout", "viewer-gw", 30.0)
+    document["events"] = [{"at_s": 1, "node": "viewer-gw", "nat": "rebind"}]
+    with pytest.raises(LabInputError, match=r"events\[0\].node: node 'viewer-gw' has no NAT"):
+        load(tmp_path, document)  # a rebind needs a NAT
