@@ -19,7 +19,7 @@ import yaml
 from lab.documents import load_document, read_yaml
 from lab.errors import EXIT_BAD_INPUT, EXIT_EXPECTATIONS_FAILED, LabError, LabInputError
 from lab.scenario import bundled_scenarios, load_scenario
-from lab.terminal import console, errors, fail, reported_failures
+from lab.terminal import console, errors, fail, reported_failures, require_output_dirs
 from lab.topology import load_topology
 
 app = typer.Typer(
@@ -167,9 +167,10 @@ def run(
 
     if log not in (None, "kvs"):
         raise fail(LabInputError(f"--log: unknown log style '{log}' (known: kvs)"))
-    if html_path is not None and not html_path.parent.is_dir():
-        # Said before the run, not after it: the report would have nowhere to go.
-        raise fail(LabInputError(f"--html {html_path}: there is no directory {html_path.parent}"))
+    try:  # said before the run, not after it: the result would have nowhere to go
+        require_output_dirs(json=json_path, html=html_path)
+    except LabInputError as exc:
+        raise fail(exc) from None
     options = RunOptions(
         timing=timing.value if timing else None,
         servers=servers.value if servers else None,

@@ -502,9 +502,10 @@ def register(app: typer.Typer) -> None:
         from lab.errors import LabError
         from lab.peers.agents import require_agent
         from lab.preflight import require_root
-        from lab.terminal import fail
+        from lab.terminal import fail, require_output_dirs
 
         try:
+            require_output_dirs(json=json_path)
             chosen = choose_combos(agents, combos)
             extra = passthrough({"--timing": timing, "--servers": servers})
             names = resolve_scenarios(scenarios)

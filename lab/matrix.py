@@ -511,9 +511,10 @@ def register(app: typer.Typer) -> None:
         from lab.progress import Sweep
         from lab.run import Terminated, sigterm_raises
         from lab.sweep import Options as SweepOptions
-        from lab.terminal import fail
+        from lab.terminal import fail, require_output_dirs
 
         try:
+            require_output_dirs(json=json_path)
             presets = parse_rows(nat)
             slice_ = None if shard is None else parse_shard(shard)
             agents = cell_agents(viewer, master)

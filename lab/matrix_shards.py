@@ -262,9 +262,10 @@ def register(app: typer.Typer) -> None:
         from lab.errors import LabError
         from lab.html.commands import read_json, write_html
         from lab.matrix import print_matrix
-        from lab.terminal import console, fail
+        from lab.terminal import console, fail, require_output_dirs
 
         try:
+            require_output_dirs(json=json_path, html=html)
             merged = merge_documents([(p, read_json(p)) for p in results], allow_partial)
             if html is not None:
                 write_html(merged, json_path or Path("the merged matrix"), html)

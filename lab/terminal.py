@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -24,6 +25,17 @@ def fail(error: LabError) -> typer.Exit:
     """Print one line and pick the exit status for this kind of error."""
     errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT if isinstance(error, LabInputError) else EXIT_LAB_FAILED)
+
+
+def require_output_dirs(**outputs: object) -> None:
+    """Refuse, before any work, an output file whose directory does not exist (a sweep
+    would otherwise end in a traceback after its minutes of cells). Keywords are option
+    names without dashes (`json=`, `html=`); None means the option was not given."""
+    for option, path in outputs.items():
+        if path is not None and not Path(str(path)).parent.is_dir():
+            raise LabInputError(
+                f"--{option} {path}: there is no directory {Path(str(path)).parent}"
+            )
 
 
 @contextmanager

@@ -172,9 +172,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Read a customer's log, infer the network, write a scenario and (--run) reproduce it."""
-        from lab.terminal import console, reported_failures
+        from lab.terminal import console, reported_failures, require_output_dirs
 
         with reported_failures():
+            require_output_dirs(output=output, json=json_path)
             diagnosis = diagnose_file(artifact)
             render(diagnosis, console)
             verdict = _scenario_and_run(diagnosis, output, run, console)

@@ -35,3 +35,23 @@ def test_bad_input_still_exits_2_with_its_message(tmp_path: Path) -> None:
     validated = lab("validate", str(broken))
     assert validated.returncode == 2
     assert f"{broken}: line" in validated.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "home-nat-both", "--json", "/no/such/dir/result.json"],
+        ["run", "home-nat-both", "--html", "/no/such/dir/report.html"],
+        ["matrix", "--json", "/no/such/dir/matrix.json"],
+        ["merge", "shard-0.json", "--json", "/no/such/dir/merged.json"],
+        ["compare", "home-nat-both", "--json", "/no/such/dir/compare.json"],
+    ],
+    ids=["run-json", "run-html", "matrix", "merge", "compare"],
+)
+def test_an_output_file_in_a_missing_directory_is_refused_before_any_work(
+    command: list[str],
+) -> None:
+    refused = lab(*command)
+    assert refused.returncode == 2, refused.stderr
+    assert "there is no directory /no/such/dir" in refused.stderr
+    assert "Traceback" not in refused.stderr
