@@ -207,8 +207,15 @@ class Scenario:
             "timing": self.timing,
             "region": self.region,
             "dns": asdict(self.dns),
+            **self._resolved_call(),
             "expect": self.expect,
         }
+
+    def _resolved_call(self) -> dict[str, Any]:
+        """The ongoing call and its events, when the scenario has one."""
+        if self.call is None:
+            return {}
+        return {"call": self.call.as_dict(), "events": [e.as_dict() for e in self.events]}
 
 
 def _firewall_doc(policy: FirewallPolicy | None) -> dict[str, Any] | None:

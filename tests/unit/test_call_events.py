@@ -452,3 +452,12 @@ def test_an_idle_timeout_may_be_set_on_a_firewall_without_a_nat(tmp_path: Path) 
     document["events"] = [{"at_s": 1, "node": "viewer-gw", "nat": "rebind"}]
     with pytest.raises(LabInputError, match=r"events\[0\].node: node 'viewer-gw' has no NAT"):
         load(tmp_path, document)  # a rebind needs a NAT
+
+
+def test_lab_show_spells_out_the_call_and_its_events() -> None:
+    from lab.scenario import load_scenario
+
+    resolved = load_scenario("call-nat-rebind").resolved()
+    assert resolved["call"]["duration_s"] > 0
+    assert [e["kind"] for e in resolved["events"]] == ["nat-rebind"]
+    assert "call" not in load_scenario("home-nat-both").resolved()
