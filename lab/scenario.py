@@ -283,6 +283,7 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
     dns = dns_from_spec(document.get("dns"), checker.fail)
     for node in dns.lan_resolvers:
         checker.node(f"dns.lan_resolvers.{node}", node, {"nat", "firewall", "router"})
+    _one_resolver_per_gateway(conditions, dns.lan_resolvers, checker)
     nat_nodes = {name for name, c in conditions.items() if c.nat is not None}
     turn_host = stun_turn.host if stun_turn else None
     firewall_nodes = frozenset(name for name, c in conditions.items() if c.firewall is not None)
@@ -308,6 +309,25 @@ def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> 
         call=call,
         events=events,
     )
+
+
+def _one_resolver_per_gateway(
+    conditions: dict[str, NodeConditions], lan_resolvers: Any, checker: _Checker
+) -> None:
+    """A NAT64 gateway's DNS64 is its LAN's resolver: it cannot also run the LAN resolver
+    that `dns.lan_resolvers` or a firewall's rules by name would give it."""
+    for name, condition in conditions.items():
+        if not condition.nat64:
+            continue
+        if name in lan_resolvers:
+            raise checker.fail(
+                f"dns.lan_resolvers.{name}", "the node runs DNS64 (nat64), its LAN's resolver"
+            )
+        if condition.firewall is not None and condition.firewall.name_sets():
+            raise checker.fail(
+                f"conditions.{name}.firewall",
+                "rules by name need the node's LAN resolver, but it runs DNS64 (nat64)",
+            )
 
 
 def _call_expectations(

@@ -334,3 +334,15 @@ def test_lab_explain_calls_an_ipv6_host_candidate_global_not_private() -> None:
     text = explain_text(_result(selected_v6=False))
     assert "viewer host [2001:db8:2::10]:2: viewer's own global IPv6 address" in text
     assert "IPv4 and IPv6" in text
+
+
+def test_a_nat64_gateway_cannot_also_run_a_lan_resolver(tmp_path: Path) -> None:
+    """Its DNS64 is the LAN's resolver: a second dnsmasq would fight it for the same
+    config file and port, so the scenario is refused, naming the field."""
+    document = yaml.safe_load((ROOT / "scenarios/ipv6-only-nat64-viewer.yaml").read_text())
+    document["dns"] = {"lan_resolvers": {"mobile-gw": {"no_answer": ["example.com"]}}}
+    document["topology"] = str(ROOT / "topologies/ipv6-only-lte.yaml")
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(LabInputError, match=r"dns\.lan_resolvers\.mobile-gw: .*DNS64"):
+        load_scenario(str(path))
