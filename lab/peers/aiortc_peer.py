@@ -85,6 +85,7 @@ class Peer:
         self.trickle: asyncio.Task[None] | None = None
         self.early_candidates: list[dict[str, Any]] = []
         self.mdns_candidates: list[Any] = []  # a browser's host candidates, by name
+        self.resolving: set[asyncio.Task[None]] = set()  # mDNS names being resolved
         self.call = CallRecorder(config.call) if config.call else None
         self.gathering_states: list[dict[str, Any]] = []
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
@@ -140,7 +141,17 @@ class Peer:
         candidate.sdpMLineIndex = payload.get("sdpMLineIndex")
         log.info("remote candidate trickled: %s", text)
         if candidate.ip.endswith(".local"):
+            # aioice resolves a browser's mDNS name before it adds the candidate, and gives
+            # up after a second where nothing answers for the name; a browser does not hold
+            # the candidates trickled after it meanwhile, and neither does this peer.
             self.mdns_candidates.append(candidate)
+            resolving = asyncio.create_task(self._add(candidate, text))
+            self.resolving.add(resolving)
+            resolving.add_done_callback(self.resolving.discard)
+            return
+        await self._add(candidate, text)
+
+    async def _add(self, candidate: Any, text: str) -> None:
         try:
             await self.pc.addIceCandidate(candidate)
         except ValueError as exc:  # e.g. after end-of-candidates: the call goes on
