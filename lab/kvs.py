@@ -44,6 +44,8 @@ def kvs_status(result: dict[str, Any]) -> dict[str, str] | None:
     if result["outcome"] == "connected":
         return None
     viewer = result["peers"]["viewer"]
+    if failed_before_ice(viewer):
+        return None  # the C SDK fails in signaling (DNS, TLS, HTTP) and names no ICE status
     if not viewer.get("candidates"):
         return _status("0x5a00000b")
     pairs = [p for p in result["pairs"] if p["agent"] == "viewer"]
@@ -60,6 +62,12 @@ def kvs_status(result: dict[str, Any]) -> dict[str, str] | None:
     if refused and len(refused) == len([p for p in pairs if p["local"]["type"] == "relay"]):
         return _status("0x5a000027")
     return _status("0x5a00000d")
+
+
+def failed_before_ice(peer: dict[str, Any]) -> bool:
+    """The peer's error ended it before its ICE agent started (no state, no candidate):
+    the service was out of reach, by name or by address."""
+    return bool(peer.get("error")) and not peer.get("ice_states") and not peer.get("candidates")
 
 
 def candidate_id(candidate: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from lab.capture.trail import drop_lines
 from lab.documents import schema_errors
 from lab.errors import LabRunError
 from lab.expectations import evaluate
-from lab.kvs import kvs_log_lines, kvs_status
+from lab.kvs import failed_before_ice, kvs_log_lines, kvs_status
 from lab.observations import attribute_turn_refusals, endpoint, merge_pairs, selected_pairs
 from lab.scenario import Scenario
 
@@ -173,6 +173,14 @@ def render(
         console.print(
             f"KVS C SDK status: {status['code']} {status['name']}: {status['meaning']}",
             highlight=False,
+        )
+    elif result["outcome"] != "connected" and failed_before_ice(result["peers"]["viewer"]):
+        console.print(
+            "KVS C SDK status: none from ICE: the viewer failed before its ICE agent "
+            f"started ({result['peers']['viewer']['error']}); the C SDK fails in signaling "
+            "there",
+            highlight=False,
+            markup=False,
         )
     if result.get("call"):
         for line in call_lines(result["call"]):

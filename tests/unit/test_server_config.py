@@ -95,6 +95,9 @@ def pair(state: str, local: str = "host", failure: dict | None = None) -> dict:
 def test_kvs_status_codes() -> None:
     assert kvs_status({"outcome": "connected"}) is None
     assert kvs_status(result([], candidates=[]))["code"] == "0x5a00000b"
+    before_ice = result([], candidates=[])
+    before_ice["peers"]["viewer"]["error"] = "gaierror: [Errno -3] Temporary failure"
+    assert kvs_status(before_ice) is None  # a signaling failure: no ICE status at all
     assert kvs_status(result([]))["code"] == "0x5a00000e"
     assert kvs_status(result([pair("failed")]))["code"] == "0x5a00000d"
     assert kvs_status(result([pair("succeeded")]))["code"] == "0x5a000013"
