@@ -113,6 +113,12 @@ def unsupported(viewer: str, master: str, agents: Mapping[str, str]) -> str | No
     return None
 
 
+def cells_without_result(cells: list[Mapping[str, Any]]) -> list[str]:
+    """`viewer/master` of every cell the lab could not run (no result, not merely not
+    connected): `lab matrix` then exits 3, so a CI job or a Kubernetes Job sees it."""
+    return [f"{c['viewer']}/{c['master']}" for c in cells if describe_cell(c) == "error"]
+
+
 def describe_cell(entry: Mapping[str, Any]) -> str:
     """`srflx-srflx`, `prflx-relay/tcp`, `failed`, `error` or `n/a`: the viewer's
     selected pair types (a relay with the protocol it reaches its TURN server over)."""
@@ -511,7 +517,7 @@ def register(app: typer.Typer) -> None:
         from lab.progress import Sweep
         from lab.run import Terminated, sigterm_raises
         from lab.sweep import Options as SweepOptions
-        from lab.terminal import fail, require_output_dirs
+        from lab.terminal import EXIT_LAB_FAILED, fail, require_output_dirs
 
         try:
             require_output_dirs(json=json_path)
@@ -555,3 +561,12 @@ def register(app: typer.Typer) -> None:
             Console(highlight=False).print(summary, markup=False)
         if json_path is not None:
             json_path.write_text(json.dumps(document, indent=2) + "\n")
+        broken = cells_without_result(cells)
+        if broken:
+            Console(stderr=True, highlight=False).print(
+                f"{len(broken)} cell(s) could not run (each entry's error says why): "
+                + ", ".join(broken),
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_LAB_FAILED)

@@ -275,3 +275,17 @@ def test_cells_not_run_are_no_verdict_and_one_line_per_side_and_row() -> None:
     assert cells[0]["libwebrtc"]["code"] == "LTPT" and cells[0]["agrees"] is None
     assert difference_lines(cells) == [f"not run (2 cells): {reason}"]
     assert agreement_line(cells).endswith("; 2 cells not run")
+
+
+def test_a_cell_without_result_is_named_for_the_exit_status() -> None:
+    """Not connecting is an outcome; a cell the lab could not run at all makes
+    `lab matrix` exit 3, naming it."""
+    from lab.matrix import cells_without_result
+
+    cells = [
+        {"viewer": "open", "master": "open", "result": None, "error": "timed out"},
+        {"viewer": "open", "master": "symmetric", "unsupported": "n/a", "result": None},
+        {"viewer": "symmetric", "master": "symmetric", "result": {"outcome": "failed",
+                                                                   "selected": {}}},
+    ]  # fmt: skip
+    assert cells_without_result(cells) == ["open/open"]
