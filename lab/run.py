@@ -22,7 +22,7 @@ from lab.capture.capture import require_capture_tools, start_capture
 from lab.errors import LabInputError
 from lab.network.build import LabNetwork
 from lab.network.events import CallEventRunner
-from lab.peers.agents import require_agent
+from lab.peers.agents import require_agent, require_call_support
 from lab.peers.command_peer import wire_seen
 from lab.peers.launch import peer_config, run_peers
 from lab.peers.timing import PROFILES, for_links
@@ -118,13 +118,15 @@ def peer_agents(scenario: Scenario, options: RunOptions) -> dict[str, str]:
     a missing browser is bad input (exit 2) before anything is built."""
     agents = {}
     for role in ("viewer", "master"):
-        if getattr(options, f"{role}_command"):
-            agents[role] = "command"
-            continue
         override = getattr(options, f"{role}_agent")
-        agents[role] = override or scenario.peers[role].agent
-        where = f"--{role}" if override else f"{scenario.source}: peers.{role}.agent"
-        require_agent(agents[role], where)
+        if getattr(options, f"{role}_command"):
+            agents[role], where = "command", f"--{role}-command"
+        else:
+            agents[role] = override or scenario.peers[role].agent
+            where = f"--{role}" if override else f"{scenario.source}: peers.{role}.agent"
+            require_agent(agents[role], where)
+        if scenario.call is not None:
+            require_call_support(agents[role], where)
     return agents
 
 

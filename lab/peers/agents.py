@@ -28,6 +28,18 @@ AGENTS = {
     "command": "lab.peers.command_peer",
 }
 DEFAULT_AGENT = "aiortc"
+#: Agents that hold an ongoing call (a scenario's `call`: traffic, pauses, timeline).
+CALL_AGENTS = ("aiortc", "chromium")
+
+
+def require_call_support(name: str, where: str) -> None:
+    """LabInputError naming `where` when the agent cannot hold a scenario's call: its run
+    would connect and then say nothing of the events the scenario is about."""
+    if name not in CALL_AGENTS:
+        raise LabInputError(
+            f"{where}: the scenario holds a call (call, events) and the {name} agent cannot "
+            f"yet; use {' or '.join(CALL_AGENTS)}"
+        )
 
 
 def require_agent(name: str, where: str) -> None:

@@ -461,3 +461,16 @@ def test_lab_show_spells_out_the_call_and_its_events() -> None:
     assert resolved["call"]["duration_s"] > 0
     assert [e["kind"] for e in resolved["events"]] == ["nat-rebind"]
     assert "call" not in load_scenario("home-nat-both").resolved()
+
+
+def test_an_agent_that_cannot_hold_a_call_is_refused_before_anything_is_built() -> None:
+    """A kvs-js peer or a user's program would connect and then say nothing of the
+    call's events: bad input, naming the option, not a run that looks broken."""
+    from lab.errors import LabInputError
+    from lab.run import RunOptions, peer_agents
+    from lab.scenario import load_scenario
+
+    with pytest.raises(LabInputError, match="--viewer-command: the scenario holds a call"):
+        peer_agents(load_scenario("call-link-outage"), RunOptions(viewer_command=["true"]))
+    agents = peer_agents(load_scenario("home-nat-both"), RunOptions(viewer_command=["true"]))
+    assert agents == {"viewer": "command", "master": "aiortc"}
