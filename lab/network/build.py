@@ -324,6 +324,14 @@ class LabNetwork:
             self.command(node, args), capture_output=True, timeout=timeout, input=input
         )
 
+    def run_script(self, node: str, commands: Sequence[str], what: str) -> None:
+        """Run `commands` in the node as one `set -e` shell script; LabRunError naming
+        `what`, with what the script said, if a command fails."""
+        done = self.run(node, ["sh", "-c", "\n".join(["set -e", *commands])])
+        if done.returncode != 0:
+            said = (done.stderr + done.stdout).decode(errors="replace").strip()
+            raise LabRunError(f"{what}: {said or 'no output'}")
+
     def popen(self, node: str, args: Iterable[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start a process in the node's namespace; it is killed at tear-down."""
         process = subprocess.Popen(self.command(node, args), start_new_session=True, **kwargs)  # type: ignore[call-overload]

@@ -251,10 +251,7 @@ def start_nat64(network: Any, node: str, workdir: Path) -> subprocess.Popen[byte
     directory.mkdir(exist_ok=True)
     conf = directory / "tayga.conf"
     conf.write_text(render_tayga_conf(str(directory)))
-    made = network.run(node, ["sh", "-c", "set -e\n" + "\n".join(nat64_commands(str(conf)))])
-    if made.returncode != 0:
-        said = (made.stderr + made.stdout).decode().strip()
-        raise LabRunError(f"NAT64 on '{node}': {said or 'failed'}")
+    network.run_script(node, nat64_commands(str(conf)), f"NAT64 on '{node}'")
     log = directory / "tayga.log"
     with open(log, "wb") as output:
         process = network.popen(

@@ -252,6 +252,8 @@ class Network(Protocol):
         self, node: str, args: Iterable[str], timeout: float = 30, input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]: ...
 
+    def run_script(self, node: str, commands: Sequence[str], what: str) -> None: ...
+
 
 def start_tunnels(
     network: Network, tunnels: Sequence[PlannedTunnel], topology: Topology
@@ -267,11 +269,11 @@ def start_tunnels(
         server_key, server_public = _key_pair(network.workdir, planned.server_interface)
         client_key, client_public = _key_pair(network.workdir, planned.client_interface)
         # The server first: the client's first handshake must find it ready.
-        _run_script(network, t.server, server_commands(planned, server_key, client_public))
+        _configure(network, t.server, server_commands(planned, server_key, client_public))
         gateway = topology.node(t.client).gateway
         assert gateway is not None  # checked when the topology was loaded
         commands = client_commands(planned, client_key, server_public, gateway)
-        _run_script(network, t.client, commands)
+        _configure(network, t.client, commands)
         _check_carries(network, planned)
     return processes
 
@@ -304,11 +306,8 @@ def _key_pair(workdir: Path, interface: str) -> tuple[Path, str]:
     return path, public.stdout.decode().strip()
 
 
-def _run_script(network: Network, node: str, commands: list[str]) -> None:
-    completed = network.run(node, ["sh", "-c", "\n".join(["set -e", *commands])])
-    if completed.returncode != 0:
-        error = completed.stderr.decode().strip() or "no output"
-        raise LabRunError(f"configuring the VPN tunnel in '{node}' failed: {error}")
+def _configure(network: Network, node: str, commands: list[str]) -> None:
+    network.run_script(node, commands, f"configuring the VPN tunnel in '{node}' failed")
 
 
 def _check_carries(network: Network, planned: PlannedTunnel) -> None:

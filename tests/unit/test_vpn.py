@@ -285,3 +285,25 @@ def test_a_split_tunnel_client_reaches_its_concentrator_too() -> None:
     )  # type: ignore[arg-type]
     assert "allowed-ips 10.20.0.0/16,10.200.0.1/32 " in commands[0]
     assert commands[-1] == "ip route replace 10.20.0.0/16 dev icewgabc1230c"
+
+
+def test_a_node_script_runs_with_set_e_and_a_failure_says_what_and_why() -> None:
+    """LabNetwork.run_script, which the tunnels' and NAT64's configuration go through."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from lab.errors import LabRunError
+    from lab.network.build import LabNetwork
+
+    scripts: list[list[str]] = []
+
+    def run(node: str, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        scripts.append(args)
+        return subprocess.CompletedProcess(args, 2, b"", b"RTNETLINK answers: File exists\n")
+
+    network = SimpleNamespace(run=run)
+    with pytest.raises(LabRunError, match="^configuring x failed: RTNETLINK answers: File exists$"):
+        LabNetwork.run_script(
+            network, "viewer", ["ip link add a", "wg set a"], "configuring x failed"
+        )
+    assert scripts == [["sh", "-c", "set -e\nip link add a\nwg set a"]]
