@@ -167,10 +167,6 @@ def run(
 
     if log not in (None, "kvs"):
         raise fail(LabInputError(f"--log: unknown log style '{log}' (known: kvs)"))
-    try:  # said before the run, not after it: the result would have nowhere to go
-        require_output_dirs(json=json_path, html=html_path)
-    except LabInputError as exc:
-        raise fail(exc) from None
     options = RunOptions(
         timing=timing.value if timing else None,
         servers=servers.value if servers else None,
@@ -187,6 +183,8 @@ def run(
         master_command=_command(master_command, "--master-command"),
     )
     with reported_failures():
+        # Said before the run, not after it: the result would have nowhere to go.
+        require_output_dirs(json=json_path, html=html_path)
         result = run_scenario(load_scenario(scenario), options)
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")

@@ -32,10 +32,8 @@ def require_output_dirs(**outputs: object) -> None:
     would otherwise end in a traceback after its minutes of cells). Keywords are option
     names without dashes (`json=`, `html=`); None means the option was not given."""
     for option, path in outputs.items():
-        if path is not None and not Path(str(path)).parent.is_dir():
-            raise LabInputError(
-                f"--{option} {path}: there is no directory {Path(str(path)).parent}"
-            )
+        if path is not None and not (folder := Path(str(path)).parent).is_dir():
+            raise LabInputError(f"--{option} {path}: there is no directory {folder}")
 
 
 @contextmanager
