@@ -35,6 +35,7 @@ from lab.network.ipv6 import dns64_listen, dns64_resolvers, synthesized
 from lab.network.resolver import (
     command_prefix,
     resolver_addresses,
+    resolver_attempts,
     resolver_timeout_s,
     write_node_files,
 )
@@ -322,6 +323,7 @@ def start_run_dns(network: Any, scenario: Any, workdir: Path) -> Callable[[float
     start the DNS servers; returns their wait."""
     servers, resolvers = plan_dns(scenario, workdir)
     timeout_s = resolver_timeout_s(scenario.added_rtt_ms)  # a far DNS server still answers
-    for node, directory in write_node_files(workdir, resolvers, timeout_s).items():
+    attempts = resolver_attempts(scenario.loss_percent)  # and a lost answer is asked again
+    for node, directory in write_node_files(workdir, resolvers, timeout_s, attempts).items():
         network.command_prefixes[node] = command_prefix(directory)
     return start_dns(network, servers, workdir)

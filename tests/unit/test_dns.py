@@ -223,3 +223,11 @@ def test_a_resolver_waits_longer_where_the_scenarios_delays_make_round_trips_lon
     assert resolver_timeout_s(5000) == 6  # long-round-trip-kvs: a 5 s round trip
     assert resolver_timeout_s(100_000) == 30  # glibc's most
     assert "options timeout:6 attempts:2" in render_resolv_conf("10.0.0.1", 6)
+
+
+def test_a_resolver_asks_again_where_the_scenarios_links_lose_packets() -> None:
+    from lab.network.resolver import render_resolv_conf, resolver_attempts
+
+    assert resolver_attempts(0) == 2
+    assert resolver_attempts(10) == 5  # lossy-link: glibc's most
+    assert "options timeout:1 attempts:5" in render_resolv_conf("10.0.0.1", 1, 5)
