@@ -236,7 +236,7 @@ install_virtualenv() {
     want="$(sha256sum < "${REPO}/pyproject.toml" | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "setup: installing the lab into ${VENV}"
-        "${VENV}/bin/pip" install -q --disable-pip-version-check -e "${REPO}[dev]"
+        "${VENV}/bin/pip" install -q --disable-pip-version-check -e "${REPO}[dev,docs]"
         echo "$want" > "$stamp"
     fi
     # Byte-compile the lab: where PYTHONDONTWRITEBYTECODE is set (CI images often do),
