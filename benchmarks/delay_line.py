@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lab.network.build import LabNetwork
 from lab.network.impairments import Impairments, netem_available
-from lab.scenario import NodeConditions, load_scenario
+from lab.scenario.scenario import NodeConditions, load_scenario
 
 VIEWER_GW = "192.168.2.1"
 TARGET = 0.05

@@ -102,7 +102,7 @@ def summary(label: str, run: dict[str, Any]) -> str:
 
 def outcomes(run: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, ...]]:
     """Each cell's outcome and selected candidate types, to compare reused with fresh."""
-    from lab.matrix import selected_types
+    from lab.sweeps.matrix import selected_types
 
     return {
         (c["viewer"], c["master"]): ((c["result"] or {}).get("outcome"), selected_types(c))
@@ -113,7 +113,7 @@ def outcomes(run: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, ...]]:
 def relay_protocols(run: dict[str, Any]) -> dict[tuple[str, str], str]:
     """How each relayed cell reached its TURN server (`relay/tls`...): a relay pair's
     protocol follows which allocation answered first, so it may vary from run to run."""
-    from lab.matrix import describe_cell
+    from lab.sweeps.matrix import describe_cell
 
     return {(c["viewer"], c["master"]): describe_cell(c) for c in run["document"]["cells"]}
 

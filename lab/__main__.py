@@ -1,5 +1,5 @@
 """`python -m lab` is the `lab` command."""
 
-from lab.cli import main
+from lab.commands import main
 
 main()

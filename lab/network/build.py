@@ -30,7 +30,8 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import Host
 
-from lab.errors import LabRunError
+from lab.core.errors import LabRunError
+from lab.core.processes import start_time
 from lab.network.firewall import render_firewall
 from lab.network.impairments import (
     ArrivalLoss,
@@ -64,9 +65,8 @@ from lab.network.wires import (
     render_wire_commands,
     render_wire_ruleset,
 )
-from lab.processes import start_time
-from lab.scenario import NodeConditions
-from lab.topology import Node, Topology
+from lab.scenario.scenario import NodeConditions
+from lab.scenario.topology import Node, Topology
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class LabNetwork:
         the delay lines of the wires spliced into impaired links."""
         setLogLevel("error")
         # First in the record: the process that owns this network. While it lives, the
-        # run is in progress and `lab clean` leaves it alone (lab/cleanup.py).
+        # run is in progress and `lab clean` leaves it alone (lab/core/cleanup.py).
         self._record(os.getpid(), OWNER)
         self.net = Mininet(topo=None, controller=None, switch=None, build=False)
         for node in self.topology.nodes.values():

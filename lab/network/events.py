@@ -1,4 +1,4 @@
-"""Change the network under an ongoing call, at the scenario's times (lab/call_events.py).
+"""Change the network under an ongoing call, at the scenario's times (lab/scenario/call_events.py).
 
 The schedule starts when both peers say they are connected (each writes
 `<role>.connected` in the run directory), so `at_s` means the same on a fast and on a
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.call_events import CallEvent
 from lab.network.build import LabNetwork
-from lab.topology import Node
+from lab.scenario.call_events import CallEvent
+from lab.scenario.topology import Node
 
 log = logging.getLogger(__name__)
 

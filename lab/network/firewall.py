@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 
 DNS = 53
 #: Resolves a host name of the topology to its addresses; `where` is the field (relative

@@ -40,9 +40,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.network.delay_line import TABLE_LIMIT, BurstLoss, LineSpec
-from lab.topology import Interface, Topology
+from lab.scenario.topology import Interface, Topology
 
 DIRECTIONS = ("both", "out", "in")
 MECHANISMS = ("netem", "delay-line")

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabInputError, LabRunError
+from lab.core.errors import LabInputError, LabRunError
 from lab.network.firewall import interface_set
-from lab.topology import Interface, Node, Topology
+from lab.scenario.topology import Interface, Node, Topology
 
 #: A route: a delegated prefix and the neighbour's address it is reached through.
 Route6 = tuple[ipaddress.IPv6Network, ipaddress.IPv6Address]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.network.firewall import interface_set
 
 EI = "endpoint-independent"

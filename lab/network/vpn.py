@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lab.errors import LabInputError, LabRunError
+from lab.core.errors import LabInputError, LabRunError
 
 if TYPE_CHECKING:
-    from lab.topology import Node, Topology
+    from lab.scenario.topology import Node, Topology
 
 #: wireguard-go's control sockets (shared by every namespace of the machine).
 SOCKET_DIR = Path("/var/run/wireguard")
@@ -150,7 +150,7 @@ def _lab_network(
     value: str, where: str, also: ipaddress.IPv4Network | None = None
 ) -> ipaddress.IPv4Network:
     """A subnet in the lab's ranges (or `also`), so no tunnel routes real traffic."""
-    from lab.topology import ALLOWED_NETWORKS
+    from lab.scenario.topology import ALLOWED_NETWORKS
 
     try:
         network = ipaddress.IPv4Network(value)

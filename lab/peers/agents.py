@@ -1,6 +1,6 @@
 """The ICE agents a peer can run, behind one interface: a module per agent whose
 `async observe(config) -> observations` runs one peer in the current network namespace
-and returns what it saw, as lab/observations.py's records (written to the config's
+and returns what it saw, as lab/observations/ice.py's records (written to the config's
 `result_path` here, the same for every agent).
 
 A run never asks which agent it drives: the runner forks a peer process into the
@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.peers.config import PeerConfig
 
 #: Agent name -> the module that runs it.

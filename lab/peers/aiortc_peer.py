@@ -22,7 +22,7 @@ from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, rtcicetransport
 from aiortc.sdp import candidate_from_sdp
 
-from lab.observations import candidate_record, pair_priority
+from lab.observations.ice import candidate_record, pair_priority
 from lab.peers.call_traffic import CallRecorder, is_call_message, mark_connected
 from lab.peers.config import PeerConfig
 from lab.peers.ice_agent import LabConnection

@@ -4,7 +4,7 @@ the selected pair over time (the page does the same in JavaScript: page/peer.js)
 The viewer sends `messages_per_s` numbered messages for `duration_s`, except during the
 call's `pauses` (the application has nothing to say; ICE consent checks go on); the master
 echoes each. What the viewer records — when each message left and when its echo came back —
-is what lab/call_timeline.py turns into delivery per second and recovery times. Times
+is what lab/observations/call_timeline.py turns into delivery per second and recovery times. Times
 are epoch seconds, so the lab can line them up with the events it applied.
 """
 

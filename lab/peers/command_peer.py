@@ -5,7 +5,7 @@ needs to join the call in its environment — the names the AWS SDKs read for th
 emulated service, plus the lab's own (ENVIRONMENT below) — so a customer's application,
 a boto3 script or an SDK sample joins the scenario unchanged. The lab cannot see inside
 it: the peer's observations are its exit status and output, what the lab's servers saw
-of it on the wire (signaling messages, TURN requests: lab/run.py adds them), and, if the
+of it on the wire (signaling messages, TURN requests: lab/run/pipeline.py adds them), and, if the
 program writes them to $ICELAB_OBSERVATIONS, its own candidates and pairs in the lab's
 record shapes. Exit status 0 means "I connected", the contract a run judges it by.
 """
@@ -181,7 +181,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 def parse_command(text: str, where: str) -> list[str]:
     """A command line as the shell would split it; LabInputError naming `where` if empty."""
-    from lab.errors import LabInputError
+    from lab.core.errors import LabInputError
 
     try:
         argv = shlex.split(text)

@@ -39,7 +39,7 @@ class PeerConfig:
     # in the peer's own mount namespace before it starts: it resolves through the lab's DNS.
     resolver_dir: str | None = None
     # An ongoing call after connecting (duration_s, messages_per_s, message_bytes):
-    # lab/call_events.py, lab/peers/call_traffic.py.
+    # lab/scenario/call_events.py, lab/peers/call_traffic.py.
     call: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -13,7 +13,7 @@ from lab.network.events import CallEventRunner
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
 from lab.peers.timing import TimingProfile
-from lab.scenario import Scenario
+from lab.scenario.scenario import Scenario
 from lab.servers.credentials import rest_credentials
 from lab.servers.launch import RunningServers
 

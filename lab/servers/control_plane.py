@@ -54,7 +54,7 @@ class Endpoints:
 
 
 def kvs_turn_uris(host: str) -> list[str]:
-    """One TURN set's URIs as the service hands them out (lab/scenario.py's `kvs` shape)."""
+    """One TURN set's URIs as the service hands them out (the scenario's `kvs` shape)."""
     return [
         f"turn:{host}:443?transport=udp",
         f"turns:{host}:443?transport=udp",

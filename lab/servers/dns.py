@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabInputError, LabRunError
+from lab.core.errors import LabInputError, LabRunError
 from lab.network.ipv6 import dns64_listen, dns64_resolvers, synthesized
 from lab.network.resolver import (
     command_prefix,

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabRunError
+from lab.core.errors import LabRunError
 from lab.network.build import LabNetwork, terminate_processes
-from lab.scenario import Scenario
+from lab.scenario.scenario import Scenario
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
 from lab.servers.control_plane import Endpoints, TurnServers, service_config
 from lab.servers.coturn import CoturnSetup, coturn_args, log_path, ready_markers

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.errors import LabRunError
+from lab.core.errors import LabRunError
 
 if TYPE_CHECKING:
     from lab.network.build import LabNetwork
-    from lab.scenario import Scenario
+    from lab.scenario.scenario import Scenario
 
 #: Proxy kinds: the port each listens on and the scheme of its URL.
 KINDS: dict[str, tuple[int, str]] = {"https": (3128, "http"), "socks5": (1080, "socks5")}

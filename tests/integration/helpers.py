@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.cleanup import lab_shells, live_runs
-from lab.run import RUN_ROOT
+from lab.core.cleanup import lab_shells, live_runs
+from lab.core.lifecycle import RUN_ROOT
 
 LAB = [sys.executable, "-m", "lab"]
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.call_timeline import moved_mappings, selected_around_events
+from lab.observations.call_timeline import moved_mappings, selected_around_events
 from tests.integration.helpers import leftovers, run_scenario
 
 pytestmark = pytest.mark.root

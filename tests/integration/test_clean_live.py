@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.run import RUN_ROOT
+from lab.core.lifecycle import RUN_ROOT
 from tests.integration.helpers import LAB, lab, leftovers
 
 pytestmark = pytest.mark.root

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from lab.hands_on.processes import daemon_alive
-from lab.hands_on.state import read_state
-from lab.hands_on.teardown import purge, wait_no_leftovers
+from lab.run.hands_on.processes import daemon_alive
+from lab.run.hands_on.state import read_state
+from lab.run.hands_on.teardown import purge, wait_no_leftovers
 from lab.servers.dns import ServiceNames
 
 from .helpers import LAB, lab

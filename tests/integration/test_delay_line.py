@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from lab.errors import LabRunError
+from lab.core.errors import LabRunError
+from lab.core.processes import is_same_process, start_time
 from lab.network.build import LabNetwork
 from lab.network.delay_line import BurstLoss
 from lab.network.impairments import Impairments, netem_available
 from lab.network.wires import DELAY_LINE_MODULE
-from lab.processes import is_same_process, start_time
-from lab.scenario import NodeConditions, load_scenario
-from lab.topology import Topology
+from lab.scenario.scenario import NodeConditions, load_scenario
+from lab.scenario.topology import Topology
 
 from .helpers import LAB, lab, run_scenario
 from .test_impairments import throughput_kbit
@@ -266,10 +266,10 @@ def test_a_delay_line_that_cannot_start_fails_the_build_and_leaves_nothing(
 BUILD_AND_WAIT = """
 import sys, time
 from pathlib import Path
-from lab.errors import LabRunError
+from lab.core.errors import LabRunError
 from lab.network.build import LabNetwork
 from lab.network.impairments import Impairments
-from lab.scenario import NodeConditions, load_scenario
+from lab.scenario.scenario import NodeConditions, load_scenario
 scenario = load_scenario("home-nat-both")
 conditions = dict(scenario.conditions)
 delayed = Impairments("eth0", delay_ms=50, mechanism="delay-line")

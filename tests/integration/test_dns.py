@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from lab.hands_on.state import read_state
+from lab.core.lifecycle import run_directory
 from lab.network.build import LabNetwork
-from lab.run import run_directory
-from lab.scenario import load_scenario
+from lab.run.hands_on.state import read_state
+from lab.scenario.scenario import load_scenario
 from lab.servers.dns import ServiceNames
 from lab.servers.launch import start_servers
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from lab.documents import load_schema
+from lab.core.documents import load_schema
+from lab.core.processes import is_same_process
 from lab.network.build import PROCESS_RECORD
-from lab.processes import is_same_process
 
 from .helpers import LAB, leftovers, run_scenario
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from lab.errors import LabInputError
-from lab.hands_on.launch import start
-from lab.hands_on.processes import daemon_alive
-from lab.hands_on.state import read_state
-from lab.hands_on.teardown import (
+from lab.core.errors import LabInputError
+from lab.core.processes import start_time
+from lab.run.hands_on.launch import start
+from lab.run.hands_on.processes import daemon_alive
+from lab.run.hands_on.state import read_state
+from lab.run.hands_on.teardown import (
     clean_up_state,
     leftovers,
     purge,
@@ -27,8 +28,7 @@ from lab.hands_on.teardown import (
     wait_gone,
     wait_no_leftovers,
 )
-from lab.processes import start_time
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 from lab.servers.dns import ServiceNames
 
 from .helpers import LAB, lab
@@ -238,7 +238,7 @@ def test_lab_clean_stops_a_network_that_is_up(clean_slate: None) -> None:
 def test_down_kills_a_daemon_that_hangs(clean_slate: None, monkeypatch: pytest.MonkeyPatch) -> None:
     _, state = bring_up()
     os.kill(state["pid"], signal.SIGSTOP)  # it cannot act on SIGTERM any more
-    monkeypatch.setattr("lab.hands_on.teardown.DOWN_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("lab.run.hands_on.teardown.DOWN_TIMEOUT_S", 1.0)
     message = stop(state)
     assert "did not stop in 1 s: killed it" in message
     assert what_is_left(state) == NOTHING

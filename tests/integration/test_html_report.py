@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from lab.matrix import matrix_document
-from lab.matrix_cells import GROUPS
+from lab.sweeps.matrix import matrix_document
+from lab.sweeps.matrix_cells import GROUPS
 
 from .helpers import lab, leftovers
 from .report_browser import open_report

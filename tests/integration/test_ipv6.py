@@ -12,7 +12,7 @@ import pytest
 
 from lab.network.build import LabNetwork
 from lab.network.ipv6 import synthesized
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 
 from .helpers import lab, leftovers, run_scenario
 

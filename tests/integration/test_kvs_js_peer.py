@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lab.documents import schema_errors
+from lab.core.documents import schema_errors
 from lab.peers.kvs_js_peer import PAGE_DIR, missing_assets
 
 from .helpers import lab, run_scenario

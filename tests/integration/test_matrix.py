@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.matrix import describe_cell
+from lab.sweeps.matrix import describe_cell
 
 from .helpers import lab
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from lab.matrix import run_cell, selected_types
+from lab.core.processes import is_same_process
 from lab.network.build import OWNER, PROCESS_RECORD
 from lab.peers.forked import preload_peer_code
-from lab.processes import is_same_process
-from lab.sweep import Options, Worker
+from lab.sweeps.matrix import run_cell, selected_types
+from lab.sweeps.workers import Options, Worker
 
 pytestmark = pytest.mark.root
 
@@ -107,7 +107,7 @@ def test_a_worker_tears_everything_down_on_sigterm_mid_cell(tmp_path: Path) -> N
     stderr = tmp_path / "worker.stderr"
     with open(stderr, "w") as errors:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "lab.sweep"],
+            [sys.executable, "-m", "lab.sweeps.workers"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
         )  # fmt: skip
     assert worker.stdin is not None and worker.stdout is not None

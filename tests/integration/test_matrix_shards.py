@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lab.matrix import selected_types
+from lab.sweeps.matrix import selected_types
 
 from .helpers import LAB, lab, leftovers
 

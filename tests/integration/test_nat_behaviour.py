@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from lab.network.build import LabNetwork
-from lab.scenario import SCENARIO_DIR, load_scenario
-from lab.topology import TOPOLOGY_DIR
+from lab.scenario.scenario import SCENARIO_DIR, load_scenario
+from lab.scenario.topology import TOPOLOGY_DIR
 from tests.integration.helpers import lab, leftovers
 
 pytestmark = pytest.mark.root
@@ -123,7 +123,7 @@ def test_the_matrix_cascades_behave_as_their_nats_compose(
     tmp_path: Path, row: str, mapping: str, filtering: str
 ) -> None:
     """`lab matrix`'s own cell, probed from its viewer behind both NATs."""
-    from lab.matrix_cells import cell_documents
+    from lab.sweeps.matrix_cells import cell_documents
 
     topology, scenario = cell_documents(row, "open")
     (tmp_path / "topology.yaml").write_text(yaml.safe_dump(topology))
@@ -187,7 +187,7 @@ def test_coturn_natdiscovery_sees_the_same(
 
 BIND_AND_LISTEN = """
 import json, socket, sys, time
-from lab.nat_discovery import Schedule, binding, _mapped
+from lab.network.nat_discovery import Schedule, binding, _mapped
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("0.0.0.0", 0))
 print(json.dumps(_mapped(binding(sock, ("203.0.113.10", 3478), Schedule()))), flush=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.cleanup import lab_shells
-from lab.errors import LabRunError
+from lab.core.cleanup import lab_shells
+from lab.core.errors import LabRunError
 from lab.network.build import LabNetwork
 from lab.network.firewall import Direction, FirewallPolicy, Rule
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 
 pytestmark = pytest.mark.root
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.matrix_cells import cell_documents
 from lab.network.build import LabNetwork
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 from lab.servers.dns import ServiceNames
 from lab.servers.launch import start_servers
 from lab.servers.proxy import log_path, proxy_for
+from lab.sweeps.matrix_cells import cell_documents
 
 pytestmark = pytest.mark.root
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lab.scenario import bundled_scenarios, load_scenario
+from lab.scenario.scenario import bundled_scenarios, load_scenario
 
 from .helpers import lab, leftovers, run_scenario
 

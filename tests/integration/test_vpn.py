@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.core.processes import is_same_process, start_time
 from lab.network.build import LabNetwork, namespace_members, namespaces_of
 from lab.network.vpn import SOCKET_DIR, TUNNEL_PREFIX, socket_path
-from lab.processes import is_same_process, start_time
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 
 from .helpers import LAB, lab, leftovers
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.errors import LabInputError
-from lab.expectations import evaluate
-from lab.scenario import load_scenario
+from lab.core.errors import LabInputError
+from lab.report.expectations import evaluate
+from lab.scenario.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_HOST = {"local": "host", "remote": "host", "reason": "timeout"}

@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.call_events import CallEvent, Pause
-from lab.call_timeline import (
+from lab.core.errors import LabInputError
+from lab.network.events import (
+    idle_timeout_sysctls,
+    rebind_commands,
+    render_event_ruleset,
+    udp_mappings,
+    uplink_switch_commands,
+)
+from lab.observations.call_timeline import (
     call_lines,
     call_section,
     consent_changes,
@@ -21,16 +28,9 @@ from lab.call_timeline import (
     recovery_after,
     recovery_checks,
 )
-from lab.errors import LabInputError
-from lab.network.events import (
-    idle_timeout_sysctls,
-    rebind_commands,
-    render_event_ruleset,
-    udp_mappings,
-    uplink_switch_commands,
-)
 from lab.peers.call_traffic import in_pause
-from lab.scenario import load_scenario
+from lab.scenario.call_events import CallEvent, Pause
+from lab.scenario.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -455,7 +455,7 @@ def test_an_idle_timeout_may_be_set_on_a_firewall_without_a_nat(tmp_path: Path) 
 
 
 def test_lab_show_spells_out_the_call_and_its_events() -> None:
-    from lab.scenario import load_scenario
+    from lab.scenario.scenario import load_scenario
 
     resolved = load_scenario("call-nat-rebind").resolved()
     assert resolved["call"]["duration_s"] > 0
@@ -466,9 +466,9 @@ def test_lab_show_spells_out_the_call_and_its_events() -> None:
 def test_an_agent_that_cannot_hold_a_call_is_refused_before_anything_is_built() -> None:
     """A kvs-js peer or a user's program would connect and then say nothing of the
     call's events: bad input, naming the option, not a run that looks broken."""
-    from lab.errors import LabInputError
-    from lab.run import RunOptions, peer_agents
-    from lab.scenario import load_scenario
+    from lab.core.errors import LabInputError
+    from lab.run.pipeline import RunOptions, peer_agents
+    from lab.scenario.scenario import load_scenario
 
     with pytest.raises(LabInputError, match="--viewer-command: the scenario holds a call"):
         peer_agents(load_scenario("call-link-outage"), RunOptions(viewer_command=["true"]))

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from lab.capture.capture import NO_ROUTE, plan_points, render_trace_table
-from lab.capture.decode import decode, parse_line
-from lab.capture.trail import describe_drop, pair_trails
-from lab.capture.verdicts import parse_trace, read_traces
 from lab.network.nat import nat_from_spec, render_nat
-from lab.scenario import load_scenario
+from lab.observations.capture.capture import NO_ROUTE, plan_points, render_trace_table
+from lab.observations.capture.decode import decode, parse_line
+from lab.observations.capture.trail import describe_drop, pair_trails
+from lab.observations.capture.verdicts import parse_trace, read_traces
+from lab.scenario.scenario import load_scenario
 
 FIXTURES = Path(__file__).parent / "fixtures" / "capture"
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -165,8 +165,8 @@ def test_the_trail_shows_the_home_nat_translating_the_check(pairs: list[Any]) ->
 
 
 def test_a_result_without_a_capture_is_bad_input_naming_file_and_field(tmp_path: Path) -> None:
-    from lab.capture.commands import load_result
-    from lab.errors import LabInputError
+    from lab.commands.capture import load_result
+    from lab.core.errors import LabInputError
 
     plain = tmp_path / "result.json"
     plain.write_text(json.dumps({"scenario": "x", "pairs": []}))
@@ -177,7 +177,7 @@ def test_a_result_without_a_capture_is_bad_input_naming_file_and_field(tmp_path:
 
 
 def test_the_ladder_prints_hops_in_time_order_with_the_verdict(pairs: list[Any]) -> None:
-    from lab.capture.commands import ladder_lines
+    from lab.commands.capture import ladder_lines
 
     pair = next(p for p in pairs if (p.get("failure") or {}).get("dropped_at"))
     lines = ladder_lines(pair)

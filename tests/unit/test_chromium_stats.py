@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.documents import schema_errors
+from lab.core.documents import schema_errors
 from lab.peers import chromium_stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "chromium-report-symmetric-viewer.json"

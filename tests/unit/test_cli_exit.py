@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.cli import _exit_status
+from lab.commands import _exit_status
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.peers.command_peer import (
     ENVIRONMENT,
     command_environment,

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lab.compare import (
+from lab.core.errors import LabInputError
+from lab.sweeps.compare import (
     Combo,
     choose_combos,
     combos_for,
@@ -30,8 +31,7 @@ from lab.compare import (
     sides_disagree,
     summarize,
 )
-from lab.errors import LabInputError
-from lab.progress import Sweep
+from lab.sweeps.progress import Sweep
 
 AIORTC = {"name": "aiortc", "version": "1.16.0"}
 CELL_KEYS = {
@@ -349,7 +349,7 @@ def test_exit_status_is_about_runs_not_differences() -> None:
 def test_unknown_scenario_and_agent_are_bad_input_before_root_is_needed() -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from lab.commands import app
 
     unknown = CliRunner().invoke(app, ["compare", "no-such-scenario"])
     assert unknown.exit_code == 2 and "unknown scenario 'no-such-scenario'" in unknown.output

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.diagnose.facts import summarize
-from lab.diagnose.read_js import read_js_log
-from lab.diagnose.read_json import read_internals
-from lab.diagnose.read_kvs import read_kvs_log
-from lab.diagnose.sniff import read_artifact
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
+from lab.report.diagnose.facts import summarize
+from lab.report.diagnose.read_js import read_js_log
+from lab.report.diagnose.read_json import read_internals
+from lab.report.diagnose.read_kvs import read_kvs_log
+from lab.report.diagnose.sniff import read_artifact
 
 FIXTURES = Path(__file__).parent / "fixtures" / "diagnose"
 

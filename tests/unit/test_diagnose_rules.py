@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.diagnose.command import check_scenario, diagnose_file
-from lab.diagnose.facts import Facts, PeerFacts
-from lab.diagnose.rules import RULES, fragment_for, infer, rule_table
+from lab.commands.diagnose import check_scenario, diagnose_file
+from lab.report.diagnose.facts import Facts, PeerFacts
+from lab.report.diagnose.rules import RULES, fragment_for, infer, rule_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "diagnose"
 RULE = {rule.name: rule for rule in RULES}
@@ -198,7 +198,7 @@ def test_every_rule_has_reasoning_advice_and_a_lesson():
 def test_readme_rule_table_is_the_code_s():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert rule_table() in readme, (
-        "README's diagnose rule table is stale: paste lab.diagnose.rules.rule_table()"
+        "README's diagnose rule table is stale: paste lab.report.diagnose.rules.rule_table()"
     )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from lab.diagnose.facts import Facts, PeerFacts
-from lab.diagnose.verdict import verdict
+from lab.report.diagnose.facts import Facts, PeerFacts
+from lab.report.diagnose.verdict import verdict
 
 
 def candidate(kind, relay=None):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.network.firewall import firewall_from_spec, render_firewall
 from lab.network.resolver import (
     SCRIPT,
@@ -17,7 +17,7 @@ from lab.network.resolver import (
     resolver_addresses,
     write_node_files,
 )
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 from lab.servers.dns import (
     Answers,
     ServiceNames,
@@ -207,7 +207,7 @@ def test_the_result_says_what_each_resolver_answered_whom(tmp_path: Path) -> Non
 
 
 def test_lab_up_suggests_resolving_the_service_by_name() -> None:
-    from lab.hands_on.display import next_steps
+    from lab.run.hands_on.display import next_steps
 
     state = {
         "peers": {"viewer": "viewer"},

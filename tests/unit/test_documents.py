@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.documents import field_path, schema_errors
-from lab.errors import LabInputError
-from lab.scenario import bundled_scenarios, load_scenario
-from lab.topology import load_topology
+from lab.core.documents import field_path, schema_errors
+from lab.core.errors import LabInputError
+from lab.scenario.scenario import bundled_scenarios, load_scenario
+from lab.scenario.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,7 +123,7 @@ def _both_validators(document: object, kind: str) -> tuple[bool, bool]:
     """Validity by the fast path (jsonschema-rs) and by jsonschema itself."""
     import jsonschema
 
-    from lab.documents import _fast_validator, load_schema
+    from lab.core.documents import _fast_validator, load_schema
 
     slow = jsonschema.Draft202012Validator(load_schema(kind)).is_valid(document)
     return _fast_validator(kind).is_valid(document), slow

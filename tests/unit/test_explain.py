@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lab.explain import explain, explain_text, failure_lines, firewall_summary
-from lab.result_network import network_graph, sides
+from lab.report.explain import explain, explain_text, failure_lines, firewall_summary
+from lab.report.network_graph import network_graph, sides
 
 FIXTURE = Path(__file__).parent / "fixtures" / "html" / "symmetric-both-result.json"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.network.firewall import firewall_from_spec, render_firewall
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 
 
 def unnamed(line: str) -> str:

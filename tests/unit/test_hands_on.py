@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabInputError
-from lab.hands_on.commands import command_line
-from lab.hands_on.display import describe, next_steps, status_document
-from lab.hands_on.launch import already_up
-from lab.hands_on.processes import daemon_alive, marked_processes
-from lab.hands_on.state import STATE_DIR, read_state, remove_state, state_lock, write_state
-from lab.hands_on.teardown import leftovers
-from lab.processes import parse_start_time, start_time
-from lab.run import RUN_ROOT
+from lab.commands.hands_on import command_line
+from lab.core.errors import LabInputError
+from lab.core.lifecycle import RUN_ROOT
+from lab.core.processes import parse_start_time, start_time
+from lab.run.hands_on.display import describe, next_steps, status_document
+from lab.run.hands_on.launch import already_up
+from lab.run.hands_on.processes import daemon_alive, marked_processes
+from lab.run.hands_on.state import STATE_DIR, read_state, remove_state, state_lock, write_state
+from lab.run.hands_on.teardown import leftovers
 
 
 def state_of(pid: int, started: int | None, **extra: object) -> dict:
@@ -164,9 +164,9 @@ def test_marked_processes_are_found_by_their_token() -> None:
 def test_exec_refuses_when_nothing_is_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from lab.commands import app
 
-    monkeypatch.setattr("lab.hands_on.state.STATE_DIR", tmp_path)
+    monkeypatch.setattr("lab.run.hands_on.state.STATE_DIR", tmp_path)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     result = CliRunner().invoke(app, ["exec", "viewer", "--", "ip", "addr"])
     assert result.exit_code == 2
@@ -178,7 +178,7 @@ def test_exec_refuses_when_nothing_is_up(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_up_refuses_bad_input_before_building_anything() -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from lab.commands import app
 
     result = CliRunner().invoke(app, ["up", "symmetric-both", "--servers", "nginx"])
     assert result.exit_code == 2

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from lab.compare import Combo, compare_document, scenario_row, summarize
-from lab.errors import LabInputError
-from lab.html.render import kind_of, page_json, pair_grid, render_document, timeline
-from lab.html.topology_svg import drawing
-from lab.matrix import matrix_document
+from lab.core.errors import LabInputError
+from lab.report.html.render import kind_of, page_json, pair_grid, render_document, timeline
+from lab.report.html.topology_svg import drawing
+from lab.sweeps.compare import Combo, compare_document, scenario_row, summarize
+from lab.sweeps.matrix import matrix_document
 
 FIXTURE = Path(__file__).parent / "fixtures" / "html" / "symmetric-both-result.json"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
+from lab.core.preflight import require_impairment_support
 from lab.network import impairments as impairments_module
 from lab.network.build import render_node_setup
 from lab.network.delay_line import BurstLoss
@@ -23,9 +24,8 @@ from lab.network.impairments import (
     render_netem,
 )
 from lab.peers.timing import LOSSY_CHECK_TIMEOUT_S, PROFILES, for_links
-from lab.preflight import require_impairment_support
-from lab.scenario import NodeConditions, load_scenario
-from lab.topology import load_topology
+from lab.scenario.scenario import NodeConditions, load_scenario
+from lab.scenario.topology import load_topology
 
 TOPOLOGY = load_topology("two-homes")
 VIEWER = TOPOLOGY.node("viewer")
@@ -526,7 +526,7 @@ def test_bad_impairment_lists_name_the_file_and_entry(
 def test_a_bad_list_exits_2_naming_the_entry(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from lab.commands import app
 
     conditions = (
         "  internet: {impairments: [{interface: eth0, loss_percent: 5},"

@@ -11,12 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.address_families import family_lines
-from lab.capture.capture import render_trace_table
-from lab.capture.decode import FIELDS, parse_line
-from lab.capture.verdicts import parse_trace
-from lab.errors import LabInputError
-from lab.expectations import evaluate
+from lab.core.errors import LabInputError
 from lab.network.build import render_node_setup
 from lab.network.ipv6 import (
     delegated_routes,
@@ -27,11 +22,16 @@ from lab.network.ipv6 import (
     render_tayga_conf,
     synthesized,
 )
-from lab.observations import endpoint, host_of
-from lab.report import describe_candidate
-from lab.scenario import load_scenario
+from lab.observations.capture.capture import render_trace_table
+from lab.observations.capture.decode import FIELDS, parse_line
+from lab.observations.capture.verdicts import parse_trace
+from lab.observations.ice import endpoint, host_of
+from lab.report.address_families import family_lines
+from lab.report.expectations import evaluate
+from lab.report.result import describe_candidate
+from lab.scenario.scenario import load_scenario
+from lab.scenario.topology import load_topology
 from lab.servers.dns import render_dns64
-from lab.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,7 +143,7 @@ def test_bad_ipv6_input_names_the_file_and_field(
 def test_lab_validate_exits_2_on_a_bad_ipv6_address(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from lab.commands import app
 
     path = _topology_with(
         tmp_path,
@@ -315,7 +315,7 @@ def test_tshark_fields_of_an_ipv6_check_become_bracketed_endpoints() -> None:
 
 
 def test_lab_status_lists_ipv6_addresses(tmp_path: Path) -> None:
-    from lab.hands_on.daemon import build_state
+    from lab.run.hands_on.daemon import build_state
 
     class Network:
         @staticmethod
@@ -329,7 +329,7 @@ def test_lab_status_lists_ipv6_addresses(tmp_path: Path) -> None:
 
 
 def test_lab_explain_calls_an_ipv6_host_candidate_global_not_private() -> None:
-    from lab.explain import explain_text
+    from lab.report.explain import explain_text
 
     text = explain_text(_result(selected_v6=False))
     assert "viewer host [2001:db8:2::10]:2: viewer's own global IPv6 address" in text

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.peers import agents, chromium_browser, kvs_js_peer
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.servers import cors

@@ -11,9 +11,11 @@ import pytest
 import yaml
 from rich.console import Console
 
-from lab.errors import LabInputError
-from lab.libwebrtc_matrix import CONFIGS, KMATRIX, NO_EXPECTATION, RESULTS, expectation
-from lab.matrix import (
+from lab.core.errors import LabInputError
+from lab.network.nat import APD, EI
+from lab.scenario.scenario import load_scenario
+from lab.sweeps.libwebrtc_matrix import CONFIGS, KMATRIX, NO_EXPECTATION, RESULTS, expectation
+from lab.sweeps.matrix import (
     agreement_line,
     describe_cell,
     difference_lines,
@@ -24,7 +26,7 @@ from lab.matrix import (
     run_cells,
     unsupported,
 )
-from lab.matrix_cells import (
+from lab.sweeps.matrix_cells import (
     FIREWALL_ROWS,
     LAB_VARIANTS,
     NAT_ROWS,
@@ -32,9 +34,7 @@ from lab.matrix_cells import (
     ROWS,
     cell_documents,
 )
-from lab.network.nat import APD, EI
-from lab.progress import Sweep
-from lab.scenario import load_scenario
+from lab.sweeps.progress import Sweep
 
 AIORTC = {"viewer": "aiortc", "master": "aiortc"}
 
@@ -193,9 +193,9 @@ def test_a_run_without_result_is_an_error_and_differs() -> None:
 
 
 def test_unsupported_rows_name_the_side_and_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lab.matrix
+    import lab.sweeps.matrix
 
-    monkeypatch.setitem(lab.matrix.UNSUPPORTED, ("open", "aiortc"), "no way")
+    monkeypatch.setitem(lab.sweeps.matrix.UNSUPPORTED, ("open", "aiortc"), "no way")
     assert unsupported("full-cone", "open", AIORTC) == "master aiortc on open: no way"
     assert unsupported("full-cone", "full-cone", AIORTC) is None
 
@@ -215,9 +215,9 @@ def test_a_proxy_row_is_an_edge_without_nat_running_that_proxy() -> None:
 def test_cells_run_in_order_judged_with_progress_and_unsupported_ones_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import lab.matrix
+    import lab.sweeps.matrix
 
-    monkeypatch.setitem(lab.matrix.UNSUPPORTED, ("symmetric", "aiortc"), "cannot")
+    monkeypatch.setitem(lab.sweeps.matrix.UNSUPPORTED, ("symmetric", "aiortc"), "cannot")
     combos = [("open", "open"), ("open", "symmetric"), ("full-cone", "open")]
     output = io.StringIO()
     with Sweep("matrix", len(combos), Console(file=output, width=200)) as sweep:
@@ -280,7 +280,7 @@ def test_cells_not_run_are_no_verdict_and_one_line_per_side_and_row() -> None:
 def test_a_cell_without_result_is_named_for_the_exit_status() -> None:
     """Not connecting is an outcome; a cell the lab could not run at all makes
     `lab matrix` exit 3, naming it."""
-    from lab.matrix import cells_without_result
+    from lab.sweeps.matrix import cells_without_result
 
     cells = [
         {"viewer": "open", "master": "open", "result": None, "error": "timed out"},

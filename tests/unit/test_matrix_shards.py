@@ -16,11 +16,11 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lab.cli import app
-from lab.errors import LabInputError
-from lab.matrix import judge, matrix_document, matrix_options, render_grid
-from lab.matrix_cells import GROUPS
-from lab.matrix_shards import (
+from lab.commands import app
+from lab.core.errors import LabInputError
+from lab.sweeps.matrix import judge, matrix_document, matrix_options, render_grid
+from lab.sweeps.matrix_cells import GROUPS
+from lab.sweeps.shards import (
     Shard,
     merge_documents,
     parse_shard,
@@ -95,7 +95,7 @@ def test_the_slices_are_deterministic_and_keep_topologies_together() -> None:
     assert first == [shard_cells(list(combos), Shard(i, 4)) for i in range(4)]
     # The cells of one topology are adjacent before slicing, so 4 contiguous slices split
     # at most 3 topology groups: each shard's workers build few networks.
-    from lab.sweep import topology_key
+    from lab.sweeps.workers import topology_key
 
     groups = {topology_key(*combo) for combo in combos}
     per_shard = [{topology_key(*combo) for combo in shard} for shard in first]

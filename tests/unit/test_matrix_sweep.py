@@ -1,4 +1,4 @@
-"""The pure parts of fast sweeps (lab/sweep.py): which cells share a network, how they are
+"""The pure parts of fast sweeps (lab/sweeps/workers.py): which cells share a network, how they are
 chunked, what the servers still hold, the reload script, and falling back to a fresh run."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from lab.matrix import default_jobs
-from lab.matrix_cells import GROUPS, NAT_ROWS
-from lab.sweep import (
+from lab.sweeps.matrix import default_jobs
+from lab.sweeps.matrix_cells import GROUPS, NAT_ROWS
+from lab.sweeps.workers import (
     MIN_CHUNK,
     Options,
     ReusedSweep,
@@ -157,7 +157,7 @@ def test_proxy_cells_never_reach_a_worker() -> None:
 
 def test_the_worker_command_carries_the_matrix_options() -> None:
     command = WorkerProcess(Options(servers="mock", viewer="chromium")).command()
-    assert command[1:3] == ["-m", "lab.sweep"]
+    assert command[1:3] == ["-m", "lab.sweeps.workers"]
     assert command[3:] == ["--servers", "mock", "--viewer", "chromium"]
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.network.build import source_routes
-from lab.topology import load_topology
+from lab.scenario.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

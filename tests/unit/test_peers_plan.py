@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab.expectations import evaluate
-from lab.observations import merge_pairs, pair_priority
+from lab.observations.ice import merge_pairs, pair_priority
 from lab.peers.ice_servers import parse_url, plan_servers
+from lab.report.expectations import evaluate
 
 URLS = [
     "stun:203.0.113.10:3478",

@@ -4,8 +4,8 @@ declares for that path, and when measured and declared differ."""
 from __future__ import annotations
 
 from lab.network.nat import AD, APD, EI, nat_from_spec
-from lab.probe import declared_behaviour, path_nats, probe_report
-from lab.scenario import load_scenario
+from lab.run.probe import declared_behaviour, path_nats, probe_report
+from lab.scenario.scenario import load_scenario
 
 
 def test_path_nats_walks_the_gateways_outwards() -> None:

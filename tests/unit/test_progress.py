@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from lab.progress import Sweep, clock, time_left
+from lab.sweeps.progress import Sweep, clock, time_left
 
 
 def test_time_left_is_the_average_pace_times_the_cells_left() -> None:

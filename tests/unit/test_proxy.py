@@ -7,8 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.matrix_cells import cell_documents
-from lab.scenario import Scenario, load_scenario
+from lab.scenario.scenario import Scenario, load_scenario
 from lab.servers.proxy import (
     Proxy,
     command,
@@ -18,6 +17,7 @@ from lab.servers.proxy import (
     render_danted,
     render_squid,
 )
+from lab.sweeps.matrix_cells import cell_documents
 
 HTTPS = Proxy("viewer-fw", "https", "10.2.0.1", ("10.2.0.0/24",), "eth1")
 SOCKS = Proxy("master-fw", "socks5", "10.1.0.1", ("10.1.0.0/24",), "eth1")

@@ -18,7 +18,7 @@ from lab.network.firewall import (
     render_firewall,
 )
 from lab.network.nat import conntrack_sysctls, nat_from_spec, render_nat
-from lab.scenario import load_scenario
+from lab.scenario.scenario import load_scenario
 from lab.servers.coturn import CoturnSetup, cidr_to_range, coturn_args
 from lab.servers.credentials import rest_credentials
 

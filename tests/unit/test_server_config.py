@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.kvs import kvs_status
+from lab.report.kvs_sdk import kvs_status
 from lab.servers.mock import mock_config
 from lab.servers.requestlog import parse_coturn_log
 

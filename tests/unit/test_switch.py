@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.errors import LabInputError
+from lab.core.errors import LabInputError
 from lab.network.build import render_node_setup
-from lab.topology import TOPOLOGY_DIR, load_topology
+from lab.scenario.topology import TOPOLOGY_DIR, load_topology
 
 
 def _write(tmp_path: Path, document: dict) -> str:

@@ -3,7 +3,7 @@ the server's own log, and only when the log shows one for that peer."""
 
 from __future__ import annotations
 
-from lab.observations import attribute_turn_refusals
+from lab.observations.ice import attribute_turn_refusals
 
 
 def relay_pair(agent: str = "viewer", remote: str = "192.168.1.10", **extra: object) -> dict:

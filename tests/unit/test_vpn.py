@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.errors import LabInputError
-from lab.expectations import evaluate
+from lab.core.errors import LabInputError
 from lab.network.build import render_node_setup
 from lab.network.nat import nat_from_spec, render_nat
 from lab.network.vpn import (
@@ -23,8 +22,9 @@ from lab.network.vpn import (
     remove_stale_sockets,
     server_commands,
 )
-from lab.scenario import load_scenario
-from lab.topology import load_topology
+from lab.report.expectations import evaluate
+from lab.scenario.scenario import load_scenario
+from lab.scenario.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,7 +219,7 @@ RESULT = Path(__file__).parent / "fixtures" / "vpn-viewer-result.json"
 
 
 def _explained(title: str) -> list[str]:
-    from lab.explain import explain
+    from lab.report.explain import explain
 
     result = json.loads(RESULT.read_text())
     return next(s.lines for s in explain(result) if s.title == title)
@@ -272,7 +272,7 @@ def _check(local: str, remote: str) -> dict[str, Any]:
 def test_a_split_tunnel_explains_which_address_goes_which_way(
     local: str, remote: str, words: str | None
 ) -> None:
-    from lab.explain import failure_reason
+    from lab.report.explain import failure_reason
 
     reason = failure_reason(_check(local, remote), _split_result(), {})
     assert ("tunnel" not in reason) if words is None else (words in reason)
@@ -292,7 +292,7 @@ def test_a_node_script_runs_with_set_e_and_a_failure_says_what_and_why() -> None
     import subprocess
     from types import SimpleNamespace
 
-    from lab.errors import LabRunError
+    from lab.core.errors import LabRunError
     from lab.network.build import LabNetwork
 
     scripts: list[list[str]] = []

@@ -18,7 +18,7 @@ from lab.network.wires import (
     render_wire_commands,
     render_wire_ruleset,
 )
-from lab.topology import load_topology
+from lab.scenario.topology import load_topology
 
 TOPOLOGY = load_topology("two-homes")
 VIEWER_LINK = TOPOLOGY.links[0]  # viewer:eth0 <-> viewer-gw:eth0

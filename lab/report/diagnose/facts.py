@@ -1,0 +1,273 @@
+"""Findings summed up per peer: what the rules reason about, and what the log does not say.
+
+A customer's excerpt rarely says everything. Each fact is None when the artifact is
+silent about it, and `unknowns` lists those gaps in words, so an inference never passes
+off an assumption as something the log showed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lab.report.diagnose.findings import ICE_FAILURES, ROLES, Finding
+
+READY_STATES = ("ICE_AGENT_STATE_READY", "ICE_AGENT_STATE_CONNECTED", "connected", "completed")
+FAILED_STATES = ("ICE_AGENT_STATE_FAILED", "failed")
+
+
+@dataclass
+class PeerFacts:
+    """What one peer's part of the artifact says."""
+
+    role: str
+    local_types: dict[str, int] = field(default_factory=dict)
+    remote_types: dict[str, int] = field(default_factory=dict)
+    relay_protocols: list[str] = field(default_factory=list)
+    remote_relays: int = 0
+    servers_tried: list[str] = field(default_factory=list)
+    turn_skipped: bool = False
+    turn_errors: list[dict[str, Any]] = field(default_factory=list)
+    gathering_errors: list[dict[str, Any]] = field(default_factory=list)
+    turn_state_failures: list[str] = field(default_factory=list)
+    socket_errors: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    outcome: str | None = None
+    selected: dict[str, Any] | None = None
+    pairs: dict[str, int] = field(default_factory=dict)
+    mapping_changes: dict[str, bool] = field(default_factory=dict)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    stamps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has(self) -> set[str]:
+        return set(self.local_types)
+
+    def gathered(self) -> bool:
+        """Whether the log shows this peer's own candidates at all."""
+        return bool(self.local_types)
+
+    def turn_codes(self) -> set[int]:
+        """TURN error codes that mattered: a 401 counts only if no relay came after it."""
+        codes = {e["code"] for e in self.turn_errors if e.get("code")}
+        codes |= {e["code"] for e in self.gathering_errors if e.get("code")}
+        if "relay" in self.local_types:
+            codes.discard(401)  # the long-term credential challenge every Allocate gets first
+        return codes
+
+    def tcp_turn_timed_out(self) -> bool:
+        """TURN over TCP/TLS never connected: no answer before the timeout."""
+        timeouts = [
+            e
+            for e in self.gathering_errors
+            if ("transport=tcp" in e["url"] or e["url"].startswith("turns:"))
+            and re.search(r"no answer|timed? ?out|timeout", e["reason"])
+        ]
+        stuck = any("CHECK_SOCKET_CONNECTION" in s for s in self.turn_state_failures)
+        return bool(timeouts) or stuck or "0x5a000020" in self.statuses
+
+    def refused(self) -> bool:
+        errors = self.gathering_errors + self.socket_errors
+        return any("refused" in e["reason"].lower() for e in errors)
+
+    def udp_servers_timed_out(self) -> bool:
+        return any(
+            "transport=tcp" not in e["url"]
+            and not e["url"].startswith("turns:")
+            and re.search(r"timeout|no response", e["reason"])
+            for e in self.gathering_errors
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("candidates")
+        data.pop("stamps")
+        return data
+
+
+@dataclass
+class Facts:
+    """Per peer facts, which peers the artifact is from, and what it leaves unknown."""
+
+    format: str
+    peers: dict[str, PeerFacts]
+    role_source: str
+    unknowns: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "role_source": self.role_source,
+            "peers": {role: p.as_dict() for role, p in self.peers.items()},
+            "unknowns": self.unknowns,
+        }
+
+
+def _roles(findings: list[Finding], default: str) -> tuple[list[str], str]:
+    named = [f for f in findings if f.kind == "role" and f.data.get("role") in ROLES]
+    owners = [f.role for f in findings if f.role in ROLES and f.kind != "role"]
+    roles = list(dict.fromkeys([*(f.data["role"] for f in named), *owners]))
+    if roles:
+        how = named[0].data.get("how", "") if named else "sections of the lab's output"
+        return roles, f"line {named[0].line}: {how}" if named else how
+    return [default], f"not in the log; assumed {default}"
+
+
+def summarize(findings: list[Finding], fmt: str, default_role: str = "master") -> Facts:
+    """Sum the findings up per peer; findings without a peer belong to every peer."""
+    roles, source = _roles(findings, default_role)
+    peers = {role: PeerFacts(role) for role in roles}
+    only = roles[0] if len(roles) == 1 else None
+    for finding in findings:
+        owner = finding.role or only
+        targets = [peers[owner]] if owner in peers else list(peers.values())
+        for peer in targets:
+            _apply(peer, finding)
+    for peer in peers.values():
+        _finish(peer)
+    return Facts(fmt, peers, source, _unknowns(peers))
+
+
+def _stamp(peer: PeerFacts, finding: Finding) -> None:
+    """First local candidate, gathering done, checks started and ended (log time stamps)."""
+    at = finding.data.get("at_s")
+    if at is None:
+        return
+    data, stamps = finding.data, peer.stamps
+    if finding.kind == "candidate" and data.get("side") == "local":
+        stamps.setdefault("first_candidate", at)
+    elif finding.kind == "gathering_done":
+        stamps.setdefault("gathering_done", at)
+    elif finding.kind == "agent_state" and data["to"] == "ICE_AGENT_STATE_CHECK_CONNECTION":
+        stamps.setdefault("checks", at)
+    elif finding.kind == "agent_state" and data["to"] in READY_STATES + FAILED_STATES:
+        stamps.setdefault("checks_done", at)
+
+
+def _apply(peer: PeerFacts, finding: Finding) -> None:
+    _stamp(peer, finding)
+    data = finding.data
+    kind = finding.kind
+    if kind == "candidate":
+        _candidate(peer, data)
+    elif kind in ("ice_server",):
+        peer.servers_tried.append(data["url"])
+    elif kind == "skipped_server":
+        peer.servers_tried.append(data["url"])
+        if "TURN" in data["reason"] or data["url"].startswith("turn"):
+            peer.turn_skipped = True
+    elif kind == "gathering_error":
+        peer.gathering_errors.append({**data, "line": finding.line})
+        peer.servers_tried.append(data["url"])
+    elif kind == "socket_error":
+        peer.socket_errors.append({**data, "line": finding.line})
+    elif kind == "turn_error":
+        peer.turn_errors.append({**data, "line": finding.line})
+    elif kind == "turn_state" and data.get("to") == "TURN_STATE_FAILED":
+        peer.turn_state_failures.append(data["from"])
+    elif kind == "status":
+        peer.statuses.append(data["code"])
+    elif kind == "agent_state":
+        if data["to"] in READY_STATES:
+            peer.outcome = peer.outcome or "connected"
+        elif data["to"] in FAILED_STATES:
+            peer.outcome = "failed"
+    elif kind == "outcome":
+        peer.outcome = data["outcome"]
+    elif kind == "pair":
+        peer.pairs[data["state"]] = peer.pairs.get(data["state"], 0) + 1
+    elif kind in ("selected", "selected_detail"):
+        _selected(peer, kind, data)
+
+
+def _candidate(peer: PeerFacts, data: dict[str, Any]) -> None:
+    side = data.get("side", "local")
+    counts = peer.local_types if side == "local" else peer.remote_types
+    counts[data["type"]] = counts.get(data["type"], 0) + 1
+    peer.candidates.append(data)
+    if side == "local" and data["type"] == "relay" and data.get("relay_protocol"):
+        peer.relay_protocols.append(data["relay_protocol"])
+    if side == "remote" and data["type"] == "relay":
+        peer.remote_relays += 1
+
+
+def _selected(peer: PeerFacts, kind: str, data: dict[str, Any]) -> None:
+    selected = peer.selected or {}
+    if kind == "selected":
+        selected.update({k: v for k, v in data.items() if v is not None or k not in selected})
+    else:
+        side = data["side"]
+        for key, value in data.items():
+            if key == "type":
+                selected[side] = value
+            elif key == "relay protocol" and value != "N/A":
+                selected["relay_protocol" if side == "local" else "remote_relay_protocol"] = value
+            elif key == "IP Address":
+                selected[f"{side}_address"] = value
+            elif key == "port":
+                selected[f"{side}_port"] = value
+    peer.selected = selected
+    peer.outcome = peer.outcome or "connected"
+
+
+def _timings(stamps: dict[str, float]) -> dict[str, float]:
+    spans = {
+        "gathering_s": ("first_candidate", "gathering_done"),
+        "checks_s": ("checks", "checks_done"),
+    }
+    return {
+        name: round(stamps[end] - stamps[start], 3)
+        for name, (start, end) in spans.items()
+        if start in stamps and end in stamps and stamps[end] >= stamps[start]
+    }
+
+
+def _finish(peer: PeerFacts) -> None:
+    peer.timings = _timings(peer.stamps)
+    if any(code in ICE_FAILURES for code in peer.statuses) and peer.outcome != "connected":
+        peer.outcome = "failed"
+    peer.mapping_changes = {
+        "local": _port_changes(peer, "local"),
+        "remote": _port_changes(peer, "remote"),
+    }
+
+
+def _port_changes(peer: PeerFacts, side: str) -> bool:
+    """A peer-reflexive mapping on the srflx address with another port: a NAT that maps
+    per destination (address-and-port-dependent mapping, "symmetric")."""
+    mine = [c for c in peer.candidates if c.get("side", "local") == side]
+    srflx = {(c.get("address"), c.get("port")) for c in mine if c["type"] == "srflx"}
+    addresses = {a for a, _ in srflx}
+    return any(
+        c["type"] == "prflx"
+        and c.get("address") in addresses
+        and (c.get("address"), c.get("port")) not in srflx
+        for c in mine
+    )
+
+
+def _unknowns(peers: dict[str, PeerFacts]) -> list[str]:
+    gaps = []
+    for role, peer in peers.items():
+        if not peer.gathered():
+            gaps.append(f"{role}: which candidates it gathered (no local candidate lines)")
+        if not peer.servers_tried and not peer.gathered():
+            gaps.append(f"{role}: which STUN/TURN servers it was given")
+        if peer.outcome is None:
+            gaps.append(f"{role}: whether ICE connected (no state change, selected pair or status)")
+        if peer.outcome == "connected" and not (peer.selected or {}).get("remote"):
+            gaps.append(f"{role}: the selected pair's remote candidate type")
+        if (
+            "relay" in peer.local_types
+            and not peer.relay_protocols
+            and not (peer.selected or {}).get("relay_protocol")
+        ):
+            gaps.append(f"{role}: over which transport its relay candidates reached TURN")
+    others = [r for r in ROLES if r not in peers]
+    for role in others:
+        gaps.append(
+            f"{role}: everything on its side (the artifact has only the {'/'.join(peers)}'s view)"
+        )
+    return gaps

@@ -1,0 +1,186 @@
+"""Did the run reproduce the artifact? Field by field, for each peer the artifact shows.
+
+Fields: outcome, the selected pair's candidate types, the relay's transport, the C SDK
+status of a failed connection, and the TURN errors. A field the artifact does not show
+is `unknown` and does not count. srflx and prflx count as the same (both are the NAT's
+mapping; which one a peer learns first depends on timing), and tcp and tls as one relay
+transport (the C SDK reports TURN over TLS as tcp).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lab.report.diagnose.facts import Facts, PeerFacts
+from lab.report.diagnose.findings import ICE_FAILURES
+
+
+@dataclass(frozen=True)
+class Check:
+    field: str
+    role: str
+    artifact: Any
+    run: Any
+    match: bool | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _kind(candidate_type: str | None) -> str | None:
+    return "reflexive" if candidate_type in ("srflx", "prflx") else candidate_type
+
+
+def _family(protocol: str | None) -> str | None:
+    return None if protocol is None else ("tcp" if protocol in ("tcp", "tls") else protocol)
+
+
+def _check(name: str, role: str, artifact: Any, run: Any, same: bool | None = None) -> Check:
+    if artifact is None:
+        return Check(name, role, "unknown", run, None)
+    return Check(name, role, artifact, run, (artifact == run) if same is None else same)
+
+
+def _selected_relay(selected: dict[str, Any] | None) -> str | None:
+    if not selected:
+        return None
+    if selected.get("local") == "relay":
+        return selected.get("relay_protocol")
+    if selected.get("remote") == "relay":
+        return selected.get("remote_relay_protocol")
+    return None
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a.get("type"), a.get("address"), a.get("port")) == (
+        b.get("type"),
+        b.get("address"),
+        b.get("port"),
+    )
+
+
+def _pair_relay(pair: dict[str, Any]) -> str | None:
+    for side in ("local", "remote"):
+        if pair[side]["type"] == "relay":
+            return pair[side].get("relay_protocol")
+    return None
+
+
+def tied_relay(result: dict[str, Any], role: str, protocol: str | None) -> bool:
+    """The run had a working pair through a relay over `protocol` at the selected pair's
+    priority: which of two equal pairs gets selected is timing, not the network."""
+    selected = result["selected"].get(role)
+    if not selected or protocol is None:
+        return False
+    mine = [p for p in result.get("pairs", []) if p.get("agent") == role]
+    priority = next(
+        (
+            p["priority"]
+            for p in mine
+            if _same(p["local"], selected["local"]) and _same(p["remote"], selected["remote"])
+        ),
+        None,
+    )
+    return priority is not None and any(
+        p["state"] == "succeeded"
+        and p["priority"] == priority
+        and _family(_pair_relay(p)) == _family(protocol)
+        for p in mine
+    )
+
+
+def run_turn_codes(result: dict[str, Any], role: str) -> set[int]:
+    """TURN error codes the run's peer met: gathering errors and refused pairs."""
+    peer = result["peers"][role]
+    codes = {
+        int(m[1])
+        for e in peer.get("gathering_errors") or []
+        for m in [re.search(r"TURN error (\d{3})", e.get("reason", ""))]
+        if m
+    }
+    for pair in result.get("pairs", []):
+        failure = pair.get("failure") or {}
+        if (
+            pair.get("agent") == role
+            and failure.get("reason") == "turn_error"
+            and failure.get("code")
+        ):
+            codes.add(int(failure["code"]))
+    if any(c["type"] == "relay" for c in peer.get("candidates", [])):
+        codes.discard(401)
+    return codes
+
+
+def peer_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
+    role = peer.role
+    run_sel = result["selected"].get(role)
+    run_types = (run_sel["local"]["type"], run_sel["remote"]["type"]) if run_sel else None
+    sel = peer.selected or {}
+    checks = [_check("outcome", role, peer.outcome, result["outcome"])]
+    if sel.get("local") or peer.outcome == "failed":
+        art = (sel.get("local"), sel.get("remote")) if sel else None
+        same = art is None and run_types is None
+        if art and run_types:
+            same = _kind(art[0]) == _kind(run_types[0]) and (
+                art[1] is None or _kind(art[1]) == _kind(run_types[1])
+            )
+        shown = " -> ".join(t or "?" for t in art) if art else "none"
+        checks.append(
+            _check(
+                "selected pair", role, shown, " -> ".join(run_types) if run_types else "none", same
+            )
+        )
+    else:
+        checks.append(
+            _check("selected pair", role, None, " -> ".join(run_types) if run_types else "none")
+        )
+    art_relay = _selected_relay(sel)
+    run_relay = _selected_relay(
+        {
+            "local": run_sel["local"]["type"],
+            "remote": run_sel["remote"]["type"],
+            "relay_protocol": run_sel["local"].get("relay_protocol"),
+            "remote_relay_protocol": run_sel["remote"].get("relay_protocol"),
+        }
+        if run_sel
+        else None
+    )
+    if art_relay is not None or (
+        sel.get("local") and "relay" not in (sel.get("local"), sel.get("remote"))
+    ):
+        same = _family(art_relay) == _family(run_relay)
+        shown = run_relay or "none"
+        if not same and tied_relay(result, role, art_relay):
+            same, shown = True, f"{shown} ({art_relay} tied at the same pair priority)"
+        checks.append(_check("relay protocol", role, art_relay or "none", shown, same))
+    else:
+        checks.append(_check("relay protocol", role, None, run_relay or "none"))
+    checks.append(_status_check(peer, result))
+    art_codes = peer.turn_codes()
+    run_codes = run_turn_codes(result, role)
+    checks.append(
+        _check("TURN errors", role, sorted(art_codes), sorted(run_codes), art_codes <= run_codes)
+        if art_codes or peer.gathered()
+        else _check("TURN errors", role, None, sorted(run_codes))
+    )
+    return checks
+
+
+def _status_check(peer: PeerFacts, result: dict[str, Any]) -> Check:
+    art = next((s for s in peer.statuses if s in ICE_FAILURES), None)
+    run = (result.get("kvs_status") or {}).get("code")
+    if art is None and peer.outcome == "connected":
+        art = "none"
+    return _check("status code", peer.role, art, run or "none")
+
+
+def verdict(facts: Facts, result: dict[str, Any]) -> dict[str, Any]:
+    """Every check, and `reproduced`: all fields the artifact shows match."""
+    checks = [c for peer in facts.peers.values() for c in peer_checks(peer, result)]
+    known = [c for c in checks if c.match is not None]
+    return {
+        "reproduced": bool(known) and all(c.match for c in known),
+        "checks": [c.as_dict() for c in checks],
+    }

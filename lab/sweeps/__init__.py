@@ -1,0 +1,1 @@
+"""Many runs: `lab matrix` (cells, workers that reuse a network, shards) and `lab compare`."""
