@@ -106,7 +106,8 @@ add_browser_package() {
     # chromium-headless-shell is the same build without the browser's interface: the
     # peer's default, as it starts in a quarter of the time (lab/peers/chromium_browser.py).
     if [ "$DISTRO_ID" = debian ]; then
-        SYSTEM_PACKAGES+=(chromium chromium-headless-shell)
+        # firefox-esr: the Firefox peer (`--viewer firefox`, lab/peers/firefox_browser.py).
+        SYSTEM_PACKAGES+=(chromium chromium-headless-shell firefox-esr)
     elif ! command -v chromium >/dev/null 2>&1; then
         echo "setup: note: no Chromium package outside the snap on ${DISTRO_NAME:-this system}:" \
             "the chromium agent (--viewer/--master chromium) is not available here" >&2
