@@ -90,8 +90,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="the pair's index in the result (default: list them)")
         ] = None,
     ) -> None:
-        """The ladder of one pair's checks: each hop with the addresses each NAT gave it, and
-        where it ended (answered, or dropped at a node by a named nftables rule)."""
+        """The ladder of one pair's checks: each hop, each NAT's translation, where it ended.
+
+        Each check ends answered, or dropped at a node by a named nftables rule."""
         try:
             result, file = load_result(result_path)
             if pair is None:

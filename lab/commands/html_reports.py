@@ -71,8 +71,9 @@ def register(app: typer.Typer) -> None:
         ],
         output: Annotated[Path, typer.Option("-o", "--output", help="the HTML file to write")],
     ) -> None:
-        """One self-contained HTML page: topology, pair grid, timeline, explanation (a
-        matrix or compare document: its grid of cells)."""
+        """One self-contained HTML page: topology, pair grid, timeline and explanation.
+
+        A matrix or compare document gives a page with its grid of cells."""
         try:
             write_html(read_json(document), document, output)
         except LabError as exc:

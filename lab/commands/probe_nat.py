@@ -22,8 +22,9 @@ def register(app: typer.Typer) -> None:
         json_output: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
         rto: Annotated[float, typer.Option(help="seconds to wait per try (3 tries)")] = 0.1,
     ) -> None:
-        """Measure mapping, filtering and hairpinning from HOST (RFC 5780); exit 1 if the
-        NAT does not behave as the scenario declares."""
+        """Measure the NAT behaviour from HOST (RFC 5780); exit 1 if it is not the scenario's.
+
+        Mapping, filtering, hairpinning and port preservation, beside what is declared."""
         from lab.core.terminal import reported_failures
         from lab.scenario.scenario import load_scenario
 
