@@ -4,7 +4,7 @@ SCENARIO ?= enterprise-firewall
 LAB := .venv/bin/lab
 PYTEST := .venv/bin/python -m pytest
 
-.PHONY: setup run test unit lint bench clean docs
+.PHONY: setup run test unit lint bench clean docs vm-check
 
 setup:
 	@scripts/setup.sh
@@ -32,3 +32,9 @@ clean: setup
 # any warning (a broken link, a page missing from the navigation).
 docs: setup
 	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
+
+# The Vagrant VM proven on this machine (libvirt/KVM, a box built here from Debian packages):
+# boots it, lets scripts/setup.sh set it up, runs the lab with aiortc, Chromium and kvs-js
+# viewers in it and destroys it, leaving nothing. Root only; installs its own host packages.
+vm-check:
+	bash scripts/vm-check.sh
