@@ -21,6 +21,7 @@ unit: setup
 lint: setup
 	.venv/bin/ruff check lab tests benchmarks scripts/docs
 	.venv/bin/ruff format --check lab tests benchmarks scripts/docs
+	.venv/bin/lint-imports
 
 bench: setup
 	.venv/bin/python benchmarks/run_speed.py

@@ -12,9 +12,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def clean() -> None:
         """Remove what a crashed run left behind: the lab's namespaces, processes and files."""
-        from lab.core.cleanup import clean as clean_lab
         from lab.core.lifecycle import RUN_ROOT
-        from lab.core.preflight import require_root
+        from lab.run.cleanup import clean as clean_lab
+        from lab.run.preflight import require_root
 
         try:
             require_root()

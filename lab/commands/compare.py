@@ -55,9 +55,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from lab.core.errors import LabError
-        from lab.core.preflight import require_root
         from lab.core.terminal import fail, require_output_dirs
         from lab.peers.agents import require_agent
+        from lab.run.preflight import require_root
 
         try:
             require_output_dirs(json=json_path)

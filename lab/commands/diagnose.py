@@ -37,8 +37,8 @@ def diagnose_file(path: Path) -> dict[str, Any]:
 def check_scenario(doc: dict[str, Any], path: Path) -> None:
     """Validate the written scenario as `lab validate` would (schema, then cross-checks)."""
     from lab.core.documents import schema_errors
+    from lab.network.topology import load_topology
     from lab.scenario.scenario import build_scenario
-    from lab.scenario.topology import load_topology
 
     problems = schema_errors(doc, "scenario")
     if problems:

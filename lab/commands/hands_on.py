@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
 def checked_up_input(scenario: str, servers: str | None) -> tuple[Any, str]:
     """`lab up`'s scenario and server software, refused before anything is built if the
     input is bad or the machine lacks what the scenario needs."""
-    from lab.core.preflight import require_impairment_support, require_root, require_tools
+    from lab.run.preflight import require_impairment_support, require_root, require_tools
     from lab.scenario.scenario import load_scenario
 
     if servers not in (None, "coturn", "mock"):
@@ -124,7 +124,7 @@ def checked_up_input(scenario: str, servers: str | None) -> tuple[Any, str]:
 
 def exec_target(host: str) -> tuple[dict[str, Any], int]:
     """The state of the network that is up and the namespace shell of its `host`."""
-    from lab.core.preflight import require_root
+    from lab.run.preflight import require_root
 
     require_root()
     state = read_state()
@@ -178,7 +178,7 @@ def exec_in(shell_pid: int, argv: list[str], token: str) -> NoReturn:
 
 def take_down() -> str:
     """Stop the network that is up, under the lock; the line `lab down` prints."""
-    from lab.core.preflight import require_root
+    from lab.run.preflight import require_root
 
     require_root()
     began = time.monotonic()

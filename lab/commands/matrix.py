@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
 
         from lab.core.errors import LabError
         from lab.core.lifecycle import Terminated, sigterm_raises
-        from lab.core.preflight import require_root
         from lab.core.terminal import EXIT_LAB_FAILED, fail, require_output_dirs
+        from lab.run.preflight import require_root
         from lab.sweeps.progress import Sweep
         from lab.sweeps.shards import parse_shard, shard_cells, shard_summary
         from lab.sweeps.workers import Options as SweepOptions

@@ -12,8 +12,8 @@ import yaml
 from lab.core.documents import load_document, read_yaml
 from lab.core.errors import EXIT_BAD_INPUT, LabError, LabInputError
 from lab.core.terminal import console, errors, fail
+from lab.network.topology import load_topology
 from lab.scenario.scenario import bundled_scenarios, load_scenario
-from lab.scenario.topology import load_topology
 
 
 def register(app: typer.Typer) -> None:

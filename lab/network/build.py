@@ -32,6 +32,7 @@ from mininet.node import Host
 
 from lab.core.errors import LabRunError
 from lab.core.processes import start_time
+from lab.network.conditions import NodeConditions
 from lab.network.firewall import render_firewall
 from lab.network.impairments import (
     ArrivalLoss,
@@ -49,6 +50,7 @@ from lab.network.ipv6 import (
     start_nat64,
 )
 from lab.network.nat import conntrack_sysctls, render_nat
+from lab.network.topology import Node, Topology
 from lab.network.vpn import (
     PlannedTunnel,
     concentrated_interfaces,
@@ -65,8 +67,6 @@ from lab.network.wires import (
     render_wire_commands,
     render_wire_ruleset,
 )
-from lab.scenario.scenario import NodeConditions
-from lab.scenario.topology import Node, Topology
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class LabNetwork:
         the delay lines of the wires spliced into impaired links."""
         setLogLevel("error")
         # First in the record: the process that owns this network. While it lives, the
-        # run is in progress and `lab clean` leaves it alone (lab/core/cleanup.py).
+        # run is in progress and `lab clean` leaves it alone (lab/run/cleanup.py).
         self._record(os.getpid(), OWNER)
         self.net = Mininet(topo=None, controller=None, switch=None, build=False)
         for node in self.topology.nodes.values():

@@ -42,7 +42,7 @@ from typing import Any
 
 from lab.core.errors import LabInputError
 from lab.network.delay_line import TABLE_LIMIT, BurstLoss, LineSpec
-from lab.scenario.topology import Interface, Topology
+from lab.network.topology import Interface, Topology
 
 DIRECTIONS = ("both", "out", "in")
 MECHANISMS = ("netem", "delay-line")

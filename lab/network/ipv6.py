@@ -21,7 +21,7 @@ from typing import Any
 
 from lab.core.errors import LabInputError, LabRunError
 from lab.network.firewall import interface_set
-from lab.scenario.topology import Interface, Node, Topology
+from lab.network.topology import Interface, Node, Topology
 
 #: A route: a delegated prefix and the neighbour's address it is reached through.
 Route6 = tuple[ipaddress.IPv6Network, ipaddress.IPv6Address]

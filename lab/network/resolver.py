@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from lab.scenario.topology import Topology
+from lab.network.topology import Topology
 
 DIRECTORY = "resolv"
 FILES = ("resolv.conf", "hosts", "nsswitch.conf")

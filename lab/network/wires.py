@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from lab.network.delay_line import LineSpec
 from lab.network.impairments import Impairments
-from lab.scenario.topology import Link
+from lab.network.topology import Link
 
 #: Wire names cannot clash with node names, which have no dots (topology schema).
 WIRE_PREFIX = "wire."

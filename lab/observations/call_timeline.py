@@ -1,7 +1,7 @@
 """The result's `call` section: what happened to an ongoing call as the network changed.
 
 It lines up, on one clock (seconds since both peers were connected), the events the lab
-applied (lab/network/events.py), each peer's ICE connection and gathering state changes,
+applied (lab/run/events.py), each peer's ICE connection and gathering state changes,
 its consent freshness checks (RFC 7675) and selected pair, and the viewer's messages: how
 many left and came back each second, and for each event how long after it ended data
 flowed again (`recovery_s`: the first echo of a message sent after the event ended; null

@@ -21,7 +21,7 @@ SAMPLE_S = 0.1
 
 
 def mark_connected(result_path: str, role: str) -> None:
-    """Tell the lab this peer's call is up (lab/network/events.py starts its clock)."""
+    """Tell the lab this peer's call is up (lab/run/events.py starts its clock)."""
     Path(result_path).with_name(f"{role}.connected").write_text(f"{time.time():.6f}\n")
 
 

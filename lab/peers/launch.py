@@ -6,10 +6,9 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lab.network.build import LabNetwork, terminate_processes
-from lab.network.events import CallEventRunner
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
 from lab.peers.timing import TimingProfile
@@ -19,6 +18,14 @@ from lab.servers.launch import RunningServers
 
 VIEWER_CLIENT_ID = "ice-lab-viewer-1"
 MASTER_GRACE_S = 1.0
+
+
+class DuringCall(Protocol):
+    """What runs beside the peers once they connect (the scenario's network events)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def ice_server_configs(
@@ -95,7 +102,7 @@ def run_peers(
     configs: dict[str, PeerConfig],
     profile: TimingProfile,
     workdir: Path,
-    call_events: CallEventRunner | None = None,
+    call_events: DuringCall | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run both peers to the end, and the call's events while they run; return each
     peer's observations (or its error)."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.core.addresses import family
 from lab.observations.ice import endpoint
-from lab.report.expectations import family
 
 ROLES = ("viewer", "master")
 SERVER_ROLES = {"signaling": "the signaling server", "stun-turn": "the STUN/TURN server"}

@@ -5,9 +5,9 @@ Each check is reported with what was observed, so a failed expectation says why.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
+from lab.core.addresses import family
 from lab.observations.call_timeline import recovery_checks
 
 
@@ -139,14 +139,6 @@ def _selected_checks(
             }
         )
     return checks
-
-
-def family(address: str) -> str:
-    """`ipv4` or `ipv6` (an mDNS name, whose address is hidden: `unknown`)."""
-    try:
-        return f"ipv{ipaddress.ip_address(address).version}"
-    except ValueError:
-        return "unknown"
 
 
 def _gathered_check(role: str, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:

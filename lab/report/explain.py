@@ -12,9 +12,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.core.addresses import family
 from lab.observations.ice import endpoint
 from lab.report.address_families import family_lines
-from lab.report.expectations import family
 from lab.report.network_graph import (
     ROLES,
     NetworkGraph,

@@ -75,7 +75,7 @@ def network_graph(result: dict[str, Any]) -> NetworkGraph:
     name = network.get("topology")
     if not isinstance(name, str):
         return NetworkGraph()
-    from lab.scenario.topology import load_topology
+    from lab.network.topology import load_topology
 
     with contextlib.suppress(LabError, OSError):
         topology = load_topology(name)

@@ -12,9 +12,7 @@ from typing import Any
 
 from lab.core.errors import LabInputError
 from lab.core.lifecycle import Stopwatch, run_directory, sigterm_raises
-from lab.core.preflight import require_impairment_support, require_root, require_tools
 from lab.network.build import LabNetwork
-from lab.network.events import CallEventRunner
 from lab.observations.call_timeline import call_section
 from lab.observations.capture.capture import require_capture_tools, start_capture
 from lab.peers.agents import require_agent, require_call_support
@@ -22,6 +20,8 @@ from lab.peers.command_peer import wire_seen
 from lab.peers.launch import peer_config, run_peers
 from lab.peers.timing import PROFILES, for_links
 from lab.report.result import build_result
+from lab.run.events import CallEventRunner
+from lab.run.preflight import require_impairment_support, require_root, require_tools
 from lab.scenario.scenario import Scenario
 from lab.servers.dns import read_answers
 from lab.servers.launch import start_servers

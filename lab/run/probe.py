@@ -98,8 +98,8 @@ def _check_probe_target(scenario: Scenario, host: str) -> list[str]:
 def measure(scenario: Scenario, host: str, software: str, rto: float) -> dict[str, Any]:
     """Build the scenario's network and servers, run the discovery from `host`."""
     from lab.core.lifecycle import run_directory, sigterm_raises
-    from lab.core.preflight import require_root, require_tools
     from lab.network.build import LabNetwork
+    from lab.run.preflight import require_root, require_tools
     from lab.servers.launch import start_servers
 
     addresses = _check_probe_target(scenario, host)

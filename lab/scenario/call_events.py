@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lab.core.errors import LabInputError
-from lab.scenario.topology import Interface, Node, Topology
+from lab.network.topology import Interface, Node, Topology
 
 DEFAULT_MESSAGES_PER_S = 20.0
 DEFAULT_MESSAGE_BYTES = 200

@@ -11,17 +11,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.core.addresses import family
 from lab.core.documents import load_document
 from lab.core.errors import LabInputError
+from lab.network.conditions import NodeConditions
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
 from lab.network.impairments import Impairments, impairments_from_spec
 from lab.network.ipv6 import nat64_problem
-from lab.network.nat import NatBehaviour, nat_from_spec
-from lab.report.expectations import family
+from lab.network.nat import nat_from_spec
+from lab.network.topology import REPO_ROOT, Interface, Node, Topology, load_topology
 from lab.scenario.call_events import Call, CallEvent, parse_call
-from lab.scenario.topology import REPO_ROOT, Interface, Node, Topology, load_topology
-from lab.servers.dns import DEFAULT_REGION, DnsSettings, ServiceNames, dns_from_spec
-from lab.servers.dns import NAME as DNS_NAME
+from lab.scenario.dns import DEFAULT_REGION, DnsSettings, ServiceNames, dns_from_spec
+from lab.scenario.dns import NAME as DNS_NAME
 
 SCENARIO_DIR = REPO_ROOT / "scenarios"
 ROLES = ("viewer", "master")
@@ -39,32 +40,6 @@ DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
         "credentials": "rest",
     },
 ]
-
-
-@dataclass(frozen=True)
-class NodeConditions:
-    nat: NatBehaviour | None = None
-    firewall: FirewallPolicy | None = None
-    #: One entry per impaired interface: a router or NAT can impair several links.
-    impairments: tuple[Impairments, ...] = ()
-    #: The scenario gave a list (not one object): shown, and named in errors, as a list.
-    impairments_listed: bool = False
-    #: NAT64 with DNS64 for the IPv6-only hosts behind the node (lab.network.ipv6).
-    nat64: bool = False
-
-    def impairment_fields(self) -> list[tuple[str, Impairments]]:
-        """Each impairment with its scenario field (`impairments[1]`, or `impairments` for
-        the single object), so messages name what the user wrote."""
-        if not self.impairments_listed:
-            return [("impairments", i) for i in self.impairments]
-        return [(f"impairments[{n}]", i) for n, i in enumerate(self.impairments)]
-
-    def describe_impairments(self) -> dict[str, Any] | list[dict[str, Any]] | None:
-        """The impairments in the form the scenario used: one object, a list, or None."""
-        docs = [i.describe() for i in self.impairments]
-        if self.impairments_listed:
-            return docs
-        return docs[0] if docs else None
 
 
 @dataclass(frozen=True)

@@ -256,8 +256,8 @@ class Worker:
     def _build(self, key: str, scenario: Any) -> _Built:
         """A fresh network and servers for the cell's topology, as `lab run` builds them."""
         from lab.core.lifecycle import run_directory
-        from lab.core.preflight import require_impairment_support, require_tools
         from lab.network.build import LabNetwork
+        from lab.run.preflight import require_impairment_support, require_tools
         from lab.servers.launch import start_servers
 
         software = self.options.servers or (
@@ -616,8 +616,8 @@ def _import_before_fork() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from lab.core.lifecycle import Terminated, sigterm_raises
-    from lab.core.preflight import require_root
     from lab.peers.forked import preload_peer_code
+    from lab.run.preflight import require_root
 
     args = parse_args(argv)
     _die_with_parent()

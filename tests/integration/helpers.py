@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.core.cleanup import lab_shells, live_runs
 from lab.core.lifecycle import RUN_ROOT
+from lab.run.cleanup import lab_shells, live_runs
 
 LAB = [sys.executable, "-m", "lab"]
 

@@ -22,7 +22,7 @@ import pytest
 from lab.run.hands_on.processes import daemon_alive
 from lab.run.hands_on.state import read_state
 from lab.run.hands_on.teardown import purge, wait_no_leftovers
-from lab.servers.dns import ServiceNames
+from lab.scenario.dns import ServiceNames
 
 from .helpers import LAB, lab
 

@@ -23,11 +23,12 @@ import pytest
 from lab.core.errors import LabRunError
 from lab.core.processes import is_same_process, start_time
 from lab.network.build import LabNetwork
+from lab.network.conditions import NodeConditions
 from lab.network.delay_line import BurstLoss
 from lab.network.impairments import Impairments, netem_available
+from lab.network.topology import Topology
 from lab.network.wires import DELAY_LINE_MODULE
-from lab.scenario.scenario import NodeConditions, load_scenario
-from lab.scenario.topology import Topology
+from lab.scenario.scenario import load_scenario
 
 from .helpers import LAB, lab, run_scenario
 from .test_impairments import throughput_kbit
@@ -269,7 +270,8 @@ from pathlib import Path
 from lab.core.errors import LabRunError
 from lab.network.build import LabNetwork
 from lab.network.impairments import Impairments
-from lab.scenario.scenario import NodeConditions, load_scenario
+from lab.network.conditions import NodeConditions
+from lab.scenario.scenario import load_scenario
 scenario = load_scenario("home-nat-both")
 conditions = dict(scenario.conditions)
 delayed = Impairments("eth0", delay_ms=50, mechanism="delay-line")

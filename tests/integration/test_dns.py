@@ -21,8 +21,8 @@ import pytest
 from lab.core.lifecycle import run_directory
 from lab.network.build import LabNetwork
 from lab.run.hands_on.state import read_state
+from lab.scenario.dns import ServiceNames
 from lab.scenario.scenario import load_scenario
-from lab.servers.dns import ServiceNames
 from lab.servers.launch import start_servers
 
 from .helpers import LAB, lab, run_scenario
@@ -38,7 +38,7 @@ def network_with_servers(scenario_name: str, **dns: Any) -> Iterator[tuple[LabNe
     if dns:
         from dataclasses import replace
 
-        from lab.servers.dns import dns_from_spec
+        from lab.scenario.dns import dns_from_spec
 
         spec = {**scenario.document.get("dns", {}), **dns}  # the scenario's, and more
         scenario = replace(scenario, dns=dns_from_spec(spec, lambda f, m: AssertionError(m)))

@@ -28,8 +28,8 @@ from lab.run.hands_on.teardown import (
     wait_gone,
     wait_no_leftovers,
 )
+from lab.scenario.dns import ServiceNames
 from lab.scenario.scenario import load_scenario
-from lab.servers.dns import ServiceNames
 
 from .helpers import LAB, lab
 

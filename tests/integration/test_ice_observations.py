@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.servers.dns import ServiceNames
+from lab.scenario.dns import ServiceNames
 
 from .helpers import lab, run_scenario
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from lab.network.build import LabNetwork
+from lab.network.conditions import NodeConditions
 from lab.network.firewall import firewall_from_spec
 from lab.network.impairments import Impairments, netem_available
-from lab.scenario.scenario import NodeConditions, Scenario, load_scenario
+from lab.scenario.scenario import Scenario, load_scenario
 
 from .helpers import lab, leftovers, run_scenario
 

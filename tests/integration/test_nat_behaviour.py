@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from lab.network.build import LabNetwork
+from lab.network.topology import TOPOLOGY_DIR
 from lab.scenario.scenario import SCENARIO_DIR, load_scenario
-from lab.scenario.topology import TOPOLOGY_DIR
 from tests.integration.helpers import lab, leftovers
 
 pytestmark = pytest.mark.root

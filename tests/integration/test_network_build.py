@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.core.cleanup import lab_shells
 from lab.core.errors import LabRunError
 from lab.network.build import LabNetwork
 from lab.network.firewall import Direction, FirewallPolicy, Rule
+from lab.run.cleanup import lab_shells
 from lab.scenario.scenario import load_scenario
 
 pytestmark = pytest.mark.root

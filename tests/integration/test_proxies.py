@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from lab.network.build import LabNetwork
+from lab.scenario.dns import ServiceNames
 from lab.scenario.scenario import load_scenario
-from lab.servers.dns import ServiceNames
 from lab.servers.launch import start_servers
 from lab.servers.proxy import log_path, proxy_for
 from lab.sweeps.matrix_cells import cell_documents

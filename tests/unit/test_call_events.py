@@ -10,13 +10,6 @@ import pytest
 import yaml
 
 from lab.core.errors import LabInputError
-from lab.network.events import (
-    idle_timeout_sysctls,
-    rebind_commands,
-    render_event_ruleset,
-    udp_mappings,
-    uplink_switch_commands,
-)
 from lab.observations.call_timeline import (
     call_lines,
     call_section,
@@ -29,6 +22,13 @@ from lab.observations.call_timeline import (
     recovery_checks,
 )
 from lab.peers.call_traffic import in_pause
+from lab.run.events import (
+    idle_timeout_sysctls,
+    rebind_commands,
+    render_event_ruleset,
+    udp_mappings,
+    uplink_switch_commands,
+)
 from lab.scenario.call_events import CallEvent, Pause
 from lab.scenario.scenario import load_scenario
 

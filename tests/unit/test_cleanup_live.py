@@ -7,9 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from lab.core.cleanup import live_runs, recorded_processes
 from lab.core.processes import start_time
 from lab.network.build import OWNER, PROCESS_RECORD
+from lab.run.cleanup import live_runs, recorded_processes
 
 
 def write_run(root: Path, name: str, entries: list[dict]) -> Path:
@@ -54,8 +54,8 @@ def test_a_shell_not_yet_in_its_namespace_does_not_make_lab_clean_kill_the_machi
     namespace never has members to kill."""
     import sys
 
-    from lab.core.cleanup import SHELL_TAG, lab_shells
     from lab.network.build import namespace_members
+    from lab.run.cleanup import SHELL_TAG, lab_shells
 
     starting = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(30)", SHELL_TAG.decode() + "x"]

@@ -17,11 +17,9 @@ from lab.network.resolver import (
     resolver_addresses,
     write_node_files,
 )
+from lab.scenario.dns import Answers, ServiceNames, covers
 from lab.scenario.scenario import load_scenario
 from lab.servers.dns import (
-    Answers,
-    ServiceNames,
-    covers,
     plan_dns,
     read_answers,
     render_lan_resolver,

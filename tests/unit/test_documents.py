@@ -9,8 +9,8 @@ import yaml
 
 from lab.core.documents import field_path, schema_errors
 from lab.core.errors import LabInputError
+from lab.network.topology import load_topology
 from lab.scenario.scenario import bundled_scenarios, load_scenario
-from lab.scenario.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

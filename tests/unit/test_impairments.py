@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lab.core.errors import LabInputError
-from lab.core.preflight import require_impairment_support
 from lab.network import impairments as impairments_module
 from lab.network.build import render_node_setup
+from lab.network.conditions import NodeConditions
 from lab.network.delay_line import BurstLoss
 from lab.network.impairments import (
     MECHANISM_ENV,
@@ -23,9 +23,10 @@ from lab.network.impairments import (
     render_loss_ruleset,
     render_netem,
 )
+from lab.network.topology import load_topology
 from lab.peers.timing import LOSSY_CHECK_TIMEOUT_S, PROFILES, for_links
-from lab.scenario.scenario import NodeConditions, load_scenario
-from lab.scenario.topology import load_topology
+from lab.run.preflight import require_impairment_support
+from lab.scenario.scenario import load_scenario
 
 TOPOLOGY = load_topology("two-homes")
 VIEWER = TOPOLOGY.node("viewer")

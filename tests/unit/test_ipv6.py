@@ -22,6 +22,7 @@ from lab.network.ipv6 import (
     render_tayga_conf,
     synthesized,
 )
+from lab.network.topology import load_topology
 from lab.observations.capture.capture import render_trace_table
 from lab.observations.capture.decode import FIELDS, parse_line
 from lab.observations.capture.verdicts import parse_trace
@@ -30,7 +31,6 @@ from lab.report.address_families import family_lines
 from lab.report.expectations import evaluate
 from lab.report.result import describe_candidate
 from lab.scenario.scenario import load_scenario
-from lab.scenario.topology import load_topology
 from lab.servers.dns import render_dns64
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import yaml
 
 from lab.core.errors import LabInputError
 from lab.network.build import source_routes
-from lab.scenario.topology import load_topology
+from lab.network.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

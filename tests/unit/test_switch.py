@@ -10,7 +10,7 @@ import yaml
 
 from lab.core.errors import LabInputError
 from lab.network.build import render_node_setup
-from lab.scenario.topology import TOPOLOGY_DIR, load_topology
+from lab.network.topology import TOPOLOGY_DIR, load_topology
 
 
 def _write(tmp_path: Path, document: dict) -> str:

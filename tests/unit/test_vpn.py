@@ -15,6 +15,7 @@ import yaml
 from lab.core.errors import LabInputError
 from lab.network.build import render_node_setup
 from lab.network.nat import nat_from_spec, render_nat
+from lab.network.topology import load_topology
 from lab.network.vpn import (
     TUNNEL_PREFIX,
     client_commands,
@@ -24,7 +25,6 @@ from lab.network.vpn import (
 )
 from lab.report.expectations import evaluate
 from lab.scenario.scenario import load_scenario
-from lab.scenario.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

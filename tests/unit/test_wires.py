@@ -10,6 +10,7 @@ import pytest
 from lab.network import impairments as impairments_module
 from lab.network.delay_line import BurstLoss, LineSpec
 from lab.network.impairments import MECHANISM_ENV, Impairments
+from lab.network.topology import load_topology
 from lab.network.wires import (
     Wire,
     delay_line_command,
@@ -18,7 +19,6 @@ from lab.network.wires import (
     render_wire_commands,
     render_wire_ruleset,
 )
-from lab.scenario.topology import load_topology
 
 TOPOLOGY = load_topology("two-homes")
 VIEWER_LINK = TOPOLOGY.links[0]  # viewer:eth0 <-> viewer-gw:eth0

@@ -25,7 +25,7 @@ from typing import Any
 
 from lab.core.errors import LabInputError, LabRunError
 from lab.network.ipv6 import has_ipv6
-from lab.scenario.topology import Link, Topology
+from lab.network.topology import Link, Topology
 
 #: Bytes kept of each frame: Ethernet, IP and UDP/TCP headers and a STUN message with its
 #: attributes (a relayed check inside ChannelData or a Send indication included).

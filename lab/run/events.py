@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.network.build import LabNetwork
+from lab.network.topology import Node
 from lab.scenario.call_events import CallEvent
-from lab.scenario.topology import Node
 
 log = logging.getLogger(__name__)
 
