@@ -18,6 +18,7 @@ class Mode(StrEnum):
 class Agent(StrEnum):
     aiortc = "aiortc"
     chromium = "chromium"
+    firefox = "firefox"
     kvs_js = "kvs-js"
 
 

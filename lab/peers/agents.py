@@ -23,6 +23,7 @@ from lab.peers.config import PeerConfig
 AGENTS = {
     "aiortc": "lab.peers.aiortc_peer",
     "chromium": "lab.peers.chromium_peer",
+    "firefox": "lab.peers.firefox_peer",
     "kvs-js": "lab.peers.kvs_js_peer",
     # A user's own program (--viewer-command/--master-command): not named on its own.
     "command": "lab.peers.command_peer",
@@ -57,6 +58,14 @@ def require_agent(name: str, where: str) -> None:
             raise LabInputError(
                 f"{where}: the {name} agent needs Chromium, which is not installed "
                 "(make setup installs the distribution's chromium package)"
+            )
+    if name == "firefox":
+        from lab.peers.firefox_browser import firefox_binary
+
+        if firefox_binary() is None:
+            raise LabInputError(
+                f"{where}: the firefox agent needs Firefox, which is not installed "
+                "(make setup installs the distribution's firefox-esr package)"
             )
     if name == "kvs-js":
         from lab.peers.kvs_js_peer import missing_assets

@@ -67,14 +67,19 @@ FLAGS = (
 MDNS_FEATURE = "WebRtcHideLocalIpsWithMdns"
 
 
-def chromium_binary() -> str | None:
-    """The Chromium executable to run, or None if the distribution's package is missing."""
-    chosen = os.environ.get(BINARY_ENV)
-    for name in (chosen,) if chosen else BINARIES:
+def find_binary(override_env: str, names: tuple[str, ...]) -> str | None:
+    """The first of `names` found (or the one `override_env` names), else None."""
+    chosen = os.environ.get(override_env)
+    for name in (chosen,) if chosen else names:
         found = shutil.which(name)
         if found:
             return found
     return None
+
+
+def chromium_binary() -> str | None:
+    """The Chromium executable to run, or None if the distribution's package is missing."""
+    return find_binary(BINARY_ENV, BINARIES)
 
 
 def build_of(binary: str) -> str:
@@ -84,7 +89,12 @@ def build_of(binary: str) -> str:
 
 def trust_ca(home: Path, ca_file: Path) -> None:
     """Create the profile's NSS database and trust the run's CA for TLS servers in it."""
-    database = home / ".pki" / "nssdb"
+    nss_trust(home / ".pki" / "nssdb", ca_file)
+
+
+def nss_trust(database: Path, ca_file: Path) -> None:
+    """Create an NSS database in `database` that trusts `ca_file` for TLS servers (what a
+    user's "trust this CA to identify websites" writes)."""
     database.mkdir(parents=True, exist_ok=True)
     store = f"sql:{database}"
     for args in (

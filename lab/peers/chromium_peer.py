@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from lab.peers import chromium_stats
@@ -64,7 +64,13 @@ def page_config(config: PeerConfig, servers: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-async def mark_when_call_is_up(page: PageSession, config: PeerConfig) -> None:
+class Page(Protocol):
+    """A browser's page running peer.html (a DevTools or a WebDriver BiDi session)."""
+
+    async def evaluate(self, expression: str) -> Any: ...
+
+
+async def mark_when_call_is_up(page: Page, config: PeerConfig) -> None:
     """Write the peer's "connected" mark once the page's call has begun (the lab's
     events start their clock from both peers' marks)."""
     while await page.evaluate("icelab.callUpAt") is None:
@@ -150,6 +156,33 @@ def nothing_observed(error: str) -> dict[str, Any]:
     return {"candidates": [], "pairs": [], "selected": None, "error": error}
 
 
+async def run_page(
+    page: Page, config: PeerConfig, servers: list[dict[str, Any]], stop: asyncio.Event, agent: str
+) -> dict[str, Any]:
+    """Run the page's side of the call to the end (or until `stop`: then what it has seen
+    so far); keep its raw report beside the observations (`<role>.<agent>-report.json`,
+    kept with --keep) and return it."""
+    run = asyncio.create_task(
+        page.evaluate(f"icelab.run({json.dumps(page_config(config, servers))})")
+    )
+    stopped = asyncio.create_task(stop.wait())
+    marking = asyncio.create_task(mark_when_call_is_up(page, config)) if config.call else None
+    await asyncio.wait([run, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if marking is not None:
+        marking.cancel()
+    stopped.cancel()
+    if run.done():
+        report = run.result()
+    else:  # SIGTERM: report what the page has seen so far
+        run.cancel()
+        report = await page.evaluate("icelab.report()")
+        report["error"] = report.get("error") or "stopped by the lab before the call ended"
+    log.info("page finished")
+    raw = Path(config.result_path).with_name(f"{config.role}.{agent}-report.json")
+    raw.write_text(json.dumps(report, indent=1))
+    return report
+
+
 async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
     """Start the browser, run the page to the end (or until `stop`), return observations."""
     servers, skipped = page_ice_servers(config)
@@ -173,26 +206,9 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         page = PageSession(browser)
         await page.attach()
         log.info("page loaded")
-        run = asyncio.create_task(
-            page.evaluate(f"icelab.run({json.dumps(page_config(config, servers))})")
-        )
-        stopped = asyncio.create_task(stop.wait())
-        marking = asyncio.create_task(mark_when_call_is_up(page, config)) if config.call else None
-        await asyncio.wait([run, stopped], return_when=asyncio.FIRST_COMPLETED)
-        if marking is not None:
-            marking.cancel()
-        if run.done():
-            report = run.result()
-        else:  # SIGTERM: report what the page has seen so far
-            run.cancel()
-            report = await page.evaluate("icelab.report()")
-            report["error"] = report.get("error") or "stopped by the lab before the call ended"
-        log.info("page finished")
+        report = await run_page(page, config, servers, stop, "chromium")
         if report.get("error") and page.network_errors:
             report["error"] += f" ({page.network_errors[-1]})"
-        # The raw getStats() and events, beside the observations (kept with --keep).
-        raw = Path(config.result_path).with_name(f"{config.role}.chromium-report.json")
-        raw.write_text(json.dumps(report, indent=1))
         return chromium_stats.observations(report, base)
     except (DevToolsError, OSError) as exc:
         log.exception("browser peer failed")

@@ -7,6 +7,7 @@ never invented (e.g. a failed pair's reason is given only where the counters sho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 FINAL_STATES = ("succeeded", "failed")
@@ -74,8 +75,10 @@ def unresolved_remote(lines: list[str], remote: list[dict[str, Any]]) -> list[di
     return unresolved
 
 
-def pair_failure(pair: dict[str, Any], state: str) -> dict[str, Any] | None:
-    """Why a pair did not work, as far as its counters tell; Chromium gives no reason."""
+def pair_failure(
+    pair: dict[str, Any], state: str, browser: str = "Chromium"
+) -> dict[str, Any] | None:
+    """Why a pair did not work, as far as its counters tell; the browser gives no reason."""
     sent = int(pair.get("requestsSent", 0))
     answered = int(pair.get("responsesReceived", 0))
     if state == "failed":
@@ -87,13 +90,13 @@ def pair_failure(pair: dict[str, Any], state: str) -> dict[str, Any] | None:
             }
         return {
             "reason": "unknown",
-            "message": f"Chromium marked the pair failed ({sent} check(s) sent, {answered} "
+            "message": f"{browser} marked the pair failed ({sent} check(s) sent, {answered} "
             "answered); getStats() gives no reason",
         }
     if state in STILL_CHECKING and sent and not answered:
         return {
             "reason": "timeout",
-            "message": f"no response to {sent} check(s) within the lab's budget; Chromium was "
+            "message": f"no response to {sent} check(s) within the lab's budget; {browser} was "
             "still checking and would have kept trying",
         }
     return None
@@ -137,6 +140,13 @@ def pair_record(
     return record
 
 
+#: pair_record's shape: (getStats pair, stats by id, selected pair id, announced) -> record.
+PairRecord = Callable[
+    [dict[str, Any], dict[str, dict[str, Any]], str | None, dict[tuple[int, str, int], str]],
+    dict[str, Any],
+]
+
+
 def selected_pair_id(stats: list[dict[str, Any]]) -> str | None:
     """The transport's selected pair (what webrtc-internals shows as the active pair)."""
     for entry in stats:
@@ -165,8 +175,16 @@ def gathering_errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return errors
 
 
-def observations(report: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """The peer's observations: `base` (role, host, mode, software...) plus what the page saw."""
+def observations(
+    report: dict[str, Any],
+    base: dict[str, Any],
+    pair_record: PairRecord = pair_record,
+    selected_pair_id: Callable[[list[dict[str, Any]]], str | None] = selected_pair_id,
+) -> dict[str, Any]:
+    """The peer's observations: `base` (role, host, mode, software...) plus what the page saw.
+
+    Another browser whose getStats() differs in its pairs only (Firefox) passes its own
+    `pair_record` and `selected_pair_id`; candidates, events and the rest are the same."""
     stats = report.get("stats", [])
     by_id = {str(entry["id"]): entry for entry in stats if "id" in entry}
     selected_id = selected_pair_id(stats)

@@ -414,9 +414,10 @@ def cell_agents(viewer: str | None, master: str | None) -> dict[str, str]:
 
 def default_jobs(agents: Mapping[str, str], fresh: bool = True) -> int:
     """Cells at once: aiortc cells mostly wait on the network, so more than the cores;
-    a Chromium cell runs browsers that need a core each, so two at a time. A reused
-    network's cell costs little CPU beyond its peers' (REUSED_JOBS_PER_CORE, measured)."""
-    if {"chromium", "kvs-js"} & set(agents.values()):
+    a browser cell (Chromium, Firefox) runs browsers that need a core each, so two at a
+    time. A reused network's cell costs little CPU beyond its peers'
+    (REUSED_JOBS_PER_CORE, measured)."""
+    if {"chromium", "firefox", "kvs-js"} & set(agents.values()):
         return 2
     cores = os.cpu_count() or 2
     return cores * REUSED_JOBS_PER_CORE if not fresh else cores + 1

@@ -7,7 +7,8 @@
 
 const PING = "ice-lab ping";
 const DONE = "ice-lab done";
-const FINAL_PAIR_STATES = new Set(["succeeded", "failed"]);
+// Firefox also ends a pair as "cancelled" (nICEr stopped checking it).
+const FINAL_PAIR_STATES = new Set(["succeeded", "failed", "cancelled"]);
 // An ongoing call (the scenario's `call`): numbered messages the master echoes, as
 // lab/peers/call_traffic.py sends them.
 const CALL_PREFIX = "ice-lab call ";

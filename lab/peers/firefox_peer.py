@@ -1,0 +1,126 @@
+"""The Firefox peer: a headless Firefox in the peer's namespace runs the same page as the
+Chromium peer (lab/peers/page/peer.html), which signals, connects and echoes; this
+process drives it over WebDriver BiDi and writes what the page's getStats() saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from lab.peers import firefox_stats
+from lab.peers.bidi import BiDiError
+from lab.peers.chromium_peer import (
+    PAGE,
+    base_observations,
+    nothing_observed,
+    page_ice_servers,
+    run_page,
+)
+from lab.peers.config import PeerConfig
+from lab.peers.firefox_browser import Browser, firefox_binary, launch
+
+log = logging.getLogger("lab.peer.firefox")
+
+
+class PageError(BiDiError):
+    """The page threw (its message, as Firefox reports it)."""
+
+
+class PageSession:
+    """Firefox's one tab, running peer.html, over the browser's BiDi session."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.context: str | None = None
+        browser.bidi.listen(self._event)
+
+    def _event(self, method: str, params: dict[str, Any]) -> None:
+        if method == "log.entryAdded":
+            log.info("page %s: %s", params.get("level", "log"), params.get("text", ""))
+
+    async def attach(self, timeout_s: float = 10.0) -> None:
+        """Find the tab Firefox was started with, once peer.js has loaded in it."""
+        bidi = self.browser.bidi
+        with contextlib.suppress(BiDiError):  # the page's console is only for the log
+            await bidi.call("session.subscribe", {"events": ["log.entryAdded"]})
+        tree = await bidi.call("browsingContext.getTree", {"maxDepth": 0})
+        self.context = tree["contexts"][0]["context"]
+        async with asyncio.timeout(timeout_s):
+            while True:  # the first document may still be about:blank, or loading
+                with contextlib.suppress(BiDiError):
+                    if await self.evaluate("typeof window.icelab") == "object":
+                        return
+                await asyncio.sleep(0.01)
+
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression (a promise is awaited), through JSON: the
+        page's report is plain data, and JSON spares decoding BiDi's remote values."""
+        reply = await self.browser.bidi.call(
+            "script.evaluate",
+            {
+                "expression": f"(async () => JSON.stringify(await ({expression})))()",
+                "target": {"context": self.context},
+                "awaitPromise": True,
+                "resultOwnership": "none",
+            },
+        )
+        if reply.get("type") == "exception":
+            details = reply.get("exceptionDetails", {})
+            raise PageError(f"page: {details.get('text', 'exception')}")
+        value = reply.get("result", {})
+        return json.loads(value["value"]) if value.get("type") == "string" else None
+
+
+async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
+    """Start Firefox, run the page to the end (or until `stop`), return observations."""
+    servers, skipped = page_ice_servers(config)
+    base = base_observations(config, skipped) | {"agent": "firefox"}
+    binary = firefox_binary()
+    if binary is None:
+        return base | nothing_observed("firefox is not installed (make setup installs it)")
+    if config.proxy_server:
+        return base | nothing_observed("the firefox agent does not use a proxy yet")
+    profile = Path(config.result_path).with_name(f"{config.role}.firefox-profile")
+    try:
+        browser = await launch(
+            binary,
+            profile,
+            Path(config.ca_file),
+            config.reveal_host_addresses,
+            sys.stderr,
+            url=PAGE.resolve().as_uri(),
+        )
+    except (BiDiError, OSError, TimeoutError) as exc:
+        log.exception("firefox did not start")
+        return base | nothing_observed(f"firefox did not start: {exc or 'timed out'}")
+    log.info("browser started")
+    try:
+        base["software"] = browser.version
+        page = PageSession(browser)
+        await page.attach()
+        log.info("page loaded")
+        report = await run_page(page, config, servers, stop, "firefox")
+        observations = firefox_stats.observations(report, base)
+        observations["skipped_servers"] = observations.get(
+            "skipped_servers", []
+        ) + firefox_stats.unused_tls_servers(servers, observations["candidates"])
+        return observations
+    except (BiDiError, OSError, TimeoutError) as exc:
+        log.exception("browser peer failed")
+        return base | nothing_observed(str(exc) or "timed out")
+    finally:
+        await browser.close()
+
+
+async def observe(config: PeerConfig) -> dict[str, Any]:
+    """Run this peer's side of the call in Firefox; return what its getStats() saw."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    return await drive(config, stop)
