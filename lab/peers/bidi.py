@@ -44,6 +44,11 @@ class BiDiConnection:
     async def open(cls, url: str) -> BiDiConnection:
         """Connect to `ws://host:port/session` and start a session (session.new)."""
         socket = await connect(url, max_size=None, compression=None, ping_interval=None)
+        return await cls.start(socket)
+
+    @classmethod
+    async def start(cls, socket: ClientConnection) -> BiDiConnection:
+        """Start a session (session.new) on a connected socket; keep its capabilities."""
         connection = cls(socket)
         try:
             session = await connection.call("session.new", {"capabilities": {}})

@@ -185,7 +185,7 @@ def test_lab_clean_kills_the_browsers_of_a_killed_run() -> None:
 
 
 def test_unknown_agent_is_bad_input() -> None:
-    completed = lab("run", "home-nat-both", "--viewer", "firefox")
+    completed = lab("run", "home-nat-both", "--viewer", "safari")
     assert completed.returncode == 2
     assert "--viewer" in completed.stderr
     assert leftovers() == CLEAN

@@ -90,7 +90,7 @@ def test_scenario_names_each_peers_agent(tmp_path: Path) -> None:
 
 def test_unknown_agent_in_a_scenario_names_the_field(tmp_path: Path) -> None:
     document = yaml.safe_load((ROOT / "scenarios" / "home-nat-both.yaml").read_text())
-    document["peers"]["master"]["agent"] = "firefox"
+    document["peers"]["master"]["agent"] = "safari"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(LabInputError, match=r"bad.yaml: peers.master.agent"):

@@ -115,7 +115,7 @@ def test_explicit_combinations_keep_their_order() -> None:
 @pytest.mark.parametrize(
     ("agents", "combos", "words"),
     [
-        ("aiortc,firefox", None, ["--agents", "firefox", "aiortc, chromium"]),
+        ("aiortc,safari", None, ["--agents", "safari", "aiortc, chromium"]),
         (" , ", None, ["--agents", "no agent"]),
         (None, "chromium-aiortc", ["--combos", "chromium-aiortc", "VIEWER/MASTER"]),
         (None, "chromium/safari", ["--combos", "safari"]),
@@ -353,10 +353,10 @@ def test_unknown_scenario_and_agent_are_bad_input_before_root_is_needed() -> Non
 
     unknown = CliRunner().invoke(app, ["compare", "no-such-scenario"])
     assert unknown.exit_code == 2 and "unknown scenario 'no-such-scenario'" in unknown.output
-    agent = CliRunner().invoke(app, ["compare", "home-nat-both", "--agents", "aiortc,firefox"])
-    assert agent.exit_code == 2 and "--agents: unknown agent 'firefox'" in agent.output
-    matrix = CliRunner().invoke(app, ["matrix", "--nat", "open", "--viewer", "firefox"])
-    assert matrix.exit_code == 2 and "--viewer: unknown agent 'firefox'" in matrix.output
+    agent = CliRunner().invoke(app, ["compare", "home-nat-both", "--agents", "aiortc,safari"])
+    assert agent.exit_code == 2 and "--agents: unknown agent 'safari'" in agent.output
+    matrix = CliRunner().invoke(app, ["matrix", "--nat", "open", "--viewer", "safari"])
+    assert matrix.exit_code == 2 and "--viewer: unknown agent 'safari'" in matrix.output
 
 
 def test_runs_are_counted_by_the_sweep_one_line_each_when_not_on_a_terminal() -> None:
