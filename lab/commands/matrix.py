@@ -59,8 +59,9 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Run every viewer x master network combination; show each selected pair beside
-        libwebrtc's."""
+        """Run every viewer x master network combination; show each pair beside libwebrtc's.
+
+        Each cell is a real run, checked against libwebrtc's own connectivity matrix."""
         import time
 
         from rich.console import Console
