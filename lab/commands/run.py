@@ -42,11 +42,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
         viewer_command: Annotated[
             str | None,
-            typer.Option(help="run this program as the viewer (its environment: README)"),
+            typer.Option(help="run this program as the viewer (docs/how-to/your-own-program.md)"),
         ] = None,
         master_command: Annotated[
             str | None,
-            typer.Option(help="run this program as the master (its environment: README)"),
+            typer.Option(help="run this program as the master (docs/how-to/your-own-program.md)"),
         ] = None,
         keep: Annotated[bool, typer.Option(help="keep the run directory (configs, logs)")] = False,
         log: Annotated[
