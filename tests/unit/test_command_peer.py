@@ -100,8 +100,7 @@ def test_a_programs_own_observations_are_taken_if_it_wrote_them(tmp_path: Path) 
     assert "not JSON" in own_observations(path)["command_observations_error"]
 
 
-def test_the_readme_documents_every_variable_a_program_gets() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Your own program as a peer", 1)[1].split("\n## ", 1)[0]
+def test_the_manual_documents_every_variable_a_program_gets() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "your-own-program.md"
     for name in ENVIRONMENT:
-        assert f"| `{name}` |" in section, name
+        assert f"| `{name}` |" in page.read_text(), name

@@ -195,10 +195,10 @@ def test_every_rule_has_reasoning_advice_and_a_lesson():
         assert rule.reasoning.format(side="viewer", other="master")
 
 
-def test_readme_rule_table_is_the_code_s():
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert rule_table() in readme, (
-        "README's diagnose rule table is stale: paste lab.report.diagnose.rules.rule_table()"
+def test_the_manual_s_rule_table_is_the_code_s():
+    page = (Path(__file__).parents[2] / "docs" / "reference" / "diagnose-rules.md").read_text()
+    assert rule_table() in page, (
+        "docs/reference/diagnose-rules.md is stale: .venv/bin/python -m scripts.docs.generate"
     )
 
 
