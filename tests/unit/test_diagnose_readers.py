@@ -31,9 +31,11 @@ def test_sdk_candidate_line_with_timestamp_level_and_redaction():
     assert finding.data.pop("at_s") > 0  # the time stamp, for the timings
     assert finding.data == {
         "side": "local",
+        "id": "Qe7LmW2k",
         "type": "srflx",
         "address": "XXX.XXX.XXX.XXX",
         "port": 50432,
+        "protocol": "udp",
     }
     assert finding.text == line
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.commands.diagnose import check_scenario, diagnose_file
+from lab.report.diagnose.diagnosis import check_scenario, diagnose_file
 from lab.report.diagnose.facts import Facts, PeerFacts
 from lab.report.diagnose.rules import RULES, fragment_for, infer, rule_table
 
@@ -192,7 +192,22 @@ def test_fragments_name_the_side():
 def test_every_rule_has_reasoning_advice_and_a_lesson():
     for rule in RULES:
         assert rule.condition and rule.advice and rule.lesson
-        assert rule.reasoning.format(side="viewer", other="master")
+        assert rule.reasoning.format_map({"side": "viewer", "other": "master", **_figures(rule)})
+
+
+def _figures(rule) -> dict:
+    """The figures a rule's reasoning names, from a peer that shows them."""
+    p = peer(
+        selected={
+            "local": "host",
+            "remote": "prflx",
+            "rtt_ms": 339.0,
+            "local_address": "192.168.1.23",
+            "remote_address": "192.168.1.57",
+        },
+        statuses=["0x5d00002f"],
+    )
+    return rule.values(p) if rule.values else {}
 
 
 def test_the_manual_s_rule_table_is_the_code_s():

@@ -40,6 +40,22 @@ class PeerFacts:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     stamps: dict[str, float] = field(default_factory=dict)
+    # what the C SDK says of its TURN connections, sockets, signaling and itself
+    turn_transitions: list[dict[str, Any]] = field(default_factory=list)
+    turn_failures: list[dict[str, Any]] = field(default_factory=list)
+    turn_events: list[dict[str, Any]] = field(default_factory=list)
+    socket_checks: list[dict[str, Any]] = field(default_factory=list)
+    no_pair_lines: list[int] = field(default_factory=list)
+    signaling_states: list[str] = field(default_factory=list)
+    signaling_errors: list[dict[str, Any]] = field(default_factory=list)
+    http_statuses: list[dict[str, Any]] = field(default_factory=list)
+    clock_skew_lines: list[int] = field(default_factory=list)
+    status_lines: dict[str, int] = field(default_factory=dict)
+    sdk_version: str | None = None
+    other_lines: dict[str, int] = field(default_factory=dict)
+    relay_ready: bool = False
+    turn_failed: bool = False
+    selected_lines: list[int] = field(default_factory=list)
 
     @property
     def has(self) -> set[str]:
@@ -66,7 +82,54 @@ class PeerFacts:
             and re.search(r"no answer|timed? ?out|timeout", e["reason"])
         ]
         stuck = any("CHECK_SOCKET_CONNECTION" in s for s in self.turn_state_failures)
-        return bool(timeouts) or stuck or "0x5a000020" in self.statuses
+        # 0x5a000020 alone does not say which state timed out; with the state, the state says
+        unplaced = "0x5a000020" in self.statuses and not self.turn_state_failures
+        return bool(timeouts) or stuck or unplaced
+
+    def turn_answered(self) -> bool:
+        """A TURN server answered this peer: a challenge, an allocation, a permission, an error."""
+        answers = ("challenged", "allocated", "relay_address", "permission", "channel_bound")
+        progressed = any(
+            t["from"] in ("TURN_STATE_GET_CREDENTIALS", "TURN_STATE_ALLOCATION")
+            and t["to"] not in ("TURN_STATE_FAILED", "TURN_STATE_CLEAN_UP")
+            for t in self.turn_transitions
+        )
+        return (
+            progressed
+            or bool(self.turn_errors)
+            or any(e["event"] in answers for e in self.turn_events)
+        )
+
+    def tcp_connected(self) -> bool:
+        """A TURN connection got past its TCP connect (or TLS completed)."""
+        return any(
+            t["from"] == "TURN_STATE_CHECK_SOCKET_CONNECTION"
+            and t["to"] not in ("TURN_STATE_FAILED", "TURN_STATE_CLEAN_UP")
+            for t in self.turn_transitions
+        ) or any(e["event"] == "tls_connected" for e in self.turn_events)
+
+    def tcp_connect_stuck(self) -> bool:
+        """TURN's TCP connect stayed in progress: repeated checks over a second or more (three
+        without time stamps) and nothing later shows TCP to TURN working, or the connection
+        failed in TURN_STATE_CHECK_SOCKET_CONNECTION."""
+        if any("CHECK_SOCKET_CONNECTION" in s for s in self.turn_state_failures):
+            return True
+        waiting = [c for c in self.socket_checks if "progress" in c["reason"].lower()]
+        stamps = [c["at_s"] for c in waiting if c.get("at_s") is not None]
+        repeated = (max(stamps) - min(stamps) >= 1.0) if len(stamps) >= 2 else len(waiting) >= 3
+        return repeated and not self.tcp_connected() and not self.turn_answered()
+
+    def turn_udp_unanswered(self) -> bool:
+        """A TURN connection failed waiting for the first answer to its Allocate (no 401
+        challenge came back) without ever waiting on a TCP connect: TURN over UDP unanswered."""
+        waiting = (
+            any(
+                f in ("TURN_STATE_GET_CREDENTIALS", "TURN_STATE_ALLOCATION")
+                for f in self.turn_state_failures
+            )
+            or "0x5a00002c" in self.statuses
+        )
+        return waiting and not self.socket_checks and not self.turn_answered()
 
     def refused(self) -> bool:
         errors = self.gathering_errors + self.socket_errors
@@ -151,7 +214,7 @@ def _apply(peer: PeerFacts, finding: Finding) -> None:
     data = finding.data
     kind = finding.kind
     if kind == "candidate":
-        _candidate(peer, data)
+        _candidate(peer, {**data, "line": finding.line})
     elif kind in ("ice_server",):
         peer.servers_tried.append(data["url"])
     elif kind == "skipped_server":
@@ -165,10 +228,15 @@ def _apply(peer: PeerFacts, finding: Finding) -> None:
         peer.socket_errors.append({**data, "line": finding.line})
     elif kind == "turn_error":
         peer.turn_errors.append({**data, "line": finding.line})
-    elif kind == "turn_state" and data.get("to") == "TURN_STATE_FAILED":
-        peer.turn_state_failures.append(data["from"])
+    elif kind == "turn_state":
+        peer.turn_transitions.append({**data, "line": finding.line})
+        if data.get("to") == "TURN_STATE_FAILED":
+            peer.turn_state_failures.append(data["from"])
     elif kind == "status":
         peer.statuses.append(data["code"])
+        peer.status_lines.setdefault(data["code"], finding.line)
+    elif kind in SDK_KINDS:
+        _sdk_fact(peer, finding)
     elif kind == "agent_state":
         if data["to"] in READY_STATES:
             peer.outcome = peer.outcome or "connected"
@@ -180,6 +248,61 @@ def _apply(peer: PeerFacts, finding: Finding) -> None:
         peer.pairs[data["state"]] = peer.pairs.get(data["state"], 0) + 1
     elif kind in ("selected", "selected_detail"):
         _selected(peer, kind, data)
+        peer.selected_lines.append(finding.line)
+
+
+#: Findings of the C SDK's own messages that `_sdk_fact` sums up.
+SDK_KINDS = (
+    "turn_failed",
+    "turn_relay",
+    "socket_check",
+    "no_pair",
+    "ice_failed",
+    "agent_event",
+    "pc_state",
+    "dtls_done",
+    "signaling_state",
+    "signaling_error",
+    "http_status",
+    "clock_skew",
+    "sdk_version",
+    "other",
+)
+#: Kinds kept as lists of their data (with the line) on the peer, by attribute.
+LISTED = {
+    "turn_failed": "turn_failures",
+    "turn_relay": "turn_events",
+    "socket_check": "socket_checks",
+    "signaling_error": "signaling_errors",
+    "http_status": "http_statuses",
+}
+#: RTC_PEER_CONNECTION_STATE numbers (Include.h) that say how the connection ended.
+PC_OUTCOMES = {3: "connected", 5: "failed"}
+
+
+def _sdk_fact(peer: PeerFacts, finding: Finding) -> None:
+    data, kind, line = finding.data, finding.kind, finding.line
+    if kind in LISTED:
+        getattr(peer, LISTED[kind]).append({**data, "line": line})
+    elif kind == "no_pair":
+        peer.no_pair_lines.append(line)
+    elif kind == "ice_failed":
+        peer.outcome = "failed"
+    elif kind == "agent_event" and data.get("event") == "ready":
+        peer.outcome = peer.outcome or "connected"
+    elif kind == "pc_state" and data.get("state") in PC_OUTCOMES:
+        peer.outcome = PC_OUTCOMES[data["state"]]
+    elif kind == "dtls_done":
+        peer.outcome = peer.outcome or "connected"
+    elif kind == "signaling_state" and data.get("name"):
+        peer.signaling_states.append(data["name"])
+    elif kind == "clock_skew":
+        peer.clock_skew_lines.append(line)
+    elif kind == "sdk_version":
+        peer.sdk_version = data["version"]
+    elif kind == "other":
+        component = data.get("component", "other")
+        peer.other_lines[component] = peer.other_lines.get(component, 0) + 1
 
 
 def _candidate(peer: PeerFacts, data: dict[str, Any]) -> None:
@@ -228,10 +351,32 @@ def _finish(peer: PeerFacts) -> None:
     peer.timings = _timings(peer.stamps)
     if any(code in ICE_FAILURES for code in peer.statuses) and peer.outcome != "connected":
         peer.outcome = "failed"
+    # media written with no pair, and nothing in the log ever connected: not connected
+    if peer.no_pair_lines and peer.outcome is None and not peer.selected:
+        peer.outcome = "failed"
+    ready = ("allocated", "relay_address", "permission", "channel_bound")
+    peer.relay_ready = any(e["event"] in ready for e in peer.turn_events)
+    peer.turn_failed = bool(peer.turn_failures or peer.turn_state_failures)
+    _selected_addresses(peer)
     peer.mapping_changes = {
         "local": _port_changes(peer, "local"),
         "remote": _port_changes(peer, "remote"),
     }
+
+
+def _selected_addresses(peer: PeerFacts) -> None:
+    """The selected pair's addresses from its candidates' ids (`Selected pair <local>_<remote>`)
+    when the metrics lines did not give them."""
+    selected = peer.selected
+    if not selected or "_" not in str(selected.get("id", "")):
+        return
+    local_id, remote_id = str(selected["id"]).split("_", 1)
+    by_id = {c.get("id"): c for c in peer.candidates if c.get("id")}
+    for side, cid in (("local", local_id), ("remote", remote_id)):
+        candidate = by_id.get(cid)
+        if candidate and candidate.get("address"):
+            selected.setdefault(f"{side}_address", candidate["address"])
+            selected.setdefault(side, candidate["type"])
 
 
 def _port_changes(peer: PeerFacts, side: str) -> bool:

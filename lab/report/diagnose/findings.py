@@ -2,7 +2,8 @@
 
 Every finding keeps the line number and the line itself, so the engineer can check each
 inference against the customer's own words. Readers are tolerant: addresses may be
-redacted (`XXX.XXX.XXX.XXX`), lines may be cut, and anything not understood is skipped.
+redacted (`XXX.XXX.XXX.XXX`), lines may be cut; a C SDK line no message explains is an
+`other` finding with its component, never dropped.
 """
 
 from __future__ import annotations
@@ -12,25 +13,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: The C SDK's status codes a support case quotes (Include.h, STATUS_ICE_BASE 0x5a000000).
-STATUS_NAMES = {
-    "0x5a000005": "STATUS_ICE_CANDIDATE_STRING_IS_TCP",
-    "0x5a00000b": "STATUS_ICE_NO_LOCAL_CANDIDATE_AVAILABLE_AFTER_GATHERING_TIMEOUT",
-    "0x5a00000d": "STATUS_ICE_NO_CONNECTED_CANDIDATE_PAIR",
-    "0x5a00000e": "STATUS_ICE_CANDIDATE_PAIR_LIST_EMPTY",
-    "0x5a000010": "STATUS_ICE_NOMINATED_CANDIDATE_NOT_CONNECTED",
-    "0x5a000013": "STATUS_ICE_FAILED_TO_NOMINATE_CANDIDATE_PAIR",
-    "0x5a00001d": "STATUS_ICE_NO_LOCAL_HOST_CANDIDATE_AVAILABLE",
-    "0x5a00001e": "STATUS_ICE_NO_NOMINATED_VALID_CANDIDATE_PAIR_AVAILABLE",
-    "0x5a000020": "STATUS_TURN_CONNECTION_STATE_TRANSITION_TIMEOUT",
-    "0x5a000021": "STATUS_TURN_CONNECTION_FAILED_TO_CREATE_PERMISSION",
-    "0x5a000022": "STATUS_TURN_CONNECTION_FAILED_TO_BIND_CHANNEL",
-    "0x5a000025": "STATUS_ICE_FAILED_TO_RECOVER_FROM_DISCONNECTION",
-    "0x5a000026": "STATUS_ICE_NO_AVAILABLE_ICE_CANDIDATE_PAIR",
-    "0x5a000027": "STATUS_TURN_CONNECTION_PEER_NOT_USABLE",
-    "0x5a00002a": "STATUS_TURN_CONNECTION_ALLOCATION_FAILED",
-    "0x5a00002c": "STATUS_TURN_CONNECTION_GET_CREDENTIALS_FAILED",
-}
+from lab.report.diagnose import knowledge
+
 #: Statuses that end the ICE agent (what `kvs_status` of a failed run names).
 ICE_FAILURES = ("0x5a00000b", "0x5a00000d", "0x5a00000e", "0x5a000013")
 #: STUN/TURN error codes (RFC 8489, RFC 8656) with their reason phrases.
@@ -51,7 +35,9 @@ CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
 ROLES = ("viewer", "master")
 #: An IPv4 address, or one redacted digit by digit (`XXX.XXX.XXX.XXX`, `x.x.x.x`).
 ADDRESS = r"(?:[0-9xX*]{1,3}\.){3}[0-9xX*]{1,3}"
-STATUS_CODE = re.compile(r"\b0x(5a[0-9a-f]{6})\b", re.IGNORECASE)
+STATUS_CODE = re.compile(r"\b0x([0-9a-fA-F]{8})\b")
+#: A line that quotes a common (0x000000xx) status says so: "status", "error", "failed".
+STATUS_WORDS = re.compile(r"status|error|fail|returned", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -59,8 +45,11 @@ class Finding:
     """One fact read from the artifact.
 
     `kind` is one of: role, ice_server, candidate, gathering_error, turn_error,
-    turn_state, status, agent_state, pair, selected, selected_detail, outcome,
-    skipped_server, socket_error, gathering_done.
+    turn_state, turn_failed, turn_relay, status, agent_state, agent_event, ice_failed,
+    pair, pair_check, pair_count, no_pair, selected, selected_detail, outcome,
+    skipped_server, socket_error, socket_check, gathering_done, dtls_done, pc_state,
+    profile, sdk_version, signaling_state, signaling_error, signaling_event, http_status,
+    clock_skew, other (a C SDK line no message explains: its component and function).
     """
 
     kind: str  # see the class docstring
@@ -75,7 +64,7 @@ class Finding:
 
 def status_name(code: str) -> str:
     """`0x5a00000d` -> its name in the C SDK's Include.h (or 'unknown status')."""
-    return STATUS_NAMES.get(code.lower(), "unknown status")
+    return knowledge.status(code)["name"]
 
 
 def turn_phrase(code: int) -> str:
@@ -92,15 +81,40 @@ def real_address(text: str | None) -> str | None:
         return None
 
 
+#: Addresses a LAN or a carrier uses (RFC 1918, RFC 6598, link-local, ULA); the documentation
+#: ranges the lab gives the emulated internet (and customers' redactions) are not among them.
+LAN_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
 def is_private(address: str | None) -> bool | None:
-    """True for RFC 1918 and carrier-grade NAT space, None when redacted or unknown."""
+    """True for LAN and carrier-grade NAT space, None when redacted or unknown."""
     real = real_address(address)
     if real is None:
         return None
     parsed = ipaddress.ip_address(real)
-    return parsed.is_private or parsed in ipaddress.ip_network("100.64.0.0/10")
+    return any(parsed in network for network in LAN_NETWORKS if network.version == parsed.version)
 
 
 def status_codes(line: str) -> list[str]:
-    """Every C SDK status code quoted in a line, lower-case with its 0x."""
-    return ["0x" + m.group(1).lower() for m in STATUS_CODE.finditer(line)]
+    """Every C SDK status code quoted in a line, lower-case with its 0x: the table's codes, and
+    common or newer ones where the line speaks of a status, an error or a failure."""
+    codes = []
+    for m in STATUS_CODE.finditer(line):
+        code = "0x" + m.group(1).lower()
+        if line[max(0, m.start() - 1) : m.start()] == "[":
+            continue  # "[%p]": a pointer the SDK prints before its message, not a status
+        vouched = code in knowledge.status_codes() and not code.startswith("0x000000")
+        if knowledge.is_status(code) and (vouched or STATUS_WORDS.search(line)):
+            codes.append(code)
+    return codes

@@ -23,6 +23,12 @@ STATE = re.compile(r"PeerConnection state: (?P<state>\w+)")
 SUCCESS = re.compile(r"Connection to peer successful")
 FAILED = re.compile(r"Connection to \S+ failed|Connection failed after \d+ seconds")
 CHOSEN = re.compile(r"Chosen candidate pair")
+#: The sample's signaling milestones and errors (examples/viewer.js, master.js).
+SIGNALING = (
+    (re.compile(r"Connected to signaling service"), "signaling_state", {"name": "Connected"}),
+    (re.compile(r"Received SDP (?P<message>offer|answer)"), "signaling_event", {}),
+    (re.compile(r"Signaling client error:?\s*(?P<message>.*)$"), "signaling_error", {}),
+)
 TYPE_FIELD = re.compile(
     r"(?:candidateType|\btype)['\"]?\s*:\s*['\"](?P<type>host|srflx|prflx|relay)['\"]"
 )
@@ -87,6 +93,10 @@ def _line_findings(number: int, line: str, role: str | None, side: str) -> list[
         found += [
             Finding("ice_server", number, line, role, {"url": m["url"]}) for m in URL.finditer(line)
         ]
+    for pattern, kind, constants in SIGNALING:
+        m = pattern.search(line)
+        if m:
+            found.append(Finding(kind, number, line, role, {**constants, **m.groupdict()}))
     state = STATE.search(line)
     if state and state["state"] in ("connected", "failed"):
         found.append(Finding("outcome", number, line, role, {"outcome": state["state"]}))

@@ -1,20 +1,21 @@
-"""The KVS C SDK's log (any level, any excerpt) and the lab's `lab run --log kvs` output.
+"""The KVS C SDK's log (any level, any excerpt, any wrapping logger) and `lab run --log kvs`.
 
-Patterns follow the SDK's own format strings (src/source/Ice/IceAgent.c,
-IceAgentStateMachine.c, TurnConnection.c, TurnConnectionStateMachine.c) and the lines
-the lab prints for the same events (lab/report/kvs_sdk.py, lab/report/result.py). Each is searched
-anywhere in a line, so timestamps, log levels, thread ids and the application's own
-prefixes do not matter. A line a terminal wrapped is joined with the next one when only
-the two together match.
+Each line is parsed for the SDK's format (`logline`: date, level, function, message, in
+whatever prefix or embedded form it came), then read against the SDK's messages
+(`knowledge/messages.yaml`); the lab's own lines for the same events (its summary, the
+candidate tables and the pair grid of `lab run --log kvs`) have their patterns here. A line
+of the SDK's format that no message explains becomes an `other` finding classified by its
+function's component, so nothing the SDK said is dropped; status codes are read from every
+line. A line a terminal wrapped is joined with the next one when only together they match.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
+from lab.report.diagnose import knowledge
 from lab.report.diagnose.findings import (
     ADDRESS,
     ROLES,
@@ -23,24 +24,19 @@ from lab.report.diagnose.findings import (
     status_name,
     turn_phrase,
 )
+from lab.report.diagnose.logline import LogLine, parse
 
 TYPED = r"(?P<type>host|srflx|prflx|relay)"
 Handler = Callable[[re.Match[str]], tuple[str, dict[str, Any]] | None]
 
 
-def _candidate_sdk(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
+def _candidate_lab(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
     return "candidate", {
         "side": m["side"].lower(),
         "type": m["type"],
         "address": m["address"],
         "port": int(m["port"]),
     }
-
-
-def _turn_error(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
-    code = int(m["code"])
-    phrase = (m["phrase"] or "").strip().rstrip(".") or turn_phrase(code)
-    return "turn_error", {"code": code, "phrase": phrase, "message_type": m["mtype"]}
 
 
 def _gathering_error(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
@@ -53,113 +49,30 @@ def _gathering_error(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
 
 
 def _selected_lab(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
-    local_relay = m["lproto"]
     return "selected", {
         "role": m["role"],
         "local": m["ltype"],
         "remote": m["rtype"],
-        "relay_protocol": local_relay,
+        "relay_protocol": m["lproto"],
         "remote_relay_protocol": m["rproto"],
         "rtt_ms": float(m["rtt"]) if m["rtt"] else None,
     }
 
 
-#: (pattern, handler). Handlers return (kind, data); the order only matters for speed.
-PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
-    (
-        re.compile(
-            r"New (?P<side>local|remote) ice candidate discovered\. Id: \S+\. "
-            rf"Ip: (?P<address>{ADDRESS}|\S+):(?P<port>\d+)\. Type: "
-            rf"{TYPED}"
-        ),
-        _candidate_sdk,
-    ),
+#: The lab's own lines (lab/report/kvs_sdk.py, the run summary) and the samples' role lines.
+LAB_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (
         re.compile(
             r"New (?P<side>local|remote) candidate \w+: "
             rf"{TYPED} (?P<address>\S+):(?P<port>\d+)\s*$"
         ),
-        _candidate_sdk,
-    ),
-    (
-        re.compile(r"New remote peer reflexive candidate found"),
-        lambda m: ("candidate", {"side": "remote", "type": "prflx"}),
-    ),
-    (
-        re.compile(r"Ice agent state changed from (?P<a>\w+) to (?P<b>\w+)\."),
-        lambda m: ("agent_state", {"from": m["a"], "to": m["b"]}),
-    ),
-    (
-        re.compile(
-            r"Ice candidate pair (?P<id>\S+) is connected\. Round trip time: (?P<rtt>\d+)\s*ms"
-        ),
-        lambda m: ("pair", {"state": "succeeded", "id": m["id"], "rtt_ms": float(m["rtt"])}),
-    ),
-    (
-        re.compile(r"mark candidate pair (?P<id>\S+) as failed"),
-        lambda m: ("pair", {"state": "failed", "id": m["id"]}),
-    ),
-    (
-        re.compile(
-            r"Selected pair (?P<id>\S+), local candidate type: (?P<type>\w+)\. "
-            r"Round trip time (?P<rtt>\d+) ms"
-        ),
-        lambda m: ("selected", {"local": m["type"], "rtt_ms": float(m["rtt"])}),
-    ),
-    (
-        re.compile(
-            r"(?P<side>Local|Remote) Candidate (?P<field>IP Address|type|port|transport protocol|"
-            r"relay protocol|Ice server source): (?P<value>.*\S)"
-        ),
-        lambda m: ("selected_detail", {"side": m["side"].lower(), m["field"]: m["value"]}),
-    ),
-    (
-        re.compile(
-            r"Received STUN error response\. Error type: (?P<mtype>0x[0-9a-fA-F]+), "
-            r"Error Code: (?P<code>\d{3})\.(?: attribute len \d+,)? Error detail: (?P<phrase>.*)$"
-        ),
-        _turn_error,
-    ),
-    (
-        re.compile(r"Turn connection state changed from (?P<a>\w+) to (?P<b>\w+)"),
-        lambda m: ("turn_state", {"from": m["a"], "to": m["b"]}),
-    ),
-    (
-        re.compile(r"TURN Allocation succeeded"),
-        lambda m: ("turn_state", {"from": "TURN_STATE_ALLOCATION", "to": "allocated"}),
-    ),
-    (
-        re.compile(r"create permission succeeded for peer (?P<peer>\S+)"),
-        lambda m: ("turn_state", {"from": "permission", "to": "granted", "peer": m["peer"]}),
-    ),
-    (
-        re.compile(r"connect\(\) failed with errno (?P<error>.+?)\s*$"),
-        lambda m: ("socket_error", {"reason": m["error"]}),
-    ),
-    (
-        re.compile(r"Candidate gathering completed"),
-        lambda m: ("gathering_done", {}),
-    ),
-    (
-        re.compile(r"Nominating candidate pair"),
-        lambda m: ("role", {"role": "viewer", "how": "only the controlling agent nominates"}),
-    ),
-    (
-        re.compile(r"received candidate with USE_CANDIDATE flag"),
-        lambda m: (
-            "role",
-            {"role": "master", "how": "the controlled agent receives USE_CANDIDATE"},
-        ),
+        _candidate_lab,
     ),
     (
         re.compile(r"\[KVS (?P<role>Master|Viewer)|ROLE_TYPE_(?P<role2>MASTER|VIEWER)"),
         lambda m: ("role", {"role": (m["role"] or m["role2"]).lower(), "how": "the sample says"}),
     ),
-    # the lab's own summary (lab/report/result.py)
-    (
-        re.compile(r"gathering error: (?P<url>\S+?): (?P<reason>.+)$"),
-        _gathering_error,
-    ),
+    (re.compile(r"gathering error: (?P<url>\S+?): (?P<reason>.+)$"), _gathering_error),
     (
         re.compile(r"skipped: (?P<url>\S+?): (?P<reason>.+)$"),
         lambda m: ("skipped_server", {"url": m["url"], "reason": m["reason"].strip()}),
@@ -188,38 +101,71 @@ GRID_ROW = re.compile(rf"^\s*[│|]?\s*{TYPED} (?P<address>\S+):(?P<port>\d+)")
 SECTION = re.compile(
     r"^\s*(?P<role>viewer|master)(?: \(.*\) local candidates|: what the KVS C SDK would log)"
 )
-#: Findings whose time stamps give the timings (gathering, checks).
-TIMED = ("candidate", "gathering_done", "agent_state", "selected")
+#: Findings whose time stamps give the timings and sequences (gathering, checks, TURN).
+TIMED = (
+    "candidate",
+    "gathering_done",
+    "agent_state",
+    "selected",
+    "turn_state",
+    "turn_failed",
+    "socket_check",
+    "turn_relay",
+    "turn_error",
+)
 EXPECTATION = re.compile(r"^\s*(ok|FAIL)\s{1,3}\S")
 STATUS_LINE = re.compile(r"KVS C SDK status: (?P<code>0x[0-9a-fA-F]{8})")
-#: The SDK's file and console logger start lines with the local time.
-TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
 
 
-def _seconds(line: str) -> float | None:
-    """The line's timestamp in seconds (for differences only), None without one."""
-    m = TIMESTAMP.search(line)
-    if not m:
-        return None
-    try:
-        return datetime.fromisoformat(f"{m[1]}T{m[2]}").timestamp()
-    except ValueError:
-        return None
+def _normalise(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The SDK message's data in the shape the facts read (as the lab's own lines give it)."""
+    if kind == "candidate":
+        data["side"] = data.get("side", "local").lower()
+        if data.get("protocol"):
+            data["protocol"] = data["protocol"].lower()
+    elif kind == "selected_detail":
+        return {"side": data["side"].lower(), data["field"]: data["value"]}
+    elif kind == "turn_error":
+        code = int(data["code"])
+        phrase = (data.get("phrase") or "").strip().rstrip(".") or turn_phrase(code)
+        return {"code": code, "phrase": phrase, "message_type": data.get("mtype")}
+    elif kind == "pair":
+        data.setdefault("state", "succeeded")
+    elif kind == "role":
+        data["how"] = "the SDK's own line"
+    return data
 
 
-def _match(line: str) -> tuple[str, dict[str, Any]] | None:
-    for pattern, handler in PATTERNS:
-        m = pattern.search(line)
+def _sdk_match(text: str) -> tuple[str, dict[str, Any], knowledge.Message] | None:
+    for message in knowledge.messages():
+        data = message.read(text)
+        if data is not None:
+            return message.kind, _normalise(message.kind, data), message
+    return None
+
+
+def _lab_match(text: str) -> tuple[str, dict[str, Any]] | None:
+    for pattern, handler in LAB_PATTERNS:
+        m = pattern.search(text)
         if m:
             return handler(m)
     return None
 
 
-def _statuses(number: int, line: str, role: str | None) -> Iterator[Finding]:
-    for code in status_codes(line):
-        yield Finding(
-            "status", number, line.strip(), role, {"code": code, "name": status_name(code)}
-        )
+def _match(text: str) -> tuple[str, dict[str, Any], knowledge.Message | None] | None:
+    sdk = _sdk_match(text)
+    if sdk:
+        return sdk
+    lab = _lab_match(text)
+    return (*lab, None) if lab else None
+
+
+def _statuses(line: LogLine, role: str | None) -> Iterator[Finding]:
+    for code in status_codes(line.text):
+        data = {"code": code, "name": status_name(code)}
+        if line.function:
+            data["function"] = line.function
+        yield Finding("status", line.number, line.text.strip(), role, data)
 
 
 def _grid_errors(number: int, line: str) -> Iterator[Finding]:
@@ -238,9 +184,15 @@ def _grid_errors(number: int, line: str) -> Iterator[Finding]:
 
 
 def _joined(lines: list[str], index: int) -> tuple[str, bool]:
-    """The line, or the line and the next one when only together they match a pattern."""
+    """The line, or the line and the next one when only together they are read: a wrap after
+    `function():` (the next line is its message) or one in the middle of a message."""
     line = lines[index]
-    if _match(line) or index + 1 >= len(lines) or _match(lines[index + 1]):
+    if index + 1 >= len(lines):
+        return line, False
+    parsed, following = parse(index + 1, line), parse(index + 2, lines[index + 1])
+    if parsed.function and not parsed.message.strip() and not following.is_sdk:
+        return line.rstrip() + " " + lines[index + 1].strip(), True
+    if _match(line) or _match(lines[index + 1]):
         return line, False
     for glue in (" ", ""):
         candidate = line.rstrip() + glue + lines[index + 1].strip()
@@ -250,7 +202,7 @@ def _joined(lines: list[str], index: int) -> tuple[str, bool]:
 
 
 def read_kvs_log(text: str) -> list[Finding]:
-    """Findings from a C SDK log or the lab's output; an empty list if none matched."""
+    """Findings from a C SDK log or the lab's output; an empty list if no line was read."""
     lines = text.splitlines()
     findings: list[Finding] = []
     role: str | None = None
@@ -273,7 +225,7 @@ def read_kvs_log(text: str) -> list[Finding]:
             continue
         status = STATUS_LINE.search(raw)
         if status:
-            findings.extend(_statuses(number, raw, None))
+            findings.extend(_statuses(parse(number, raw), None))
             continue
         if in_grid:
             findings.extend(_grid_errors(number, raw))
@@ -282,22 +234,45 @@ def read_kvs_log(text: str) -> list[Finding]:
         if table and role in ROLES:
             findings.append(_table_candidate(number, raw, role, table))
             continue
-        line, skip_next = _joined(lines, index)
-        matched = _match(line)
-        if matched:
-            kind, data = matched
-            owner = data.pop("role", None) if kind in ("role", "selected") else None
-            if kind == "role":
-                findings.append(Finding(kind, number, line.strip(), owner, {**data, "role": owner}))
-                continue
+        text, skip_next = _joined(lines, index)
+        line = parse(number, text)
+        findings.extend(_line_findings(line, role))
+    return findings
+
+
+def _line_findings(line: LogLine, role: str | None) -> list[Finding]:
+    """What one (joined) line says: its message, else its component, and its status codes."""
+    found: list[Finding] = []
+    text = line.text.strip()
+    matched = _match(line.text)
+    if matched:
+        kind, data, _message = matched
+        owner = data.pop("role", None) if kind in ("role", "selected") else None
+        if kind == "role":
+            found.append(Finding(kind, line.number, text, owner, {**data, "role": owner}))
+            return found
+        if kind != "status":  # the status scan below reads the code with its function
             # the lab's outcome line is the run's, not the last section's peer's
             where = None if kind == "outcome" else owner or role
-            at = _seconds(line)
-            if at is not None and kind in TIMED:
-                data["at_s"] = at
-            findings.append(Finding(kind, number, line.strip(), where, data))
-        findings.extend(_statuses(number, line, role))
-    return findings
+            if line.seconds is not None and kind in TIMED:
+                data["at_s"] = line.seconds
+            found.append(Finding(kind, line.number, text, where, data))
+    elif line.function:
+        found.append(
+            Finding(
+                "other",
+                line.number,
+                text,
+                role,
+                {
+                    "component": knowledge.component_of(line.function),
+                    "function": line.function,
+                    "level": line.level,
+                },
+            )
+        )
+    found.extend(_statuses(line, role))
+    return found
 
 
 def _table_candidate(number: int, raw: str, role: str, m: re.Match[str]) -> Finding:

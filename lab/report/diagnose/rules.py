@@ -10,11 +10,15 @@ shows; several may hold at once (their fragments are merged in table order).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.report.diagnose import knowledge
 from lab.report.diagnose.facts import Facts, PeerFacts
+from lab.report.diagnose.findings import ICE_FAILURES, is_private, real_address
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 TCP_BASED = {"tcp", "tls"}
@@ -30,6 +34,10 @@ class Rule:
     advice: str
     lesson: str
     absent: tuple[str, ...] = field(default=())
+    #: The lines that show the condition (default: TURN/gathering errors, selected pair, ICE end).
+    evidence: Callable[[PeerFacts], list[int]] | None = None
+    #: Figures the reasoning and the fragment name, e.g. {rtt_ms}, {delay_ms}.
+    values: Callable[[PeerFacts], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,14 +47,16 @@ class Inference:
     rule: Rule
     role: str
     evidence: list[int]
+    values: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        names = {**self.values, "side": self.role, "other": other(self.role)}
         return {
             "rule": self.rule.name,
             "role": self.role,
             "condition": self.rule.condition,
-            "reasoning": self.rule.reasoning.format(side=self.role, other=other(self.role)),
-            "fragment": fragment_for(self.rule, self.role),
+            "reasoning": self.rule.reasoning.format(**names),
+            "fragment": fragment_for(self.rule, self.role, self.values),
             "advice": self.rule.advice,
             "evidence_lines": self.evidence,
         }
@@ -81,7 +91,158 @@ def _servers_unreachable(p: PeerFacts) -> bool:
 
 
 def _tcp_dropped(p: PeerFacts) -> bool:
-    return "srflx" in p.has and p.tcp_turn_timed_out() and not p.udp_servers_timed_out()
+    """TURN over TCP/TLS never got its TCP connection while UDP worked, or its connect()
+    stayed in progress until TURN gave up (whatever the log says of UDP)."""
+    udp_worked = "srflx" in p.has and not p.udp_servers_timed_out()
+    return (udp_worked and p.tcp_turn_timed_out()) or p.tcp_connect_stuck()
+
+
+def _tcp_evidence(p: PeerFacts) -> list[int]:
+    lines = [c["line"] for c in p.socket_checks]
+    lines += [t["line"] for t in p.turn_transitions if "SOCKET" in t["from"] + t["to"]]
+    lines += [f["line"] for f in p.turn_failures]
+    lines += [e["line"] for e in p.gathering_errors if "transport=tcp" in e["url"]]
+    lines += [p.status_lines[c] for c in ("0x5a000020",) if c in p.status_lines]
+    return _first(lines)
+
+
+def _udp_evidence(p: PeerFacts) -> list[int]:
+    lines = [t["line"] for t in p.turn_transitions]
+    lines += [f["line"] for f in p.turn_failures]
+    lines += [p.status_lines[c] for c in ("0x5a000020", "0x5a00002c") if c in p.status_lines]
+    return _first(lines)
+
+
+#: Round trips above these are more than the path adds (ms): a LAN answers in a few ms, a
+#: direct path across the internet in under 150 ms, a relayed one in under 250 ms.
+TYPICAL_RTT_MS = {"lan": 10, "direct": 150, "relay": 250}
+#: How far above the typical round trip counts as added delay (ms).
+DELAY_MARGIN_MS = 40
+
+
+def _same_lan(p: PeerFacts) -> bool:
+    """The selected pair's two addresses are private and in one /24: the pair stays on a LAN."""
+    sel = p.selected or {}
+    local, remote = real_address(sel.get("local_address")), real_address(sel.get("remote_address"))
+    if not local or not remote:
+        return False
+    same_net = ipaddress.ip_network(f"{local}/24", strict=False) == ipaddress.ip_network(
+        f"{remote}/24", strict=False
+    )
+    return bool(is_private(local) and is_private(remote) and same_net)
+
+
+def _path(p: PeerFacts) -> str:
+    sel = p.selected or {}
+    if _same_lan(p):
+        return "lan"
+    return "relay" if "relay" in (sel.get("local"), sel.get("remote")) else "direct"
+
+
+def _added_delay(p: PeerFacts) -> bool:
+    rtt = (p.selected or {}).get("rtt_ms")
+    return rtt is not None and rtt > TYPICAL_RTT_MS[_path(p)] + DELAY_MARGIN_MS
+
+
+def _delay_values(p: PeerFacts) -> dict[str, Any]:
+    rtt = float((p.selected or {}).get("rtt_ms") or 0)
+    path = _path(p)
+    return {
+        "rtt_ms": round(rtt),
+        "path": {"lan": "a LAN", "direct": "a direct path", "relay": "a relayed path"}[path],
+        "typical_ms": TYPICAL_RTT_MS[path],
+        # the lab's links add next to nothing: half the round trip each way reproduces it
+        "delay_ms": max(10, round(rtt / 2 / 10) * 10),
+    }
+
+
+def _lan_values(p: PeerFacts) -> dict[str, Any]:
+    sel = p.selected or {}
+    return {"local_address": sel.get("local_address"), "remote_address": sel.get("remote_address")}
+
+
+def _selected_evidence(p: PeerFacts) -> list[int]:
+    return _first(p.selected_lines)
+
+
+def _shared_address(p: PeerFacts) -> str | None:
+    """This peer's server-reflexive address when the other peer's candidates come from it too."""
+    mine = {c.get("address") for c in p.candidates if c.get("side", "local") == "local"}
+    mine = {a for a in mine if real_address(a)} & {
+        c.get("address")
+        for c in p.candidates
+        if c.get("side", "local") == "local" and c["type"] == "srflx"
+    }
+    theirs = {c.get("address") for c in p.candidates if c.get("side") == "remote"}
+    shared = sorted(a for a in mine & theirs if is_private(a) is False)
+    return shared[0] if shared else None
+
+
+def _shared_evidence(p: PeerFacts) -> list[int]:
+    address = _shared_address(p)
+    return _first([c["line"] for c in p.candidates if c.get("address") == address and "line" in c])
+
+
+#: Causes of a status (status_codes.yaml) that are not the path between the peers.
+NOT_NETWORK = ("signaling", "credentials", "configuration", "sdk", "device")
+
+
+def _service_failures(p: PeerFacts) -> list[dict[str, Any]]:
+    """Status codes this peer met whose cause is not the network (signaling, credentials,
+    the SDK, the device), by the status table."""
+    rows = [knowledge.status(code) for code in dict.fromkeys(p.statuses)]
+    return [row for row in rows if row["cause"] in NOT_NETWORK]
+
+
+def _refused_by_service(p: PeerFacts) -> bool:
+    return any(400 <= h.get("status", 0) < 500 for h in p.http_statuses)
+
+
+def _not_the_network(p: PeerFacts) -> bool:
+    return bool(_service_failures(p) or p.clock_skew_lines or _refused_by_service(p))
+
+
+def _service_values(p: PeerFacts) -> dict[str, Any]:
+    parts = [
+        f"{row['code']} {row['name']} ({row['meaning']})"
+        + (f": {row['advice']}" if row.get("advice") else "")
+        for row in _service_failures(p)
+    ]
+    if p.clock_skew_lines:
+        parts.append(
+            "the service refused the device's clock (the SDK corrected a clock skew): "
+            "synchronise the clock (NTP)"
+        )
+    refused = sorted({h["status"] for h in p.http_statuses if 400 <= h["status"] < 500})
+    if refused:
+        parts.append(
+            f"the service answered HTTP {', '.join(map(str, refused))} "
+            "(credentials, signature or clock)"
+        )
+    return {"what": "; ".join(parts)}
+
+
+def _service_evidence(p: PeerFacts) -> list[int]:
+    lines = [
+        p.status_lines[row["code"]] for row in _service_failures(p) if row["code"] in p.status_lines
+    ]
+    lines += p.clock_skew_lines + [e["line"] for e in p.signaling_errors]
+    lines += [h["line"] for h in p.http_statuses if 400 <= h["status"] < 500]
+    return _first(lines)
+
+
+def _deny_to_turn(protocol: str) -> dict[str, Any]:
+    """The fragment of a firewall on SIDE's router that drops `protocol` to the TURN server."""
+    deny = {"action": "deny", "protocol": protocol, "hosts": ["turn"]}
+    return {
+        "conditions": {
+            "{side}-gw": {"firewall": {"outbound": {"default": "allow", "rules": [deny]}}}
+        }
+    }
+
+
+def _first(lines: list[int]) -> list[int]:
+    return sorted(set(lines))[:10]
 
 
 def _credentials(p: PeerFacts) -> bool:
@@ -205,29 +366,49 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="turn-tcp-dropped",
-        condition="srflx gathered; TURN over TCP/TLS stayed connecting until the timeout",
+        condition=(
+            "TURN over TCP/TLS stayed connecting until the timeout while srflx was gathered, or "
+            "its connect() stayed in progress (repeated checks over a second, nothing later shows "
+            "TCP to TURN working, or TURN failed in TURN_STATE_CHECK_SOCKET_CONNECTION)"
+        ),
         test=_tcp_dropped,
         reasoning=(
-            "The {side}'s TURN connection over TCP/TLS stayed in progress until the timeout "
-            "while UDP to the STUN server worked: outbound TCP to the TURN port is dropped."
+            "The {side}'s TCP connection to the TURN server never completed: connect() stayed "
+            "in progress at each check (socketConnectionIsConnected: 'Operation already in "
+            "progress'), and where the log goes on, the TURN connection failed in "
+            "TURN_STATE_CHECK_SOCKET_CONNECTION. The SYN gets no answer: outbound TCP to the "
+            "TURN port is dropped silently on this side, so TURN over TCP/TLS cannot work; "
+            "without another path there is no candidate pair."
         ),
-        fragment={
-            "conditions": {
-                "{side}-gw": {
-                    "firewall": {
-                        "outbound": {
-                            "default": "allow",
-                            "rules": [{"action": "deny", "protocol": "tcp", "hosts": ["turn"]}],
-                        }
-                    }
-                }
-            }
-        },
+        evidence=_tcp_evidence,
+        fragment=_deny_to_turn("tcp"),
         advice="Allow outbound TCP to the TURN servers on 443, or use TURN over UDP.",
         lesson=(
             "A firewall that silently drops TCP to the TURN server makes TURN over "
             "TCP/TLS wait for the timeout."
         ),
+    ),
+    Rule(
+        name="turn-udp-timeout",
+        condition=(
+            "a TURN connection failed waiting for the answer to its first Allocate "
+            "(TURN_STATE_GET_CREDENTIALS or ALLOCATION, 0x5a000020/0x5a00002c), never waited on "
+            "a TCP connect, and no TURN server answered"
+        ),
+        test=lambda p: p.turn_udp_unanswered(),
+        reasoning=(
+            "The {side}'s TURN connection sent its first Allocate and never got the server's "
+            "401 challenge back before the state timed out; it never waited on a TCP connect, so "
+            "this was TURN over UDP. The TURN server does not answer over UDP from this network: "
+            "UDP to the TURN port is blocked or lost on this side."
+        ),
+        fragment=_deny_to_turn("udp"),
+        advice=(
+            "Allow outbound UDP to the TURN servers (port 443), or keep TURN over TCP/TLS "
+            "(turns:...:443?transport=tcp) in the ICE servers."
+        ),
+        lesson="A firewall that drops UDP to TURN leaves the first Allocate unanswered.",
+        evidence=_udp_evidence,
     ),
     Rule(
         name="turn-credentials",
@@ -256,8 +437,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="turn-forbidden-ip",
-        condition="TURN 403 (Forbidden IP) on a permission or check towards a peer",
-        test=lambda p: 403 in p.turn_codes(),
+        condition=(
+            "TURN 403 (Forbidden IP) on a permission or check towards a peer, or 0x5a000027 "
+            "(peer not usable)"
+        ),
+        test=lambda p: 403 in p.turn_codes() or "0x5a000027" in p.statuses,
         reasoning=(
             "The TURN server answered 403 (Forbidden IP) for a peer of the {side}'s relay: the "
             "service's TURN servers refuse private peer addresses (192.168.*, 10.*), so relay "
@@ -334,6 +518,74 @@ RULES: tuple[Rule, ...] = (
         lesson="A symmetric NAT on one side is enough to make every direct pair fail.",
     ),
     Rule(
+        name="same-lan",
+        condition="the selected pair's two addresses are private and in one /24",
+        test=_same_lan,
+        reasoning=(
+            "The selected pair joins {local_address} and {remote_address}: both private, in one "
+            "subnet. The two peers are on the same LAN and the media never leaves it; no NAT "
+            "traversal was needed (a peer-reflexive candidate here is the other peer's host "
+            "address, learned from its checks before its candidate arrived)."
+        ),
+        fragment={
+            "topology": "home-lan",
+            "conditions": {"home-gw": {"nat": "port-restricted-cone"}},
+        },
+        advice="Nothing to fix in the network: the peers reach each other on their LAN.",
+        lesson="On one LAN the host candidates reach each other directly; ICE needs no server.",
+        evidence=_selected_evidence,
+        values=_lan_values,
+    ),
+    Rule(
+        name="added-delay",
+        condition=(
+            "the selected pair's round trip is more than 40 ms above what its path usually takes "
+            "(a LAN 10 ms, a direct path 150 ms, a relay 250 ms)"
+        ),
+        test=_added_delay,
+        reasoning=(
+            "The selected pair's round trip is {rtt_ms} ms where {path} usually takes under "
+            "{typical_ms} ms: the network between the peers adds delay (slow or congested Wi-Fi, a "
+            "loaded device, a queueing uplink). The scenario adds {delay_ms} ms each way on the "
+            "{side}'s link."
+        ),
+        fragment={"conditions": {"{side}": {"impairments": {"delay_ms": "{delay_ms}"}}}},
+        advice=(
+            "The path is slow, not blocked: check the Wi-Fi (signal, 2.4 GHz congestion), the "
+            "device's load and the uplink's queue; media will lag by about half the round trip."
+        ),
+        lesson="Delay does not stop ICE until it nears the check timeouts; it shows in the RTT.",
+        evidence=_selected_evidence,
+        values=_delay_values,
+    ),
+    Rule(
+        name="same-public-address",
+        condition="this peer's srflx address is the address the other peer's candidates come from",
+        test=lambda p: _shared_address(p) is not None,
+        reasoning=(
+            "The {side}'s server-reflexive address {address} is also where the {other}'s "
+            "candidates come from: both peers leave through the same public address, behind the "
+            "same NAT. Their srflx pairs need the router to hairpin, and their host pairs a shared "
+            "LAN; a router that does neither leaves only TURN."
+        ),
+        fragment={
+            "topology": "one-home",
+            "conditions": {
+                "home-gw": {
+                    "nat": {"preset": "port-restricted-cone", "hairpinning": False},
+                    "firewall": {"between_inside": "deny"},
+                }
+            },
+        },
+        advice=(
+            "Both peers are behind one NAT: put them on one LAN, enable hairpinning (NAT "
+            "loopback) on the router, or make sure both have TURN."
+        ),
+        lesson="Behind one NAT, the srflx pair needs hairpinning; without it only TURN connects.",
+        evidence=_shared_evidence,
+        values=lambda p: {"address": _shared_address(p)},
+    ),
+    Rule(
         name="no-turn",
         condition="failed; no relay candidate and no TURN server tried (or TURN skipped)",
         test=_no_turn,
@@ -392,22 +644,58 @@ RULES: tuple[Rule, ...] = (
         advice="Nothing to fix: a direct path works.",
         lesson="Home routers (port-restricted cone NATs) let the srflx pair connect directly.",
     ),
+    Rule(
+        name="not-the-network",
+        condition=(
+            "a status whose cause is signaling, credentials, configuration, the SDK or the device "
+            "(status_codes.yaml), a clock skew the SDK corrected, or the service refusing a call "
+            "(HTTP 4xx)"
+        ),
+        test=_not_the_network,
+        reasoning=(
+            "What failed on the {side} is not the path between the peers: {what}. A network "
+            "scenario cannot reproduce it; the lab runs the baseline."
+        ),
+        fragment={},
+        advice=(
+            "Not the network: fix the service side first (credentials, IAM permissions, region, "
+            "the device's clock, the SDK version), then look at ICE again."
+        ),
+        lesson=(
+            "Signaling, credentials and clock failures happen before ICE: no network causes them."
+        ),
+        evidence=_service_evidence,
+        values=_service_values,
+    ),
 )
 
 
-def fragment_for(rule: Rule, role: str) -> dict[str, Any]:
-    """The rule's scenario fragment with `{side}`/`{other}` filled in for this peer."""
-    return _fill(rule.fragment, {"side": role, "other": other(role)})
+def fragment_for(rule: Rule, role: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The rule's scenario fragment with `{side}`/`{other}` and its figures filled in."""
+    return _fill(rule.fragment, {**(values or {}), "side": role, "other": other(role)})
 
 
-def _fill(value: Any, names: dict[str, str]) -> Any:
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _fill(value: Any, names: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {_fill(k, names): _fill(v, names) for k, v in value.items()}
     if isinstance(value, list):
         return [_fill(v, names) for v in value]
     if isinstance(value, str):
-        return value.format(**names) if "{" in value else value
+        whole = PLACEHOLDER.fullmatch(value)
+        if whole and not isinstance(names.get(whole[1], ""), str):
+            return names[whole[1]]  # a number stays a number
+        return value.format_map(_Missing(names)) if "{" in value else value
     return value
+
+
+class _Missing(dict):
+    """Placeholders without a value stay as they are (the README table shows them)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 #: Rules that explain a peer's own side; when one holds for the other peer, what this
@@ -421,7 +709,9 @@ def infer(facts: Facts) -> list[Inference]:
     for rule in RULES:
         for role, peer in facts.peers.items():
             if rule.test(peer):
-                found.append(Inference(rule, role, _evidence(peer)))
+                lines = (rule.evidence or _evidence)(peer) or _evidence(peer)
+                values = rule.values(peer) if rule.values else {}
+                found.append(Inference(rule, role, lines, values))
     explained = {i.role for i in found if i.rule.name in OWN_SIDE}
     return [
         i
@@ -435,7 +725,12 @@ def infer(facts: Facts) -> list[Inference]:
 
 
 def _evidence(peer: PeerFacts) -> list[int]:
+    """TURN and gathering errors, the selected pair, and the statuses that ended ICE."""
     lines = [e["line"] for e in peer.turn_errors + peer.gathering_errors if "line" in e]
+    lines += peer.selected_lines
+    lines += [
+        peer.status_lines[c] for c in ICE_FAILURES + ("0x5a000027",) if c in peer.status_lines
+    ]
     return sorted(set(lines))[:10]
 
 

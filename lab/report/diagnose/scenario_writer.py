@@ -3,7 +3,9 @@
 It starts from the bundled `two-homes` topology with home routers (port-restricted cone
 NATs) and coturn with the lab's default ICE servers, merges the fragments of the rules
 that held, and expects what the artifact showed (outcome, absent candidate types, the
-C SDK status of a failed connection). The lesson goes into `teaches:`.
+C SDK status of a failed connection). A rule whose fragment names another topology (the
+peers on one LAN, or behind one NAT) sets it; conditions for nodes that topology lacks are
+left out and the description says so. The lesson goes into `teaches:`.
 """
 
 from __future__ import annotations
@@ -51,18 +53,40 @@ def build(facts: Facts, inferences: list[Inference], source: Path) -> dict[str, 
     """The scenario document for these inferences (schema-valid; not yet checked)."""
     name = "diagnosed-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in source.stem)
     doc = base_scenario(name[:60])
-    for inference in inferences:
-        merge(doc, fragment_for(inference.rule, inference.role))
+    fragments = [fragment_for(i.rule, i.role, i.values) for i in inferences]
+    topology = next((f["topology"] for f in fragments if "topology" in f), None)
+    if topology:
+        doc["topology"], doc["conditions"] = topology, {}
+    for fragment in fragments:
+        merge(doc, fragment)
+    dropped = _drop_unknown_nodes(doc)
     if facts.format in BROWSER_FORMATS:
         for role in facts.peers:
             doc["peers"][role]["agent"] = "chromium"
-    doc["description"] = _description(source, inferences)
+    doc["description"] = _description(source, inferences) + (
+        f" Left out (not in {doc['topology']}): conditions for {', '.join(dropped)}."
+        if dropped
+        else ""
+    )
     doc["teaches"] = " ".join(dict.fromkeys(i.rule.lesson for i in inferences)) or (
         "The artifact showed no condition the rule table knows; this is the baseline of two "
         "home networks behind ordinary routers."
     )
     doc["expect"] = _expect(facts, inferences)
     return doc
+
+
+def _drop_unknown_nodes(doc: dict[str, Any]) -> list[str]:
+    """Remove conditions for nodes the scenario's topology does not have; their names."""
+    if doc["topology"] == TOPOLOGY:
+        return []
+    from lab.network.topology import load_topology
+
+    nodes = set(load_topology(doc["topology"]).nodes)
+    dropped = [name for name in doc["conditions"] if name not in nodes]
+    for name in dropped:
+        del doc["conditions"][name]
+    return dropped
 
 
 def _description(source: Path, inferences: list[Inference]) -> str:
@@ -75,6 +99,7 @@ def _description(source: Path, inferences: list[Inference]) -> str:
 def _expect(facts: Facts, inferences: list[Inference]) -> dict[str, Any]:
     expect: dict[str, Any] = {}
     outcomes = {p.outcome for p in facts.peers.values()} - {None}
+    # the schema wants an outcome: what the artifact shows, else what the conditions give
     expect["outcome"] = "failed" if "failed" in outcomes else "connected"
     absent: dict[str, list[str]] = {}
     for inference in inferences:

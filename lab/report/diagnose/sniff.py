@@ -17,7 +17,7 @@ from lab.report.diagnose.read_json import (
 from lab.report.diagnose.read_kvs import read_kvs_log
 
 EXPECTED = (
-    "expected a KVS C SDK log (any level, an excerpt will do), the output of "
+    "expected a KVS C SDK log (any level and logger prefix, an excerpt will do), the output of "
     "`lab run --log kvs`, the JS SDK sample's browser console log, a chrome://webrtc-internals "
     "dump (JSON) or the lab's Chromium peer report"
 )
@@ -51,7 +51,7 @@ def read_artifact(path: Path) -> tuple[str, list[Finding]]:
     """The artifact's format and its findings; LabInputError if it is not one we read."""
     text = _text(path)
     fmt, findings = _read(path, text)
-    if not [f for f in findings if f.kind != "role"]:
+    if not findings:  # not one line of a known format (a line no message explains still counts)
         raise LabInputError(f"{path}: found nothing lab diagnose understands; {EXPECTED}")
     return fmt, findings
 
@@ -63,7 +63,7 @@ def _read(path: Path, text: str) -> tuple[str, list[Finding]]:
         except json.JSONDecodeError as exc:
             # "[app] ..." or a JSON-per-line log is text; a cut-off dump is an error
             fmt, findings = _read_text(text)
-            if [f for f in findings if f.kind != "role"]:
+            if findings:
                 return fmt, findings
             raise LabInputError(
                 f"{path}: line {exc.lineno}: invalid JSON ({exc.msg}); {EXPECTED}"

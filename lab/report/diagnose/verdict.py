@@ -1,8 +1,10 @@
 """Did the run reproduce the artifact? Field by field, for each peer the artifact shows.
 
 Fields: outcome, the selected pair's candidate types, the relay's transport, the C SDK
-status of a failed connection, and the TURN errors. A field the artifact does not show
-is `unknown` and does not count. srflx and prflx count as the same (both are the NAT's
+status of a failed connection, the TURN errors, and where the artifact shows them TURN's TCP
+connect stuck and the round trip. A field the artifact does not show is `unknown` and does
+not count; a run that matches only absences (no TURN errors, no status) reproduced nothing,
+so the verdict is then unknown, never yes. srflx and prflx count as the same (both are the NAT's
 mapping; which one a peer learns first depends on timing), and tcp and tls as one relay
 transport (the C SDK reports TURN over TLS as tcp).
 """
@@ -177,10 +179,63 @@ def _status_check(peer: PeerFacts, result: dict[str, Any]) -> Check:
 
 
 def verdict(facts: Facts, result: dict[str, Any]) -> dict[str, Any]:
-    """Every check, and `reproduced`: all fields the artifact shows match."""
+    """Every check, and `reproduced`: True when every field the artifact shows matches and at
+    least one states a fact; False when one differs; None (unknown) when nothing the artifact
+    states could be compared, with `why`."""
     checks = [c for peer in facts.peers.values() for c in peer_checks(peer, result)]
+    checks += [c for peer in facts.peers.values() for c in extra_checks(peer, result)]
+    outcome, why = reproduced(checks)
+    return {"reproduced": outcome, "why": why, "checks": [c.as_dict() for c in checks]}
+
+
+#: What an artifact shows when it only shows an absence: no fact to reproduce by itself.
+STATES_NOTHING = ("none", "unknown")
+
+
+def reproduced(checks: list[Check]) -> tuple[bool | None, str]:
+    """Whether the run reproduced the artifact, and why not (or why it cannot say)."""
     known = [c for c in checks if c.match is not None]
-    return {
-        "reproduced": bool(known) and all(c.match for c in known),
-        "checks": [c.as_dict() for c in checks],
-    }
+    differ = [f"{c.role} {c.field}" for c in known if not c.match]
+    if differ:
+        return False, f"the run differs in: {', '.join(differ)}"
+    stated = [c for c in known if c.artifact not in STATES_NOTHING and c.artifact != []]
+    if stated:
+        return True, ""
+    lacking = sorted({c.field for c in checks if c.match is None})
+    return None, (
+        "the run matches nothing the artifact states about the failure or the connection; "
+        f"the artifact does not show: {', '.join(lacking) or 'any field'}"
+    )
+
+
+def extra_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
+    """Checks of what only some artifacts show: TURN's TCP connect stuck, the round trip."""
+    return [c for c in (turn_tcp_check(peer, result), rtt_check(peer, result)) if c]
+
+
+def turn_tcp_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
+    """The artifact's TURN over TCP stuck connecting: did the run's TURN over TCP time out?"""
+    if not peer.tcp_connect_stuck():
+        return None
+    errors = (result["peers"].get(peer.role) or {}).get("gathering_errors") or []
+    tcp = [
+        e
+        for e in errors
+        if "transport=tcp" in e.get("url", "") or e.get("url", "").startswith("turns:")
+    ]
+    stuck = any(re.search(r"no answer|timed? ?out|timeout", e.get("reason", "")) for e in tcp)
+    run = "stuck connecting" if stuck else (tcp[0].get("reason", "failed") if tcp else "no error")
+    return Check("TURN over TCP", peer.role, "stuck connecting", run, stuck)
+
+
+def rtt_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
+    """The selected pair's round trip, within 30 % (or 30 ms) of the artifact's."""
+    art = (peer.selected or {}).get("rtt_ms")
+    if art is None:
+        return None
+    run_sel = result["selected"].get(peer.role) or {}
+    run = run_sel.get("rtt_ms")
+    if run is None:
+        return Check("round trip", peer.role, f"{art:g} ms", "unknown", None)
+    close = abs(run - art) <= max(30.0, 0.3 * art)
+    return Check("round trip", peer.role, f"{art:g} ms", f"{run:g} ms", close)
