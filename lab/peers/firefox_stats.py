@@ -10,7 +10,8 @@ protocol, relayProtocol, address or mDNS name, port, priority) and differs on pa
 - its own state names: `inprogress` (the webrtc-stats drafts' spelling) is the lab's
   `in-progress`, and `cancelled` (nICEr stopped checking the pair) is kept as Firefox
   says it;
-- candidates carry no `url`, `foundation` or `tcpType`: their server stays None.
+- candidates carry no `url`, `foundation` or `tcpType`: their server stays None; its own
+  peer-reflexive candidates' address is `(redacted)`: left empty and marked hidden.
 Pure: the page's report in, the same observation records the other agents write out.
 """
 
@@ -40,7 +41,8 @@ READ_FIELDS = {
     "local-candidate": ("url", "foundation", "relayProtocol"),
     "transport": ("selectedCandidatePairId", "iceRole"),
 }
-STILL_CHECKING = ("in-progress", "waiting", "frozen")
+#: What Firefox's getStats() shows for the address of its own peer-reflexive candidates.
+REDACTED = "(redacted)"
 
 
 def counter(pair: dict[str, Any], field: str) -> int | None:
@@ -59,9 +61,17 @@ def round_trip_ms(pair: dict[str, Any]) -> float | None:
 
 def pair_failure(pair: dict[str, Any], state: str) -> dict[str, Any] | None:
     """Why a pair did not work: from its counters where Firefox gives them (as for
-    Chromium), else only that it failed."""
+    Chromium), else from its state alone. `in-progress` means a check was sent and not
+    yet answered (RFC 8445 6.1.2.6), so a pair still in it when the lab stopped watching
+    had no answer within the lab's budget; `failed` says no more than that."""
     if PAIR_COUNTERS["checks_sent"] in pair:
         return chromium_stats.pair_failure(pair, state, browser="Firefox")
+    if state == "in-progress":
+        return {
+            "reason": "timeout",
+            "message": "checks sent (Firefox does not count them), none answered within the "
+            "lab's budget; Firefox was still checking and would have kept trying",
+        }
     if state != "failed":
         return None
     return {
@@ -73,7 +83,11 @@ def pair_failure(pair: dict[str, Any], state: str) -> dict[str, Any] | None:
 
 def note(state: str, agent_state: str) -> str | None:
     if agent_state == "cancelled":
-        return "Firefox stopped checking this pair (nICEr's cancelled: another pair was chosen)"
+        return (
+            "Firefox cancelled this pair (nICEr's own state, not RFC 8445's): it stopped "
+            "checking it before an outcome; getStats() says neither why nor whether a check "
+            "was sent"
+        )
     if state == "in-progress":
         return "still checking when the lab stopped watching"
     if state in ("waiting", "frozen"):
@@ -179,9 +193,19 @@ def unused_tls_servers(
     ]
 
 
+def unredacted(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stats entry with Firefox's `(redacted)` address (its own peer-reflexive
+    candidates) left empty, as Chromium leaves what it hides: marked hidden, not kept as
+    if it were an address."""
+    if entry.get("address") == REDACTED:
+        return entry | {"address": ""}
+    return entry
+
+
 def observations(report: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """The peer's observations: `base` plus what Firefox's page saw and what its
     getStats() did not say (`not_exposed`)."""
+    stats = [unredacted(entry) for entry in report.get("stats", [])]
     return chromium_stats.observations(
-        report, base, pair_record=pair_record, selected_pair_id=selected_pair_id
-    ) | {"not_exposed": not_exposed(report.get("stats", []))}
+        report | {"stats": stats}, base, pair_record=pair_record, selected_pair_id=selected_pair_id
+    ) | {"not_exposed": not_exposed(stats)}
