@@ -290,3 +290,116 @@ def test_written_scenarios_carry_the_conditions():
     assert doc["peers"]["master"]["mode"] == doc["peers"]["viewer"]["mode"] == "stun-only"
     doc = diagnose_file(FIXTURES / "handmade-js-sdk-viewer-console-symmetric.log")["scenario"]
     assert doc["peers"]["viewer"]["agent"] == "chromium"
+
+
+# --- the rules of issue 24: sequences, addresses, round trips, not the network --------------
+
+IN_PROGRESS = "Operation already in progress"
+
+
+def checks(*seconds: float) -> list[dict]:
+    return [{"reason": IN_PROGRESS, "at_s": s, "line": i + 1} for i, s in enumerate(seconds)]
+
+
+def test_turn_tcp_dropped_from_a_connect_that_stays_in_progress():
+    rule = RULE["turn-tcp-dropped"]
+    assert rule.test(peer(socket_checks=checks(0.0, 1.0)))  # no srflx needed
+    assert rule.test(peer(turn_state_failures=["TURN_STATE_CHECK_SOCKET_CONNECTION"]))
+    assert not rule.test(peer(socket_checks=checks(0.0)))  # one check says nothing
+    assert not rule.test(peer(socket_checks=checks(0.0, 0.2)))  # under a second
+    moved_on = {"from": "TURN_STATE_CHECK_SOCKET_CONNECTION", "to": "TURN_STATE_GET_CREDENTIALS"}
+    assert not rule.test(peer(socket_checks=checks(0.0, 1.0), turn_transitions=[moved_on]))
+    answered = [{"code": 403, "phrase": "Forbidden IP"}]
+    assert not rule.test(peer(socket_checks=checks(0.0, 1.0), turn_errors=answered))
+
+
+def test_turn_udp_timeout_when_the_first_allocate_is_unanswered_without_tcp():
+    rule = RULE["turn-udp-timeout"]
+    assert rule.test(peer(turn_state_failures=["TURN_STATE_GET_CREDENTIALS"]))
+    assert rule.test(peer(statuses=["0x5a00002c"]))
+    assert not rule.test(
+        peer(turn_state_failures=["TURN_STATE_GET_CREDENTIALS"], socket_checks=checks(0.0))
+    )
+    challenged = [{"event": "challenged", "line": 3}]
+    assert not rule.test(
+        peer(turn_state_failures=["TURN_STATE_ALLOCATION"], turn_events=challenged)
+    )
+    assert fragment_for(rule, "master")["conditions"]["master-gw"]["firewall"]["outbound"][
+        "rules"
+    ] == [{"action": "deny", "protocol": "udp", "hosts": ["turn"]}]
+
+
+def selected(local: str, remote: str, rtt: float = 5.0, types=("host", "prflx")) -> dict:
+    return {
+        "local": types[0],
+        "remote": types[1],
+        "rtt_ms": rtt,
+        "local_address": local,
+        "remote_address": remote,
+    }
+
+
+def test_same_lan_from_the_selected_pair_s_addresses():
+    rule = RULE["same-lan"]
+    assert rule.test(peer(selected=selected("192.168.1.23", "192.168.1.57")))
+    assert not rule.test(peer(selected=selected("192.168.1.23", "192.168.2.57")))
+    assert not rule.test(peer(selected=selected("203.0.113.5", "203.0.113.6")))  # the internet
+    assert not rule.test(peer(selected=selected("192.168.1.23", "XXX.XXX.XXX.XXX")))
+    assert fragment_for(rule, "master")["topology"] == "home-lan"
+
+
+def test_added_delay_against_what_the_path_usually_takes():
+    rule = RULE["added-delay"]
+    lan = peer(selected=selected("192.168.1.23", "192.168.1.57", rtt=339))
+    assert rule.test(lan)
+    assert rule.values(lan)["delay_ms"] == 170
+    assert fragment_for(rule, "master", rule.values(lan)) == {
+        "conditions": {"master": {"impairments": {"delay_ms": 170}}}
+    }
+    assert not rule.test(peer(selected=selected("192.168.1.23", "192.168.1.57", rtt=5)))
+    internet = ("198.51.100.2", "203.0.113.9")
+    assert not rule.test(peer(selected=selected(*internet, rtt=120, types=("srflx", "srflx"))))
+    assert rule.test(peer(selected=selected(*internet, rtt=400, types=("srflx", "srflx"))))
+    assert not rule.test(peer(selected=selected(*internet, rtt=260, types=("relay", "srflx"))))
+
+
+def candidate(side: str, kind: str, address: str) -> dict:
+    return {"side": side, "type": kind, "address": address, "port": 1, "line": 1}
+
+
+def test_same_public_address_when_the_other_peer_comes_from_this_peer_s_srflx():
+    rule = RULE["same-public-address"]
+    mine = candidate("local", "srflx", "203.0.113.151")
+    assert rule.test(peer(candidates=[mine, candidate("remote", "host", "203.0.113.151")]))
+    assert not rule.test(peer(candidates=[mine, candidate("remote", "host", "203.0.113.152")]))
+    lan = candidate("local", "srflx", "192.168.1.5")
+    assert not rule.test(peer(candidates=[lan, candidate("remote", "host", "192.168.1.5")]))
+
+
+def test_not_the_network_from_the_status_table_s_causes_the_clock_and_http():
+    rule = RULE["not-the-network"]
+    assert rule.test(peer(statuses=["0x5d00002f"]))  # ICE config refresh failed
+    assert rule.test(peer(statuses=["0x5a000024"]))  # the SDK's TURN-over-TCP parsing
+    assert rule.test(peer(clock_skew_lines=[4]))
+    assert rule.test(peer(http_statuses=[{"status": 403, "line": 2}]))
+    assert not rule.test(peer(statuses=["0x5a00000d", "0x5a000020"]))  # the network's
+    assert not rule.test(peer(statuses=["0x5a000027"]))  # benign
+    assert not rule.test(peer(http_statuses=[{"status": 200, "line": 2}]))
+    what = rule.values(peer(statuses=["0x5d00002f"], clock_skew_lines=[4]))["what"]
+    assert "STATUS_SIGNALING_ICE_CONFIG_REFRESH_FAILED" in what and "clock" in what
+
+
+def test_turn_forbidden_ip_from_peer_not_usable():
+    assert RULE["turn-forbidden-ip"].test(peer(statuses=["0x5a000027"]))
+
+
+def test_each_inference_names_its_evidence_lines():
+    p = peer(
+        socket_checks=checks(0.0, 1.0), statuses=["0x5a000020"], status_lines={"0x5a000020": 9}
+    )
+    (inference,) = [
+        i
+        for i in infer(Facts("kvs-log", {"master": p}, "t", []))
+        if i.rule.name == "turn-tcp-dropped"
+    ]
+    assert inference.evidence == [1, 2, 9]

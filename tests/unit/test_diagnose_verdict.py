@@ -75,7 +75,7 @@ def test_unknown_fields_do_not_count():
         "selected pair",
         "relay protocol",
     }
-    assert not v["reproduced"]  # nothing known: nothing reproduced
+    assert v["reproduced"] is None and "does not show" in v["why"]  # nothing known: unknown
 
 
 def test_a_relay_transport_tied_at_equal_priority_is_timing_not_network():
@@ -97,3 +97,40 @@ def test_a_relay_transport_tied_at_equal_priority_is_timing_not_network():
     assert verdict(art, result)["reproduced"]
     result["pairs"][1]["priority"] = 6  # the udp relay pair was worse: a real difference
     assert checks(verdict(art, result))["relay protocol"] is False
+
+
+def test_matching_only_absences_is_unknown_never_yes():
+    """Issue 24: every field unknown but 'no TURN errors, none in the run' reproduced nothing."""
+    art = facts(local_types={"host": 1})  # gathered, so TURN errors [] is checked
+    v = verdict(art, RESULT)
+    assert checks(v)["TURN errors"] is True and v["reproduced"] is None
+    assert "outcome" in v["why"]
+
+
+def test_a_difference_is_no_with_the_fields_named():
+    v = verdict(facts(outcome="failed"), RESULT)
+    assert v["reproduced"] is False and "viewer outcome" in v["why"]
+
+
+def test_turn_tcp_stuck_is_compared_with_the_run_s_tcp_turn():
+    stuck = [{"reason": "Operation already in progress", "at_s": s, "line": 1} for s in (0, 1)]
+    art = facts(socket_checks=stuck)
+    result = copy.deepcopy(RESULT)
+    result["peers"]["viewer"]["gathering_errors"] = [
+        {"url": "turns:t:443?transport=tcp", "reason": "no answer before the gathering timeout"}
+    ]
+    v = verdict(art, result)
+    assert checks(v)["TURN over TCP"] is True and v["reproduced"] is True
+    result["peers"]["viewer"]["gathering_errors"] = []
+    assert checks(verdict(art, result))["TURN over TCP"] is False
+
+
+def test_the_round_trip_within_30_percent():
+    art = facts(
+        outcome="connected", selected={"local": "relay", "remote": "prflx", "rtt_ms": 339.0}
+    )
+    result = copy.deepcopy(RESULT)
+    result["selected"]["viewer"]["rtt_ms"] = 300.0
+    assert checks(verdict(art, result))["round trip"] is True
+    result["selected"]["viewer"]["rtt_ms"] = 3.0
+    assert checks(verdict(art, result))["round trip"] is False
