@@ -134,3 +134,34 @@ def test_the_round_trip_within_30_percent():
     assert checks(verdict(art, result))["round trip"] is True
     result["selected"]["viewer"]["rtt_ms"] = 3.0
     assert checks(verdict(art, result))["round trip"] is False
+
+
+def test_a_prflx_remote_on_one_lan_counts_as_host_and_the_lower_rtt_is_the_path_s():
+    """Issue 24's camera: host -> prflx on 192.168.1.x, 339 ms; the lab's run selects
+    host -> host and its two peers measure 344 and 682 ms (one check retransmitted)."""
+    lan = {"type": "host", "address": "192.168.1.10", "relay_protocol": None}
+    other = {"type": "host", "address": "192.168.1.20", "relay_protocol": None}
+    result = {
+        "outcome": "connected",
+        "selected": {
+            "viewer": {"local": other, "remote": lan, "rtt_ms": 344.2},
+            "master": {"local": lan, "remote": other, "rtt_ms": 682.2},
+        },
+        "kvs_status": None,
+        "peers": {"master": {"candidates": [lan], "gathering_errors": []}},
+        "pairs": [],
+    }
+    p = PeerFacts("master", local_types={})
+    p.outcome = "connected"
+    p.selected = {
+        "local": "host",
+        "remote": "prflx",
+        "rtt_ms": 339.0,
+        "local_address": "192.168.1.23",
+        "remote_address": "192.168.1.57",
+    }
+    v = verdict(Facts("kvs-log", {"master": p}, "test", []), result)
+    assert checks(v)["selected pair"] is True and checks(v)["round trip"] is True
+    assert v["reproduced"] is True
+    shown = next(c["artifact"] for c in v["checks"] if c["field"] == "selected pair")
+    assert shown == "host -> host (prflx on a LAN)"

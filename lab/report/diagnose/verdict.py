@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab.report.diagnose.facts import Facts, PeerFacts
-from lab.report.diagnose.findings import ICE_FAILURES
+from lab.report.diagnose.findings import ICE_FAILURES, is_private
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,15 @@ def peer_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
     sel = peer.selected or {}
     checks = [_check("outcome", role, peer.outcome, result["outcome"])]
     if sel.get("local") or peer.outcome == "failed":
-        art = (sel.get("local"), sel.get("remote")) if sel else None
+        art = artifact_types(sel) if sel else None
         same = art is None and run_types is None
         if art and run_types:
             same = _kind(art[0]) == _kind(run_types[0]) and (
                 art[1] is None or _kind(art[1]) == _kind(run_types[1])
             )
         shown = " -> ".join(t or "?" for t in art) if art else "none"
+        if art and art[1] != sel.get("remote"):
+            shown += f" ({sel.get('remote')} on a LAN)"
         checks.append(
             _check(
                 "selected pair", role, shown, " -> ".join(run_types) if run_types else "none", same
@@ -228,13 +230,33 @@ def turn_tcp_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
     return Check("TURN over TCP", peer.role, "stuck connecting", run, stuck)
 
 
+def artifact_types(selected: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The selected pair's candidate types; on one LAN a peer-reflexive remote is the other
+    peer's host address learned from its checks before its candidate arrived (timing), so it
+    counts as host."""
+    local, remote = selected.get("local"), selected.get("remote")
+    on_lan = is_private(selected.get("local_address")) and is_private(
+        selected.get("remote_address")
+    )
+    if local == "host" and remote == "prflx" and on_lan:
+        return local, "host"
+    return local, remote
+
+
+def path_rtt(result: dict[str, Any]) -> float | None:
+    """The selected path's round trip as the run measured it: the lower of the peers'
+    measures (a check answered after a retransmission doubles one of them)."""
+    rtts = [s.get("rtt_ms") for s in result["selected"].values() if s]
+    rtts = [r for r in rtts if r is not None]
+    return min(rtts) if rtts else None
+
+
 def rtt_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
     """The selected pair's round trip, within 30 % (or 30 ms) of the artifact's."""
     art = (peer.selected or {}).get("rtt_ms")
     if art is None:
         return None
-    run_sel = result["selected"].get(peer.role) or {}
-    run = run_sel.get("rtt_ms")
+    run = path_rtt(result)
     if run is None:
         return Check("round trip", peer.role, f"{art:g} ms", "unknown", None)
     close = abs(run - art) <= max(30.0, 0.3 * art)
