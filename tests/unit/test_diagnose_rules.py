@@ -403,3 +403,24 @@ def test_each_inference_names_its_evidence_lines():
         if i.rule.name == "turn-tcp-dropped"
     ]
     assert inference.evidence == [1, 2, 9]
+
+
+def test_no_other_path_when_tcp_to_turn_is_stuck_and_nothing_else_got_out():
+    rule = RULE["no-other-path"]
+    stuck = {"socket_checks": checks(0.0, 1.0), "outcome": "failed"}
+    assert rule.test(peer(**stuck))
+    assert not rule.test(peer(**{**stuck, "outcome": None}))  # the log does not say it failed
+    assert not rule.test(peer(**stuck, local_types={"host": 1, "srflx": 1}))  # UDP got out
+
+
+def test_the_issue_s_master_log_drops_tcp_and_udp_to_turn(tmp_path):
+    """Both firewall rules end up on the master's router (rule lists add up when merged)."""
+    log = Path(__file__).parent / "fixtures" / "customer_logs"
+    diagnosis = diagnose_file(log / "issue24-master-turn-tcp-stuck-no-pair.log")
+    rules = diagnosis["scenario"]["conditions"]["master-gw"]["firewall"]["outbound"]["rules"]
+    assert {(r["protocol"], tuple(r["hosts"])) for r in rules} == {
+        ("tcp", ("turn",)),
+        ("udp", ("turn",)),
+    }
+    assert diagnosis["scenario"]["expect"]["outcome"] == "failed"
+    check_scenario(diagnosis["scenario"], tmp_path / "diagnosed.yaml")

@@ -389,6 +389,32 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="no-other-path",
+        condition=(
+            "failed while TURN over TCP/TLS was stuck connecting, and the log shows no srflx, no "
+            "relay and no TURN answer over UDP"
+        ),
+        test=lambda p: (
+            p.outcome == "failed"
+            and _tcp_dropped(p)
+            and not p.has & {"srflx", "relay"}
+            and not p.turn_answered()
+        ),
+        reasoning=(
+            "The {side} did not connect (no candidate pair to send on), and nothing in its log "
+            "shows another way out: no server-reflexive candidate, no relay, no TURN answer over "
+            "UDP. With TCP to TURN dropped, the failure says UDP to the STUN/TURN server does not "
+            "get through either; the scenario drops it too."
+        ),
+        fragment=_deny_to_turn("udp"),
+        advice=(
+            "Allow the STUN/TURN servers from this network (UDP and TCP on 443), or try another "
+            "network; with neither, only a peer on the same LAN can be reached."
+        ),
+        lesson="With UDP and TCP to STUN/TURN both dropped, only host candidates remain.",
+        evidence=_tcp_evidence,
+    ),
+    Rule(
         name="turn-udp-timeout",
         condition=(
             "a TURN connection failed waiting for the answer to its first Allocate "

@@ -40,10 +40,12 @@ def base_scenario(name: str) -> dict[str, Any]:
 
 
 def merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge a fragment; a later rule's value wins for the same key."""
+    """Deep-merge a fragment; lists (firewall rules) add up, else a later rule's value wins."""
     for key, value in fragment.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
             merge(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            into[key] += [copy.deepcopy(v) for v in value if v not in into[key]]
         else:
             into[key] = copy.deepcopy(value)
     return into
