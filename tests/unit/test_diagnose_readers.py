@@ -211,3 +211,15 @@ def test_timings_from_the_sdk_time_stamps():
     peer = summarize(read_kvs_log(text), "kvs-log").peers["master"]
     # first candidate 18:20:01.310, gathering completed .378; checks 01.610 -> FAILED 11.613
     assert peer.timings == {"gathering_s": 0.068, "checks_s": 10.003}
+
+
+def test_the_selected_pair_line_s_remote_type_wins_over_a_sample_s_detail_line():
+    """Some samples print the local candidate's type on their 'Remote Candidate type' line."""
+    text = (
+        "2026-12-02 10:00:01 DEBUG   iceAgentReadyStateSetup(): Selected pair a_b, local "
+        "candidate type: srflx. remote candidate type: relay. Round trip time 80 ms\n"
+        "2026-12-02 10:00:01 DEBUG   logSelectedIceCandidatesInformation(): Remote Candidate "
+        "type: srflx\n"
+    )
+    selected = summarize(read_kvs_log(text), "kvs-log").peers["master"].selected
+    assert (selected["local"], selected["remote"], selected["rtt_ms"]) == ("srflx", "relay", 80.0)

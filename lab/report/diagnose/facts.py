@@ -324,7 +324,10 @@ def _selected(peer: PeerFacts, kind: str, data: dict[str, Any]) -> None:
         side = data["side"]
         for key, value in data.items():
             if key == "type":
-                selected[side] = value
+                # some samples print the local type as "Remote Candidate type": the ICE agent's
+                # own selected-pair line, when the log has it, says the remote type right
+                if not (side == "remote" and selected.get("remote")):
+                    selected[side] = value
             elif key == "relay protocol" and value != "N/A":
                 selected["relay_protocol" if side == "local" else "remote_relay_protocol"] = value
             elif key == "IP Address":
