@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from lab.core.errors import LabError
+        from lab.core.lifecycle import Terminated, interrupted_status
         from lab.core.terminal import fail, require_output_dirs
         from lab.peers.agents import require_agent
         from lab.run.preflight import require_root
@@ -75,9 +76,9 @@ def register(app: typer.Typer) -> None:
         try:
             with Sweep("compare", len(names) * len(chosen)) as sweep:
                 rows = run_all(names, chosen, extra, jobs, sweep)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as interruption:
             Console(stderr=True).print("interrupted: runs in progress tore their networks down")
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupted_status(interruption)) from None
         document = compare_document(chosen, rows, round(time.monotonic() - started, 1))
         console = Console(highlight=False)
         width = max(len(name) for name in names) + 4 + 24 * len(chosen)

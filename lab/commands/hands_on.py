@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lab.core.errors import LabError, LabInputError, LabRunError
+from lab.core.lifecycle import Terminated, interrupted_status
 from lab.core.processes import is_same_process
 from lab.observations.capture.capture import require_capture_tools
 from lab.run.hands_on.display import NOTHING_UP, say, status_document, status_lines, up_lines
@@ -48,9 +49,9 @@ def register(app: typer.Typer) -> None:
             state, took, note = start(loaded, software, capture)
         except LabError as exc:
             raise fail(exc) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as interruption:
             say("interrupted: nothing is up", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupted_status(interruption)) from None
         if note:
             say(note, err=True)
         say(*up_lines(state, took))

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from lab.core.errors import LabError
-        from lab.core.lifecycle import Terminated, sigterm_raises
+        from lab.core.lifecycle import Terminated, interrupted_status, sigterm_raises
         from lab.core.terminal import EXIT_LAB_FAILED, fail, require_output_dirs
         from lab.run.preflight import require_root
         from lab.sweeps.progress import Sweep
@@ -102,9 +102,9 @@ def register(app: typer.Typer) -> None:
                 else:
                     options = SweepOptions(servers, timing, viewer, master)
                     cells = run_cells_reused(combos, extra, workers, agents, sweep, options)
-        except (KeyboardInterrupt, Terminated):
+        except (KeyboardInterrupt, Terminated) as interruption:
             Console(stderr=True).print("interrupted: cells in progress tore their networks down")
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupted_status(interruption)) from None
         wall_s = round(time.monotonic() - started, 1)
         options = matrix_options(servers, timing, fresh)
         document = matrix_document(agents, presets, cells, wall_s, options)

@@ -69,7 +69,8 @@ def register(app: typer.Typer) -> None:
 
         preload_peer_code()  # a zygote imports aiortc while the network is built
         from lab.report.result import render
-        from lab.run.pipeline import RunOptions, run_scenario
+        from lab.run.pipeline import run_scenario
+        from lab.run.plan import RunOptions
 
         if log not in (None, "kvs"):
             raise fail(LabInputError(f"--log: unknown log style '{log}' (known: kvs)"))

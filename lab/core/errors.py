@@ -10,6 +10,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_EXPECTATIONS_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: Stopped by a signal, as shells report it (128 + the signal's number).
+EXIT_INTERRUPTED = 130  # Ctrl-C, SIGINT
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 class LabError(Exception):

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from lab.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+
 RUN_ROOT = Path("/run/ice-lab")
 
 
@@ -20,12 +22,24 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so `finally` blocks tear the lab down."""
 
 
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises Terminated in the main thread, so whatever is being
+    built is torn down by its `finally` blocks (the `lab` command does this first)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def interrupted_status(interruption: BaseException) -> int:
+    """The exit status of a command stopped by Ctrl-C (130) or SIGTERM (143)."""
+    return EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED
+
+
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:

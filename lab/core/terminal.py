@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from lab.core.errors import EXIT_BAD_INPUT, LabError, LabInputError
+from lab.core.lifecycle import Terminated, interrupted_status
 
 EXIT_LAB_FAILED = 3
 
@@ -39,13 +40,11 @@ def require_output_dirs(**outputs: object) -> None:
 @contextmanager
 def reported_failures() -> Iterator[None]:
     """Around the work of a command that builds a network: a LabError becomes its one
-    line and exit status, Ctrl-C or SIGTERM (by then the network is torn down) 130."""
-    from lab.core.lifecycle import Terminated
-
+    line and exit status; Ctrl-C (130) or SIGTERM (143) once the network is torn down."""
     try:
         yield
     except LabError as exc:
         raise fail(exc) from None
-    except (KeyboardInterrupt, Terminated):
+    except (KeyboardInterrupt, Terminated) as interruption:
         errors.print("interrupted: the lab network was torn down")
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupted_status(interruption)) from None

@@ -1,6 +1,11 @@
-"""One run, start to end: scenario -> topology -> network -> servers -> peers ->
-observations -> report. Everything it creates is torn down on success, failure,
-Ctrl-C and SIGTERM.
+"""One run, stage by stage: prepare the plan -> build the site (network, servers,
+capture) -> run the peers -> collect what the servers saw -> build the result.
+
+Every run goes through these functions: `lab run`, `lab compare` and `lab diagnose --run`
+(which run `lab run`), a `lab matrix` cell, fresh or on a kept network (lab/run/sites.py:
+reuse is how the build stage gets its site, not another pipeline), and `lab up` (the plan
+and the build stage, held open). Everything a run creates is torn down on success,
+failure, Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,149 +15,110 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.core.errors import LabInputError
-from lab.core.lifecycle import Stopwatch, run_directory, sigterm_raises
-from lab.network.build import LabNetwork
+from lab.core.lifecycle import Stopwatch, sigterm_raises
 from lab.observations.call_timeline import call_section
-from lab.observations.capture.capture import require_capture_tools, start_capture
-from lab.peers.agents import require_agent, require_call_support
+from lab.observations.capture.evidence import attach_evidence
 from lab.peers.command_peer import wire_seen
 from lab.peers.launch import peer_config, run_peers
-from lab.peers.timing import PROFILES, for_links
 from lab.report.result import build_result
 from lab.run.events import CallEventRunner
-from lab.run.preflight import require_impairment_support, require_root, require_tools
-from lab.scenario.scenario import Scenario
+from lab.run.plan import Plan, RunOptions, prepare
+from lab.run.sites import FreshSites, Site, Sites
+from lab.scenario.scenario import ROLES, Scenario
 from lab.servers.dns import read_answers
-from lab.servers.launch import start_servers
 from lab.servers.requestlog import read_requests
 
 
 @dataclass
-class RunOptions:
-    timing: str | None = None
-    servers: str | None = None
-    mode: str | None = None
-    viewer_mode: str | None = None
-    master_mode: str | None = None
-    keep_workdir: bool = False
-    kvs_log: bool = False
-    viewer_agent: str | None = None
-    master_agent: str | None = None
-    reveal_host_addresses: bool = False
-    #: Capture every link and trace STUN verdicts (observations/capture); `pcap_dir` keeps pcaps.
-    capture: bool = False
-    pcap_dir: Path | None = None
-    #: A user's program as the peer (lab/peers/command_peer.py), as argv.
-    viewer_command: list[str] | None = None
-    master_command: list[str] | None = None
+class PeersRan:
+    """What the peers stage leaves: each peer's observations and the call's events."""
+
+    observations: dict[str, dict[str, Any]]
+    call_events: CallEventRunner | None
 
 
-def peer_modes(scenario: Scenario, options: RunOptions) -> dict[str, str]:
-    modes = {}
-    for role in ("viewer", "master"):
-        override = getattr(options, f"{role}_mode") or options.mode
-        modes[role] = override or scenario.peers[role].mode
-    return modes
-
-
-def peer_agents(scenario: Scenario, options: RunOptions) -> dict[str, str]:
-    """The ICE agent of each peer: the command line's, else the scenario's; checked here so
-    a missing browser is bad input (exit 2) before anything is built."""
-    agents = {}
-    for role in ("viewer", "master"):
-        override = getattr(options, f"{role}_agent")
-        if getattr(options, f"{role}_command"):
-            agents[role], where = "command", f"--{role}-command"
-        else:
-            agents[role] = override or scenario.peers[role].agent
-            where = f"--{role}" if override else f"{scenario.source}: peers.{role}.agent"
-            require_agent(agents[role], where)
-        if scenario.call is not None:
-            require_call_support(agents[role], where)
-    return agents
-
-
-def run_scenario(scenario: Scenario, options: RunOptions) -> dict[str, Any]:
-    """Build the network, run both peers, tear everything down; return the result."""
-    require_root()
-    software = options.servers or (scenario.stun_turn.software if scenario.stun_turn else "none")
-    if scenario.stun_turn and scenario.stun_turn.faults and software != "mock":
-        raise LabInputError(
-            f"{scenario.source}: servers.stun_turn.faults: fault injection needs the mock "
-            "server (software: mock or --servers mock)"
-        )
-    require_tools(need_coturn=software == "coturn")
-    require_impairment_support(scenario)
-    if options.capture:
-        require_capture_tools(options.pcap_dir)
-    agents = peer_agents(scenario, options)
-    profile = for_links(
-        PROFILES[options.timing or scenario.timing], scenario.added_rtt_ms, scenario.loss_percent
-    )
+def run_scenario(
+    scenario: Scenario, options: RunOptions, sites: Sites | None = None
+) -> dict[str, Any]:
+    """The whole run on a site from `sites` (a fresh one by default); return the result."""
+    plan = prepare(scenario, options)
     started = time.monotonic()
     phases: dict[str, float] = {}
     mark = Stopwatch(phases)
-    with sigterm_raises(), run_directory(options.keep_workdir) as workdir:
-        with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
-            mark("network_s")
-            capture = start_capture(network, workdir) if options.capture else None
-            servers = start_servers(network, scenario, workdir, software)
-            mark("servers_s")
-            modes = peer_modes(scenario, options)
-            configs = {
-                role: peer_config(
-                    scenario,
-                    servers,
-                    role,
-                    modes[role],
-                    profile,
-                    workdir,
-                    options.kvs_log,
-                    agents[role],
-                    options.reveal_host_addresses,
-                )
-                for role in ("viewer", "master")
-            }
-            for role, config in configs.items():
-                if agents[role] == "command":
-                    config.extra["command"] = getattr(options, f"{role}_command")
-            if capture:
-                capture.ready()
-            call_events = (
-                CallEventRunner(network, scenario.events, workdir, servers.restart_turn)
-                if scenario.call
-                else None
-            )
-            observations = run_peers(network, configs, profile, workdir, call_events)
-            mark("peers_s")
-            captured = capture.stop() if capture else None
+    sites = sites or FreshSites(keep_workdir=options.keep_workdir)
+    with sigterm_raises(), sites.site(plan, mark) as site:
+        ran = run_the_peers(plan, site)
+        mark("peers_s")
+        captured = site.capture.stop() if site.capture else None
+        site.release()
         mark("teardown_s")
-        total_s = time.monotonic() - started
-        turn_log = servers.logs.get("stun_turn")
-        server_facts = {
-            "turn": {"software": software, "requests": read_requests(software, turn_log)},
-            "dns": {"answers": read_answers(workdir)},  # what each host was told, by name
-        }
-        for role, observed in observations.items():
-            if observed.get("agent") == "command" and "command" in observed:
-                turn = server_facts["turn"]["requests"]
-                observed["command"]["wire"] = wire_seen(role, servers.logs.get("signaling"), turn)
-        call = (
-            call_section(
-                scenario.events,
-                call_events.log,
-                call_events.call_started_at,
-                observations,
-                scenario.call.pauses if scenario.call else (),
-            )
-            if call_events is not None
-            else None
-        )
-        result = build_result(scenario, observations, profile.name, total_s, server_facts, call)
+        servers = what_the_servers_saw(plan, site, ran)
+        result = build_result(
+            scenario, ran.observations, plan.profile.name, time.monotonic() - started,
+            servers, call_of(plan, ran),
+        )  # fmt: skip
         result["timings"]["phases"] = phases
         if captured is not None:
-            from lab.observations.capture.evidence import attach_evidence
-
             attach_evidence(result, captured, options.pcap_dir)
         return result
+
+
+def run_the_peers(plan: Plan, site: Site) -> PeersRan:
+    """Both peers to the end on the site, with the call's network events while they run."""
+    for role in ROLES:  # a peer that writes nothing must not leave the last run's files
+        for suffix in ("observations.json", "config.json", "log"):
+            (site.workdir / f"{role}.{suffix}").unlink(missing_ok=True)
+    options, scenario = plan.options, plan.scenario
+    configs = {
+        role: peer_config(
+            scenario, site.servers, role, plan.modes[role], plan.profile, site.workdir,
+            options.kvs_log, plan.agents[role], options.reveal_host_addresses,
+        )
+        for role in ROLES
+    }  # fmt: skip
+    for role, config in configs.items():
+        if plan.agents[role] == "command":
+            config.extra["command"] = getattr(options, f"{role}_command")
+    if site.capture:
+        site.capture.ready()
+    call_events = (
+        CallEventRunner(site.network, scenario.events, site.workdir, site.servers.restart_turn)
+        if scenario.call
+        else None
+    )
+    observations = run_peers(site.network, configs, plan.profile, site.workdir, call_events)
+    return PeersRan(observations, call_events)
+
+
+def what_the_servers_saw(plan: Plan, site: Site, ran: PeersRan) -> dict[str, Any]:
+    """The result's `servers`: the TURN requests and DNS answers of this run (and, for a
+    user's program as a peer, what the servers saw of it), from this run's logs."""
+    logs = site.logs.directory(f"run-{id(ran):x}")
+    turn_log = _in(logs, site.servers.logs.get("stun_turn"))
+    facts: dict[str, Any] = {
+        "turn": {"software": site.software, "requests": read_requests(site.software, turn_log)},
+        "dns": {"answers": read_answers(logs)},  # what each host was told, by name
+    }
+    signaling_log = _in(logs, site.servers.logs.get("signaling"))
+    for role, observed in ran.observations.items():
+        if observed.get("agent") == "command" and "command" in observed:
+            turn = facts["turn"]["requests"]
+            observed["command"]["wire"] = wire_seen(role, signaling_log, turn)
+    return facts
+
+
+def call_of(plan: Plan, ran: PeersRan) -> dict[str, Any] | None:
+    """The result's `call` section, for a scenario with an ongoing call."""
+    events = ran.call_events
+    if events is None:
+        return None
+    call = plan.scenario.call
+    return call_section(
+        plan.scenario.events, events.log, events.call_started_at, ran.observations,
+        call.pauses if call else (),
+    )  # fmt: skip
+
+
+def _in(directory: Path, log: Path | None) -> Path | None:
+    """The same log in this run's log directory."""
+    return None if log is None else directory / log.name

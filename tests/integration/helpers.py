@@ -47,11 +47,18 @@ def leftovers() -> dict[str, Any]:
     turnservers = [
         pid
         for pid in _pids()
-        if Path(f"/proc/{pid}/comm").exists()
-        and Path(f"/proc/{pid}/comm").read_text().strip() == "turnserver"
+        if _command_name(pid) == "turnserver"
         and pid in _children_of_lab_namespaces(set(shells.values()))
     ]
     return {"shells": sorted(shells), "run_dirs": runs, "turnservers": turnservers}
+
+
+def _command_name(pid: int) -> str | None:
+    """A process's name, or None if it ended meanwhile."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def _pids() -> list[int]:

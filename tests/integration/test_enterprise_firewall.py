@@ -15,7 +15,7 @@ from lab.core.documents import load_schema
 from lab.core.processes import is_same_process
 from lab.network.build import PROCESS_RECORD
 
-from .helpers import LAB, leftovers, run_scenario
+from .helpers import KEPT_BEFORE, LAB, leftovers, run_dirs, run_scenario
 
 pytestmark = pytest.mark.root
 
@@ -111,7 +111,7 @@ def test_sigterm_tears_everything_down() -> None:
     process = subprocess.Popen([*LAB, "run", "enterprise-firewall", "--timing", "kvs"])
     time.sleep(1.5)
     process.terminate()
-    assert process.wait(timeout=30) == 130
+    assert process.wait(timeout=30) == 143  # 128 + SIGTERM
     assert leftovers() == {"shells": [], "run_dirs": [], "turnservers": []}
 
 
@@ -143,7 +143,12 @@ def test_lab_clean_removes_what_a_killed_run_left() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # killed once its TURN server is up, however busy
+        started = recorded_pids(sorted(run_dirs() - KEPT_BEFORE))
+        if any("turnserver" in entry["what"] for entry in started.values()):
+            break
+        time.sleep(0.1)
     process.kill()  # SIGKILL: no chance to tear anything down
     process.wait(timeout=10)
     left = leftovers()

@@ -21,8 +21,9 @@ import pytest
 from lab.core.processes import is_same_process
 from lab.network.build import OWNER, PROCESS_RECORD
 from lab.peers.forked import preload_peer_code
+from lab.sweeps.cell_worker import Worker
 from lab.sweeps.matrix import run_cell, selected_types
-from lab.sweeps.workers import Options, Worker
+from lab.sweeps.workers import Options
 
 pytestmark = pytest.mark.root
 
@@ -107,7 +108,7 @@ def test_a_worker_tears_everything_down_on_sigterm_mid_cell(tmp_path: Path) -> N
     stderr = tmp_path / "worker.stderr"
     with open(stderr, "w") as errors:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "lab.sweeps.workers"],
+            [sys.executable, "-m", "lab.sweeps.cell_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
         )  # fmt: skip
     assert worker.stdin is not None and worker.stdout is not None
@@ -128,7 +129,7 @@ def test_a_worker_tears_everything_down_on_sigterm_mid_cell(tmp_path: Path) -> N
         pids = recorded_pids(workdir)
         assert len(pids) > 0
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 130
+        assert worker.wait(timeout=30) == 143  # 128 + SIGTERM
     finally:
         if worker.poll() is None:
             os.kill(worker.pid, signal.SIGKILL)

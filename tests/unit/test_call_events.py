@@ -467,7 +467,7 @@ def test_an_agent_that_cannot_hold_a_call_is_refused_before_anything_is_built() 
     """A kvs-js peer or a user's program would connect and then say nothing of the
     call's events: bad input, naming the option, not a run that looks broken."""
     from lab.core.errors import LabInputError
-    from lab.run.pipeline import RunOptions, peer_agents
+    from lab.run.plan import RunOptions, peer_agents
     from lab.scenario.scenario import load_scenario
 
     with pytest.raises(LabInputError, match="--viewer-command: the scenario holds a call"):

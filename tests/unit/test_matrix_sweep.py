@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from lab.network.reconfigure import node_ruleset, reload_script
+from lab.servers.idle import live_turn_sessions, signaling_leftovers
 from lab.sweeps.matrix import default_jobs
 from lab.sweeps.matrix_cells import GROUPS, NAT_ROWS
 from lab.sweeps.workers import (
@@ -16,12 +18,8 @@ from lab.sweeps.workers import (
     Options,
     ReusedSweep,
     WorkerProcess,
-    cell_ruleset,
-    live_turn_sessions,
     not_reusable,
     plan_chunks,
-    reload_script,
-    signaling_leftovers,
     topology_key,
 )
 
@@ -106,9 +104,9 @@ def test_the_signaling_service_is_idle_once_every_client_left_and_nothing_is_hel
 
 
 def test_the_reload_replaces_the_tables_in_one_transaction_then_forgets_connections() -> None:
-    ruleset = cell_ruleset("table ip icelab_nat {\n}\n").splitlines()
+    ruleset = node_ruleset("table ip icelab_nat {\n}\n").splitlines()
     assert ruleset[0] == "flush ruleset" and ruleset[1] == "table ip icelab_nat {"
-    assert cell_ruleset("") == "flush ruleset\n"  # a node without rules loses the last cell's
+    assert node_ruleset("") == "flush ruleset\n"  # a node without rules loses the last cell's
     script = reload_script(Path("/run/x/viewer-home.cell.nft"), ["sysctl -q -w a=1"])
     lines = script.splitlines()
     assert lines[:3] == ["set -e", "nft -f /run/x/viewer-home.cell.nft", "sysctl -q -w a=1"]
@@ -157,7 +155,7 @@ def test_proxy_cells_never_reach_a_worker() -> None:
 
 def test_the_worker_command_carries_the_matrix_options() -> None:
     command = WorkerProcess(Options(servers="mock", viewer="chromium")).command()
-    assert command[1:3] == ["-m", "lab.sweeps.workers"]
+    assert command[1:3] == ["-m", "lab.sweeps.cell_worker"]
     assert command[3:] == ["--servers", "mock", "--viewer", "chromium"]
 
 

@@ -23,16 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from lab.core.errors import LabError, LabInputError
-from lab.core.lifecycle import Terminated, run_directory, sigterm_raises
+from lab.core.lifecycle import Stopwatch, Terminated, sigterm_raises
 from lab.core.processes import start_time
 from lab.network.build import LabNetwork
-from lab.observations.capture.capture import LAST_CAPTURE, start_capture
+from lab.observations.capture.capture import LAST_CAPTURE
 from lab.observations.capture.evidence import keep_session_capture
 from lab.run.hands_on.processes import MARK
 from lab.run.hands_on.state import remove_state, write_state
+from lab.run.plan import RunOptions, prepare
+from lab.run.sites import FreshSites
 from lab.scenario.scenario import load_scenario
 from lab.servers.credentials import rest_credentials
-from lab.servers.launch import start_servers
 
 CREDENTIALS_TTL_S = 24 * 3600
 
@@ -152,26 +153,30 @@ def run(reference: str, software: str, ready_fd: int, capture: bool = False) -> 
 def _hold(
     reference: str, software: str, token: str, readiness: Readiness, capture: bool = False
 ) -> None:
-    """Bring the scenario up, say so, and keep it up until a signal ends the waiting."""
-    with sigterm_raises(), run_directory(keep=False) as workdir, ExitStack() as stack:
-        _log_to(workdir / "daemon.log")
-        scenario = load_scenario(reference)
-        with LabNetwork(scenario.topology, scenario.conditions, workdir) as network:
-            state = build_state(scenario, network, token, workdir, software)
-            write_state(state)
-            capturing = start_capture(network, workdir) if capture else None
-            servers = start_servers(network, scenario, workdir, software)
-            if capturing:  # every link until `lab down`; `lab pcap` lists the files then
-                capturing.ready()
-                state["capture"] = str(LAST_CAPTURE)
-                stack.callback(keep_session_capture, capturing, scenario.name)
-            state["servers"] = servers_state(scenario, servers, software)
-            state["status"] = "up"
-            write_state(state)
-            logging.info("up: %s (pid %d)", scenario.name, os.getpid())
-            readiness.send({"ok": True})
-            while True:
-                signal.pause()
+    """Bring the scenario up, say so, and keep it up until a signal ends the waiting: the
+    run pipeline's plan and build stage (lab/run/sites.py), held open instead of peers."""
+    scenario = load_scenario(reference)
+    plan = prepare(scenario, RunOptions(servers=software, capture=capture), with_peers=False)
+    state: dict[str, Any] = {}
+
+    def network_built(network: LabNetwork, workdir: Path) -> None:
+        state.update(build_state(scenario, network, token, workdir, software))
+        write_state(state)  # before the servers start: what a crash leaves is found
+
+    sites = FreshSites(on_directory=lambda workdir: _log_to(workdir / "daemon.log"),
+                       on_network=network_built)  # fmt: skip
+    with sigterm_raises(), sites.site(plan, Stopwatch({})) as site, ExitStack() as stack:
+        if site.capture:  # every link until `lab down`; `lab pcap` lists the files then
+            site.capture.ready()
+            state["capture"] = str(LAST_CAPTURE)
+            stack.callback(keep_session_capture, site.capture, scenario.name)
+        state["servers"] = servers_state(scenario, site.servers, software)
+        state["status"] = "up"
+        write_state(state)
+        logging.info("up: %s (pid %d)", scenario.name, os.getpid())
+        readiness.send({"ok": True})
+        while True:
+            signal.pause()
 
 
 def _log_to(path: Path) -> None:
