@@ -24,7 +24,7 @@ from typing import Any
 
 from lab.peers.config import PeerConfig
 
-#: The environment a command gets beside its own (README, "Your own program as a peer").
+#: The environment a command gets beside its own (docs/how-to/your-own-program.md).
 ENVIRONMENT = {
     "AWS_ENDPOINT_URL_KINESIS_VIDEO": "the service's control plane (HTTPS)",
     "AWS_REGION": "the service's region (also AWS_DEFAULT_REGION)",

@@ -48,7 +48,7 @@ def netem_missing_message(where: str) -> str:
         f"({platform.release()}) does not have. Leave `mechanism` out (or set it to "
         f"delay-line, and unset {impairments.MECHANISM_ENV}): the lab's delay line carries "
         "delay, jitter, reordering, duplication and burst loss on any kernel. Or run this "
-        'scenario in the Vagrant VM, whose kernel has netem (README.md, "Run it in a VM")'
+        "scenario in the Vagrant VM, whose kernel has netem (docs/how-to/vm.md)"
     )
 
 

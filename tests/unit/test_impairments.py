@@ -343,7 +343,7 @@ def test_netem_asked_for_without_netem_stops_naming_the_field_the_module_and_the
     assert message.startswith(f"{path}: conditions.viewer-gw.impairments.mechanism: ")
     assert "sch_netem" in message and "(6.1.0-test)" in message
     assert "delay line" in message and MECHANISM_ENV in message
-    assert "Vagrant VM" in message and '"Run it in a VM"' in message
+    assert "Vagrant VM" in message and "docs/how-to/vm.md" in message
     monkeypatch.setattr(impairments_module, "netem_available", lambda: True)
     require_impairment_support(scenario)  # the VM: goes ahead
 
