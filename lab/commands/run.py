@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         from lab.peers.forked import preload_peer_code
 
         preload_peer_code()  # a zygote imports aiortc while the network is built
-        from lab.report.result import render
+        from lab.report.summary import render
         from lab.run.pipeline import run_scenario
         from lab.run.plan import RunOptions
 
@@ -94,19 +94,19 @@ def register(app: typer.Typer) -> None:
             require_output_dirs(json=json_path, html=html_path)
             result = run_scenario(load_scenario(scenario), options)
         if json_path is not None:
-            json_path.write_text(json.dumps(result, indent=2) + "\n")
+            json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
         if html_path is not None:
             from lab.commands.html_reports import write_html
 
             try:
-                write_html(result, Path(scenario), html_path)
+                write_html(result.to_json(), Path(scenario), html_path)
             except LabError as exc:
                 raise fail(exc) from None
         if not quiet:
             render(
                 result, console, kvs_log=log == "kvs", server_log=show_server_log, pair_list=pairs
             )
-        if not result["expectations_met"]:
+        if not result.expectations_met:
             raise typer.Exit(EXIT_EXPECTATIONS_FAILED)
 
 

@@ -3,15 +3,15 @@
 Support engineers get these lines from customers; the lab prints the same lines for
 the same events (`lab run --log kvs`) and names the status code a failed run would
 have produced (`kvs_status` in the result), so a customer's log can be matched to a
-scenario. Everything here is derived from the result document (pure).
+scenario. Everything here is derived from the typed result (pure).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
-from lab.observations.ice import endpoint
+from lab.observations.ice import Candidate, SelectedPair
+from lab.report.result import PeerResult, RunResult
 
 STATUS_CODES = {
     "0x5a00000b": "STATUS_ICE_NO_LOCAL_CANDIDATE_AVAILABLE_AFTER_GATHERING_TIMEOUT",
@@ -39,106 +39,90 @@ def _status(code: str) -> dict[str, str]:
     return {"code": code, "name": STATUS_CODES[code], "meaning": MEANINGS[code]}
 
 
-def kvs_status(result: dict[str, Any]) -> dict[str, str] | None:
+def kvs_status(result: RunResult) -> dict[str, str] | None:
     """The status the C SDK would report for a failed run (None when it connected)."""
-    if result["outcome"] == "connected":
+    if result.outcome == "connected":
         return None
-    viewer = result["peers"]["viewer"]
+    viewer = result.peers["viewer"]
     if failed_before_ice(viewer):
         return None  # the C SDK fails in signaling (DNS, TLS, HTTP) and names no ICE status
-    if not viewer.get("candidates"):
+    if not viewer.candidates:
         return _status("0x5a00000b")
-    pairs = [p for p in result["pairs"] if p["agent"] == "viewer"]
+    pairs = result.pairs_of("viewer")
     if not pairs:
         return _status("0x5a00000e")
-    if any(p["state"] == "succeeded" for p in pairs):
+    if any(p.state == "succeeded" for p in pairs):
         return _status("0x5a000013")
     refused = [
-        p
-        for p in pairs
-        if (p.get("failure") or {}).get("reason") == "turn_error"
-        and (p.get("failure") or {}).get("code") == 403
-    ]
-    if refused and len(refused) == len([p for p in pairs if p["local"]["type"] == "relay"]):
+        p for p in pairs
+        if (p.failure or {}).get("reason") == "turn_error" and (p.failure or {}).get("code") == 403
+    ]  # fmt: skip
+    if refused and len(refused) == len([p for p in pairs if p.local.type == "relay"]):
         return _status("0x5a000027")
     return _status("0x5a00000d")
 
 
-def failed_before_ice(peer: dict[str, Any]) -> bool:
+def failed_before_ice(peer: PeerResult) -> bool:
     """The peer's error ended it before its ICE agent started (no state, no candidate):
     the service was out of reach, by name or by address."""
-    return bool(peer.get("error")) and not peer.get("ice_states") and not peer.get("candidates")
+    return bool(peer.error) and not peer.extra.get("ice_states") and not peer.candidates
 
 
-def candidate_id(candidate: dict[str, Any]) -> str:
+def candidate_id(candidate: Candidate) -> str:
     """A short stable id, like the C SDK's random candidate ids."""
-    key = f"{candidate['type']}{candidate['address']}{candidate['port']}"
+    key = f"{candidate.type}{candidate.address}{candidate.port}"
     return hashlib.sha1(key.encode()).hexdigest()[:8]
 
 
-def _detail_lines(side: str, candidate: dict[str, Any]) -> list[str]:
-    relay = candidate.get("relay_protocol") or "N/A"
-    source = candidate.get("server") or "N/A"
-    if source != "N/A":
-        source = source.split(":")[1]
+def _detail_lines(side: str, candidate: Candidate) -> list[str]:
+    relay = candidate.relay_protocol or "N/A"
+    source = candidate.server.split(":")[1] if candidate.server else "N/A"
     return [
-        f"{side} Candidate IP Address: {candidate['address']}",
-        f"{side} Candidate type: {candidate['type']}",
-        f"{side} Candidate port: {candidate['port']}",
-        f"{side} Candidate transport protocol: {candidate['protocol']}",
+        f"{side} Candidate IP Address: {candidate.address}",
+        f"{side} Candidate type: {candidate.type}",
+        f"{side} Candidate port: {candidate.port}",
+        f"{side} Candidate transport protocol: {candidate.protocol}",
         f"{side} Candidate relay protocol: {relay}",
         f"{side} Candidate Ice server source: {source}",
     ]
 
 
-def kvs_log_lines(result: dict[str, Any], role: str) -> list[str]:
+def kvs_log_lines(result: RunResult, role: str) -> list[str]:
     """The C SDK's log lines for one peer's ICE agent, in the order the events happened."""
-    peer = result["peers"][role]
-    lines = []
-    for candidate in peer.get("candidates", []):
-        lines.append(
-            f"New local candidate {candidate_id(candidate)}: {candidate['type']} "
-            f"{endpoint(candidate['address'], candidate['port'])}"
-        )
-    for candidate in peer.get("remote_candidates", []):
-        lines.append(
-            f"New remote candidate {candidate_id(candidate)}: {candidate['type']} "
-            f"{endpoint(candidate['address'], candidate['port'])}"
-        )
+    peer = result.peers[role]
+    lines = [
+        f"New local candidate {candidate_id(c)}: {c.type} {c.endpoint}" for c in peer.candidates
+    ]
+    lines += [
+        f"New remote candidate {candidate_id(c)}: {c.type} {c.endpoint}"
+        for c in peer.remote_candidates or []
+    ]
     previous = "ICE_AGENT_STATE_NEW"
-    for change in peer.get("ice_states", []):
+    for change in peer.extra.get("ice_states") or []:
         state = AGENT_STATES.get(change["state"])
         if state and state != previous:
             lines.append(f"Ice agent state changed from {previous} to {state}.")
             previous = state
-    for pair in (p for p in result["pairs"] if p["agent"] == role):
-        if pair["state"] == "succeeded":
-            pair_id = candidate_id(pair["local"]) + candidate_id(pair["remote"])
-            rtt = round(pair["rtt_ms"]) if pair.get("rtt_ms") is not None else 0
+    for pair in result.pairs_of(role):
+        if pair.state == "succeeded":
+            pair_id = candidate_id(pair.local) + candidate_id(pair.remote)
+            rtt = round(pair.rtt_ms) if pair.rtt_ms is not None else 0
             lines.append(f"Ice candidate pair {pair_id} is connected. Round trip time: {rtt}ms")
-    selected = result["selected"].get(role)
+    selected = result.selected.get(role)
     if selected:
         lines += _selected_lines(selected, result, role)
     return lines
 
 
-def _selected_lines(selected: dict[str, Any], result: dict[str, Any], role: str) -> list[str]:
-    local, remote = selected["local"], selected["remote"]
+def _selected_lines(selected: SelectedPair, result: RunResult, role: str) -> list[str]:
+    local, remote = selected.local, selected.remote
     pair_id = candidate_id(local) + candidate_id(remote)
-    priority = next(
-        (
-            p.get("priority")
-            for p in result["pairs"]
-            if p["agent"] == role
-            and candidate_id(p["local"]) == candidate_id(local)
-            and candidate_id(p["remote"]) == candidate_id(remote)
-        ),
-        None,
-    )
-    rtt = round(selected["rtt_ms"]) if selected.get("rtt_ms") is not None else 0
+    checked = result.selected_pair_of(role)
+    priority = checked.extra.get("priority") if checked else None
+    rtt = round(selected.rtt_ms) if selected.rtt_ms is not None else 0
     return [
-        f"Selected pair {pair_id}, local candidate type: {local['type']}. Round trip time "
-        f"{rtt} ms. Local candidate priority: {local.get('priority')}, ice candidate pair "
+        f"Selected pair {pair_id}, local candidate type: {local.type}. Round trip time "
+        f"{rtt} ms. Local candidate priority: {local.priority}, ice candidate pair "
         f"priority: {priority}",
         *_detail_lines("Local", local),
         *_detail_lines("Remote", remote),

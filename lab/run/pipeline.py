@@ -20,7 +20,8 @@ from lab.observations.call_timeline import call_section
 from lab.observations.capture.evidence import attach_evidence
 from lab.peers.command_peer import wire_seen
 from lab.peers.launch import peer_config, run_peers
-from lab.report.result import build_result
+from lab.report.build import build_result
+from lab.report.result import RunResult
 from lab.run.events import CallEventRunner
 from lab.run.plan import Plan, RunOptions, prepare
 from lab.run.sites import FreshSites, Site, Sites
@@ -37,9 +38,7 @@ class PeersRan:
     call_events: CallEventRunner | None
 
 
-def run_scenario(
-    scenario: Scenario, options: RunOptions, sites: Sites | None = None
-) -> dict[str, Any]:
+def run_scenario(scenario: Scenario, options: RunOptions, sites: Sites | None = None) -> RunResult:
     """The whole run on a site from `sites` (a fresh one by default); return the result."""
     plan = prepare(scenario, options)
     started = time.monotonic()
@@ -57,9 +56,11 @@ def run_scenario(
             scenario, ran.observations, plan.profile.name, time.monotonic() - started,
             servers, call_of(plan, ran),
         )  # fmt: skip
-        result["timings"]["phases"] = phases
-        if captured is not None:
-            attach_evidence(result, captured, options.pcap_dir)
+        result.timings.phases = phases
+        if captured is not None:  # the evidence is written beside the pcaps, as JSON
+            document = result.to_json()
+            attach_evidence(document, captured, options.pcap_dir)
+            result = RunResult.from_json(document)
         return result
 
 

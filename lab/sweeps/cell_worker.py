@@ -77,9 +77,8 @@ class Worker:
         `fallback` (why the caller should run it fresh)."""
         entry: dict[str, Any] = {"viewer": viewer, "master": master, "result": None}
         try:
-            entry["result"] = run_scenario(
-                self._scenario(viewer, master), self.run_options(), self.sites
-            )
+            result = run_scenario(self._scenario(viewer, master), self.run_options(), self.sites)
+            entry["result"] = result.to_json()  # an entry is a line of JSON to `lab matrix`
         except ReuseRefused as exc:
             entry["fallback"] = str(exc)
             return entry

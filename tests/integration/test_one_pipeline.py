@@ -18,6 +18,11 @@ from lab.scenario.scenario import load_scenario
 pytestmark = pytest.mark.root
 
 
+def run(scenario: Any, options: RunOptions, sites: ReusedSites | None = None) -> dict[str, Any]:
+    """The run's result document, as `lab run --json` writes it."""
+    return run_scenario(scenario, options, sites).to_json()
+
+
 def kinds(candidate: dict[str, Any]) -> str:
     return f"{candidate['type']}/{candidate['protocol']}"
 
@@ -81,11 +86,11 @@ def test_a_run_on_a_kept_site_equals_lab_run_section_by_section() -> None:
     preload_peer_code()
     captured = RunOptions(capture=True)
     with ReusedSites() as sites:
-        first = run_scenario(load_scenario("home-nat-both"), RunOptions(), sites)
+        first = run(load_scenario("home-nat-both"), RunOptions(), sites)
         kept = sites.kept
         assert kept is not None
-        symmetric = run_scenario(load_scenario("symmetric-both"), captured, sites)
-        call = run_scenario(load_scenario("call-nat-flush"), RunOptions(), sites)
+        symmetric = run(load_scenario("symmetric-both"), captured, sites)
+        call = run(load_scenario("call-nat-flush"), RunOptions(), sites)
         assert kept.runs == 3 and sites.kept is None  # the call's events closed the site
         assert not kept.workdir.exists()
     # The kept site's second and third runs found the network already up.
@@ -94,6 +99,6 @@ def test_a_run_on_a_kept_site_equals_lab_run_section_by_section() -> None:
     assert call["timings"]["phases"]["servers_s"] == 0.0
     assert first["servers"]["dns"]["answers"] and symmetric["servers"]["dns"]["answers"]
     assert "capture" in symmetric and call["call"]["started"]
-    assert_same(first, run_scenario(load_scenario("home-nat-both"), RunOptions()))
-    assert_same(symmetric, run_scenario(load_scenario("symmetric-both"), captured))
-    assert_same(call, run_scenario(load_scenario("call-nat-flush"), RunOptions()))
+    assert_same(first, run(load_scenario("home-nat-both"), RunOptions()))
+    assert_same(symmetric, run(load_scenario("symmetric-both"), captured))
+    assert_same(call, run(load_scenario("call-nat-flush"), RunOptions()))

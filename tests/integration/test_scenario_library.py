@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from lab.core.documents import schema_errors
+from lab.report.result import RunResult
 from lab.scenario.scenario import bundled_scenarios, load_scenario
 
 from .helpers import lab, leftovers, run_scenario
@@ -43,6 +45,10 @@ def test_bundled_scenario_meets_its_expectations(library_runs: dict[str, Any], p
     unfinished = {"waiting", "in-progress"} if browsers else set()
     assert {p["state"] for p in result["pairs"]} <= {"succeeded", "failed", *unfinished}
     assert leftovers()["shells"] == []
+    # The typed result and the schema agree: the document reads back and writes out the
+    # same, and validates.
+    assert RunResult.from_json(result).to_json() == result
+    assert schema_errors(result, "result") == []
 
 
 def test_library_lists_every_scenario_with_a_lesson() -> None:

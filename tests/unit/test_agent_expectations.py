@@ -13,6 +13,7 @@ import yaml
 from lab.core.errors import LabInputError
 from lab.report.expectations import evaluate
 from lab.scenario.scenario import load_scenario
+from tests.result_docs import typed
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_HOST = {"local": "host", "remote": "host", "reason": "timeout"}
@@ -39,7 +40,7 @@ def pair(state: str, local: str = "host", remote: str = "host", **extra: object)
 
 
 def check(expect: dict, observed: dict) -> dict:
-    return evaluate({"outcome": "connected", **expect}, observed)[1]
+    return evaluate({"outcome": "connected", **expect}, typed(observed))[1].to_json()
 
 
 def test_unresolvable_mdns_names_meet_a_failing_pairs_expectation() -> None:

@@ -26,12 +26,12 @@ from lab.network.topology import load_topology
 from lab.observations.capture.capture import render_trace_table
 from lab.observations.capture.decode import FIELDS, parse_line
 from lab.observations.capture.verdicts import parse_trace
-from lab.observations.ice import endpoint, host_of
+from lab.observations.ice import Candidate, endpoint, host_of
 from lab.report.address_families import family_lines
 from lab.report.expectations import evaluate
-from lab.report.result import describe_candidate
 from lab.scenario.scenario import load_scenario
 from lab.servers.dns import render_dns64
+from tests.result_docs import typed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,8 +158,8 @@ def test_lab_validate_exits_2_on_a_bad_ipv6_address(tmp_path: Path) -> None:
 def test_ipv6_endpoints_are_written_with_brackets() -> None:
     assert endpoint("2001:db8:2::10", 5000) == "[2001:db8:2::10]:5000"
     assert endpoint("198.51.100.2", 5000) == "198.51.100.2:5000"
-    candidate = {"type": "host", "address": "2001:db8:2::10", "port": 5000}
-    assert describe_candidate(candidate) == "host [2001:db8:2::10]:5000"
+    candidate = Candidate("host", "udp", "2001:db8:2::10", 5000)
+    assert candidate.text() == "host [2001:db8:2::10]:5000"
 
 
 def _candidate(kind: str, address: str, port: int) -> dict[str, Any]:
@@ -195,9 +195,9 @@ def test_expectations_on_address_families() -> None:
         "selected": {"viewer": {"family": "ipv4"}},
         "gathered": {"viewer": [{"type": "host", "family": "ipv6", "paired": False}]},
     }
-    assert all(c["met"] for c in evaluate(expect, _result(selected_v6=False)))
-    failed = [c for c in evaluate(expect, _result(selected_v6=True)) if not c["met"]]
-    assert [c["check"] for c in failed] == [
+    assert all(c.met for c in evaluate(expect, typed(_result(selected_v6=False))))
+    failed = [c for c in evaluate(expect, typed(_result(selected_v6=True))) if not c.met]
+    assert [c.check for c in failed] == [
         "viewer's selected pair is ipv4",
         "viewer gathered a host ipv6 candidate that no pair could use",
     ]

@@ -7,6 +7,7 @@ import pytest
 from lab.observations.ice import merge_pairs, pair_priority
 from lab.peers.ice_servers import parse_url, plan_servers
 from lab.report.expectations import evaluate
+from tests.result_docs import typed
 
 URLS = [
     "stun:203.0.113.10:3478",
@@ -79,12 +80,20 @@ def test_merge_pairs_fills_remote_relay_details_from_the_other_peer() -> None:
         "viewer": {"candidates": [relay], "pairs": []},
         "master": {
             "candidates": [],
-            "pairs": [{"local": candidate("host", "192.168.1.10", 1), "remote": remote_view}],
+            "pairs": [
+                {
+                    "local": candidate("host", "192.168.1.10", 1),
+                    "remote": remote_view,
+                    "state": "succeeded",
+                    "nominated": True,
+                    "rtt_ms": 1.0,
+                }
+            ],  # fmt: skip
         },
     }
     pairs = merge_pairs(observations)
-    assert pairs[0]["agent"] == "master"
-    assert pairs[0]["remote"]["relay_protocol"] == "tls"
+    assert pairs[0].agent == "master"
+    assert pairs[0].remote.relay_protocol == "tls"
 
 
 def result_with(selected_local: dict | None, outcome: str = "connected") -> dict:
@@ -105,10 +114,10 @@ def test_expectations_hold_and_fail_with_the_observed_value() -> None:
         "selected": {"viewer": {"local": "relay", "relay_protocol": ["tcp", "tls"]}},
         "absent_candidates": {"viewer": ["srflx"]},
     }
-    good = evaluate(expect, result_with(candidate("relay", "203.0.113.10", 1, "tls")))
-    assert all(check["met"] for check in good)
-    bad = evaluate(expect, result_with(candidate("relay", "203.0.113.10", 1, "udp")))
-    failed = [c for c in bad if not c["met"]]
-    assert len(failed) == 1 and failed[0]["observed"] == "udp"
-    none = evaluate(expect, result_with(None, outcome="failed"))
-    assert sum(not c["met"] for c in none) == 3
+    good = evaluate(expect, typed(result_with(candidate("relay", "203.0.113.10", 1, "tls"))))
+    assert all(check.met for check in good)
+    bad = evaluate(expect, typed(result_with(candidate("relay", "203.0.113.10", 1, "udp"))))
+    failed = [c for c in bad if not c.met]
+    assert len(failed) == 1 and failed[0].observed == "udp"
+    none = evaluate(expect, typed(result_with(None, outcome="failed")))
+    assert sum(not c.met for c in none) == 3

@@ -7,6 +7,7 @@ from pathlib import Path
 from lab.report.kvs_sdk import kvs_status
 from lab.servers.mock import mock_config
 from lab.servers.requestlog import parse_coturn_log
+from tests.result_docs import typed
 
 
 def test_mock_listens_where_coturn_does(tmp_path: Path) -> None:
@@ -93,13 +94,13 @@ def pair(state: str, local: str = "host", failure: dict | None = None) -> dict:
 
 
 def test_kvs_status_codes() -> None:
-    assert kvs_status({"outcome": "connected"}) is None
-    assert kvs_status(result([], candidates=[]))["code"] == "0x5a00000b"
+    assert kvs_status(typed({"outcome": "connected"})) is None
+    assert kvs_status(typed(result([], candidates=[])))["code"] == "0x5a00000b"
     before_ice = result([], candidates=[])
     before_ice["peers"]["viewer"]["error"] = "gaierror: [Errno -3] Temporary failure"
-    assert kvs_status(before_ice) is None  # a signaling failure: no ICE status at all
-    assert kvs_status(result([]))["code"] == "0x5a00000e"
-    assert kvs_status(result([pair("failed")]))["code"] == "0x5a00000d"
-    assert kvs_status(result([pair("succeeded")]))["code"] == "0x5a000013"
+    assert kvs_status(typed(before_ice)) is None  # a signaling failure: no ICE status at all
+    assert kvs_status(typed(result([])))["code"] == "0x5a00000e"
+    assert kvs_status(typed(result([pair("failed")])))["code"] == "0x5a00000d"
+    assert kvs_status(typed(result([pair("succeeded")])))["code"] == "0x5a000013"
     refused = {"reason": "turn_error", "code": 403}
-    assert kvs_status(result([pair("failed", "relay", refused)]))["code"] == "0x5a000027"
+    assert kvs_status(typed(result([pair("failed", "relay", refused)])))["code"] == "0x5a000027"

@@ -25,6 +25,7 @@ from lab.network.vpn import (
 )
 from lab.report.expectations import evaluate
 from lab.scenario.scenario import load_scenario
+from tests.result_docs import typed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,8 +168,8 @@ def test_candidate_addresses_are_exactly_the_named_ones(
     candidates: list[tuple[str, str]], met: bool
 ) -> None:
     expect = {"outcome": "connected", "candidate_addresses": {"viewer": {"srflx": ["vpn-gw"]}}}
-    (_, check) = evaluate(expect, _result(candidates))
-    assert check["met"] is met
+    (_, check) = evaluate(expect, typed(_result(candidates)))
+    assert check.met is met
 
 
 def test_every_named_host_address_must_be_taken() -> None:
@@ -176,8 +177,8 @@ def test_every_named_host_address_must_be_taken() -> None:
         "outcome": "connected",
         "candidate_addresses": {"viewer": {"host": ["192.168.2.10", "10.200.0.2"]}},
     }
-    (_, check) = evaluate(expect, _result([("host", "10.200.0.2")]))  # Chromium's, say
-    assert not check["met"] and check["observed"] == ["10.200.0.2"]
+    (_, check) = evaluate(expect, typed(_result([("host", "10.200.0.2")])))  # Chromium's, say
+    assert not check.met and check.observed == ["10.200.0.2"]
 
 
 def test_an_unknown_node_in_candidate_addresses_names_the_field(tmp_path: Path) -> None:

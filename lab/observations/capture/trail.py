@@ -16,7 +16,7 @@ from typing import Any
 
 from lab.observations.capture.decode import Packet
 from lab.observations.capture.verdicts import Traced
-from lab.observations.ice import endpoint, host_of
+from lab.observations.ice import CandidatePair, endpoint, host_of
 
 #: NAT filter rules (lab/network/nat.py) drop what no mapping lets in: say from where.
 FILTER_SUFFIX = "filter"
@@ -282,17 +282,17 @@ def pair_trails(
             pair["failure"] = failure
 
 
-def drop_lines(pairs: list[dict[str, Any]]) -> list[str]:
+def drop_lines(pairs: list[CandidatePair]) -> list[str]:
     """The terminal's account of failed pairs whose checks a rule dropped: one line per node
     and rule, with how many pairs and one example (`lab trace --pair N` shows the rest)."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, pair in enumerate(pairs):
-        at = (pair.get("failure") or {}).get("dropped_at")
+        at = (pair.failure or {}).get("dropped_at")
         if at:
             groups[(at["node"], at["rule"])].append(index)
     lines = []
     for (node, rule), indexes in groups.items():
-        example = pairs[indexes[0]]["failure"]["message"]
+        example = (pairs[indexes[0]].failure or {})["message"]
         lines.append(
             f"  {len(indexes)} pair(s) dropped by {node}: {rule} (e.g. pair {indexes[0]}: "
             f"{example})"
