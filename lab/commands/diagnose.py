@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose.diagnosis import check_scenario, diagnose_file, to_json, write_scenario
 from lab.report.diagnose.render import render, render_verdict
 
 
-def run_and_judge(diagnosis: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_and_judge(diagnosis: JsonObject, path: Path) -> tuple[JsonObject, JsonObject]:
     """Run the written scenario with lab.run.pipeline and compare the result with the artifact."""
     from lab.peers.forked import preload_peer_code
     from lab.report.diagnose.verdict import verdict
@@ -60,8 +61,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _scenario_and_run(
-    diagnosis: dict[str, Any], output: Path | None, run: bool, out: Any
-) -> dict[str, Any] | None:
+    diagnosis: JsonObject, output: Path | None, run: bool, out: Any
+) -> JsonObject | None:
     if output is None and not run:
         return None
     with tempfile.TemporaryDirectory(prefix="lab-diagnose-") as scratch:

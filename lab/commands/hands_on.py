@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabError, LabInputError, LabRunError
 from lab.core.lifecycle import Terminated, interrupted_status
 from lab.core.processes import is_same_process
@@ -123,7 +124,7 @@ def checked_up_input(scenario: str, servers: str | None) -> tuple[Any, str]:
     return loaded, software
 
 
-def exec_target(host: str) -> tuple[dict[str, Any], int]:
+def exec_target(host: str) -> tuple[JsonObject, int]:
     """The state of the network that is up and the namespace shell of its `host`."""
     from lab.run.preflight import require_root
 
@@ -156,7 +157,7 @@ def command_line(command: list[str] | None) -> list[str]:
     return argv or [os.environ.get("SHELL") or "/bin/sh"]
 
 
-def with_resolver(state: dict[str, Any], host: str, argv: list[str]) -> list[str]:
+def with_resolver(state: JsonObject, host: str, argv: list[str]) -> list[str]:
     """`argv` run with the host's resolv.conf of the run (lab/network/resolver.py), so
     that names resolve through the lab's DNS as they do for the run's own processes."""
     from lab.network.resolver import command_prefix, node_directory

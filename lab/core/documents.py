@@ -21,6 +21,11 @@ import yaml
 from lab.core.errors import LabInputError
 
 SCHEMA_NAMES = ("scenario", "topology", "result")
+#: A JSON or YAML object as a file, a process or a socket gives it (a scenario's spec, a
+#: browser's getStats() entry, a signaling message, an HTTP body, a peer's observations):
+#: what is in it is its schema's or its protocol's business, and the code that reads it
+#: says which. The run's result is not one of these: it is typed (lab/report/result.py).
+JsonObject = dict[str, Any]
 #: libyaml's safe loader where PyYAML was built with it: ten times faster.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.network.firewall import FirewallPolicy
 from lab.network.impairments import Impairments
 from lab.network.nat import NatBehaviour
@@ -28,7 +28,7 @@ class NodeConditions:
             return [("impairments", i) for i in self.impairments]
         return [(f"impairments[{n}]", i) for n, i in enumerate(self.impairments)]
 
-    def describe_impairments(self) -> dict[str, Any] | list[dict[str, Any]] | None:
+    def describe_impairments(self) -> JsonObject | list[JsonObject] | None:
         """The impairments in the form the scenario used: one object, a list, or None."""
         docs = [i.describe() for i in self.impairments]
         if self.impairments_listed:

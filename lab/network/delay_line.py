@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+from lab.core.documents import JsonObject
+
 DISTRIBUTIONS = ("uniform", "normal", "pareto", "paretonormal")
 #: netem's tables hold int16 values in units of 1/8192 sigma: nothing beyond ~4 sigma.
 TABLE_LIMIT = 32767 / 8192
@@ -64,7 +66,7 @@ class LineSpec:
     burst_loss: BurstLoss | None = None
     limit: int = 1000  # frames held at once (netem's `limit`)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
     @classmethod

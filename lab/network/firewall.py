@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 
 DNS = 53
@@ -110,7 +110,7 @@ def _resolve(resolve: HostResolver | None, where: str, hosts: Sequence[str]) -> 
 
 
 def _direction(
-    spec: dict[str, Any] | None, where: str, resolve: HostResolver | None
+    spec: JsonObject | None, where: str, resolve: HostResolver | None
 ) -> Direction | None:
     if spec is None:
         return None
@@ -134,7 +134,7 @@ def _direction(
 
 
 def firewall_from_spec(
-    spec: str | dict[str, Any] | None,
+    spec: str | JsonObject | None,
     resolve: HostResolver | None = None,
     default_allow_hosts: Sequence[str] = (),
 ) -> FirewallPolicy | None:

@@ -38,8 +38,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.network.delay_line import TABLE_LIMIT, BurstLoss, LineSpec
 from lab.network.topology import Interface, Topology
@@ -129,8 +129,8 @@ class Impairments:
             limit=self.queue_limit,
         )
 
-    def describe(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"interface": self.interface, "direction": self.direction}
+    def describe(self) -> JsonObject:
+        doc: JsonObject = {"interface": self.interface, "direction": self.direction}
         if self.loss_percent:
             doc["loss_percent"] = self.loss_percent
         if self.rate_kbit:
@@ -152,7 +152,7 @@ class Impairments:
         return doc
 
 
-def _burst_loss_doc(model: BurstLoss) -> dict[str, Any]:
+def _burst_loss_doc(model: BurstLoss) -> JsonObject:
     return {
         "p_percent": model.p_percent,
         "r_percent": model.r_percent,
@@ -174,7 +174,7 @@ def choose_mechanism(requested: str = "auto") -> str:
     return "netem" if netem_available() else "delay-line"
 
 
-def impairments_from_spec(spec: dict[str, Any] | None, interface: str) -> Impairments | None:
+def impairments_from_spec(spec: JsonObject | None, interface: str) -> Impairments | None:
     """Build Impairments from a scenario's `impairments:` value (schema-valid)."""
     if spec is None:
         return None

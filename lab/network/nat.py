@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.network.firewall import interface_set
 
@@ -55,7 +55,7 @@ class NatBehaviour:
                 return name
         return None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {"preset": self.preset, **asdict(self)}
 
 
@@ -67,7 +67,7 @@ PRESETS: dict[str, tuple[str, str]] = {
 }
 
 
-def nat_from_spec(spec: str | dict[str, Any] | None, where: str) -> NatBehaviour | None:
+def nat_from_spec(spec: str | JsonObject | None, where: str) -> NatBehaviour | None:
     """Build a NatBehaviour from a scenario's `nat:` value (preset name or fields)."""
     if spec is None or spec == "none":
         return None

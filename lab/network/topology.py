@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.core.documents import load_document
+from lab.core.documents import JsonObject, load_document
 from lab.core.errors import LabInputError
 from lab.network.nodes import ALLOWED_NETWORKS, ALLOWED_NETWORKS_6, Interface, Link, Node
 from lab.network.tunnels import Tunnel, tunnels_from_document
@@ -33,7 +33,7 @@ class Topology:
     def node(self, name: str) -> Node:
         return self.nodes[name]
 
-    def resolved(self) -> dict[str, Any]:
+    def resolved(self) -> JsonObject:
         """A plain document of the topology with every interface and address spelled out."""
         return {
             "name": self.name,
@@ -84,7 +84,7 @@ def load_topology(reference: str, relative_to: Path | None = None) -> Topology:
     return build_topology(document, path)
 
 
-def build_topology(document: dict[str, Any], path: Path) -> Topology:
+def build_topology(document: JsonObject, path: Path) -> Topology:
     """Turn a schema-valid topology document into a checked Topology."""
     nodes = {
         name: Node(
@@ -165,7 +165,7 @@ def _interface_addresses(path: Path, where: str, value: Any, on_switch: bool) ->
     )
 
 
-def _build_link(path: Path, index: int, spec: dict[str, Any], nodes: dict[str, Node]) -> Link:
+def _build_link(path: Path, index: int, spec: JsonObject, nodes: dict[str, Node]) -> Link:
     ends = []
     names = [e.split(":")[0] for e in spec["endpoints"]]
     for side, endpoint in enumerate(spec["endpoints"]):

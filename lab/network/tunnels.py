@@ -6,8 +6,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.network.nodes import ALLOWED_NETWORKS, Node
 
@@ -43,7 +43,7 @@ class Tunnel:
         """Whether everything the client sends goes through (not a split tunnel)."""
         return FULL_TUNNEL in self.routes
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {
             "client": self.client,
             "server": self.server,
@@ -59,7 +59,7 @@ class Tunnel:
 
 
 def tunnels_from_document(
-    document: dict[str, Any], nodes: dict[str, Node], path: Path
+    document: JsonObject, nodes: dict[str, Node], path: Path
 ) -> tuple[Tunnel, ...]:
     """Check a topology's `vpns` entries against its nodes; errors name file and field."""
     specs = document.get("vpns", [])
@@ -72,7 +72,7 @@ def tunnels_from_document(
     return tunnels
 
 
-def _tunnel(spec: dict[str, Any], nodes: dict[str, Node], where: str) -> Tunnel:
+def _tunnel(spec: JsonObject, nodes: dict[str, Node], where: str) -> Tunnel:
     client = _node(spec, "client", nodes, where)
     server = _node(spec, "server", nodes, where)
     _check_ends(client, server, where)
@@ -131,7 +131,7 @@ def _lab_network(
     return network
 
 
-def _node(spec: dict[str, Any], key: str, nodes: dict[str, Node], where: str) -> Node:
+def _node(spec: JsonObject, key: str, nodes: dict[str, Node], where: str) -> Node:
     node = nodes.get(spec[key])
     if node is None:
         raise LabInputError(f"{where}.{key}: no node named '{spec[key]}'")

@@ -13,8 +13,8 @@ pause instead.
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.scenario.call_events import CallEvent, Pause
 
 #: Chromium pings its selected pair every 2.5 s or so: two checks in a row without an
@@ -25,11 +25,11 @@ BROWSER_AGENTS = ("chromium", "kvs-js")
 
 def call_section(
     events: tuple[CallEvent, ...],
-    applied: list[dict[str, Any]],
+    applied: list[JsonObject],
     call_started_at: float | None,
-    observations: dict[str, dict[str, Any]],
+    observations: dict[str, JsonObject],
     pauses: tuple[Pause, ...] = (),
-) -> dict[str, Any]:
+) -> JsonObject:
     """The `call` section of a result (pure)."""
     viewer_call = observations.get("viewer", {}).get("call") or {}
     if call_started_at is None:
@@ -72,7 +72,7 @@ def _pause_entries(
     zero: float,
     sent: list[float],
     echoed: list[float | None],
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Each pause on the call's clock (the viewer counts it from its own start) and how
     long after its end the first echo came (`resumed_s`; null: none did)."""
     if viewer_started_at is None:
@@ -93,12 +93,12 @@ def _pause_entries(
 def _event_entry(
     event: CallEvent,
     index: int,
-    applied: list[dict[str, Any]],
+    applied: list[JsonObject],
     zero: float,
     sent: list[float],
     echoed: list[float | None],
-    silences: list[dict[str, Any]],
-) -> dict[str, Any]:
+    silences: list[JsonObject],
+) -> JsonObject:
     entry = event.as_dict()
     mine = {a["what"]: a for a in applied if a["event"] == index}
     began, ended = mine.get("began"), mine.get("ended")
@@ -121,7 +121,7 @@ def _event_entry(
     return entry
 
 
-def _next_pause_end(silences: list[dict[str, Any]], after: float, zero: float) -> float:
+def _next_pause_end(silences: list[JsonObject], after: float, zero: float) -> float:
     """The end of the first pause that ends after `after` (epoch), or `after` itself."""
     ends = [zero + p["to_s"] for p in silences if zero + p["to_s"] > after]
     return min(ends) if ends else after
@@ -163,7 +163,7 @@ def longest_gap(
     return {"from_s": round(start - zero, 3), "length_s": round(gap, 3)}
 
 
-def _restarts(call: dict[str, Any]) -> int | None:
+def _restarts(call: JsonObject) -> int | None:
     """How many ICE restarts the peer made or answered; None if the call wanted them and
     its agent cannot."""
     if not call.get("ice_restart_supported", True):
@@ -171,7 +171,7 @@ def _restarts(call: dict[str, Any]) -> int | None:
     return sum(1 for r in call.get("restarts") or [] if r.get("kind") != "signaling")
 
 
-def _peer_timeline(observation: dict[str, Any], zero: float) -> list[dict[str, Any]]:
+def _peer_timeline(observation: JsonObject, zero: float) -> list[JsonObject]:
     """The peer's ICE connection and gathering state changes, consent freshness and
     selected pair changes, in time order."""
     browser = observation.get("agent") in BROWSER_AGENTS
@@ -211,7 +211,7 @@ def _browser_consent_signal(state: str | None) -> dict[str, str]:
     return {}
 
 
-def consent_changes(records: list[dict[str, Any]], browser: bool) -> list[tuple[float, str]]:
+def consent_changes(records: list[JsonObject], browser: bool) -> list[tuple[float, str]]:
     """When consent checks started going unanswered, were answered again, or expired.
 
     aiortc's records are its checks (`answered`), one every 5 s or so, and its expiry;
@@ -234,7 +234,7 @@ def consent_changes(records: list[dict[str, Any]], browser: bool) -> list[tuple[
     return changes
 
 
-def moved_mappings(mappings: dict[str, Any]) -> list[tuple[str, str, str]]:
+def moved_mappings(mappings: JsonObject) -> list[tuple[str, str, str]]:
     """Inside endpoints whose public endpoint changed with a NAT event: (inside, public
     before, public after), from the NAT's conntrack before and shortly after (pure)."""
     before = {m["inside"]: m["public"] for m in mappings.get("before") or []}
@@ -246,7 +246,7 @@ def moved_mappings(mappings: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def consent_summary(records: list[dict[str, Any]], browser: bool) -> dict[str, Any]:
+def consent_summary(records: list[JsonObject], browser: bool) -> JsonObject:
     """How many consent checks the peer sent during the call (a browser's counter, if it
     has one), the most that went unanswered in a row, and whether consent expired."""
     if browser:
@@ -267,7 +267,7 @@ def consent_summary(records: list[dict[str, Any]], browser: bool) -> dict[str, A
     }
 
 
-def selected_around_events(section: dict[str, Any]) -> tuple[str | None, str | None]:
+def selected_around_events(section: JsonObject) -> tuple[str | None, str | None]:
     """The viewer's selected pair just before the first event, and at the call's end."""
     events = [e["began_s"] for e in section.get("events") or [] if e.get("began_s") is not None]
     pairs = [e for e in (section.get("peers") or {}).get("viewer", []) if "selected_pair" in e]
@@ -279,7 +279,7 @@ def selected_around_events(section: dict[str, Any]) -> tuple[str | None, str | N
     return (before[-1] if before else None), (later[-1] if later else None)
 
 
-def recovery_checks(expect: dict[str, Any], section: dict[str, Any] | None) -> list[dict[str, Any]]:
+def recovery_checks(expect: JsonObject, section: JsonObject | None) -> list[JsonObject]:
     """The scenario's expectations about recovery, judged against the call section."""
     if section is None:
         return []
@@ -333,7 +333,7 @@ def recovery_checks(expect: dict[str, Any], section: dict[str, Any] | None) -> l
     return checks
 
 
-def call_lines(section: dict[str, Any]) -> list[str]:
+def call_lines(section: JsonObject) -> list[str]:
     """The call section as a timeline for the terminal (pure): events, ICE states and
     selected pairs of both peers, and echoes per second, on the call's clock."""
     if not section.get("started"):

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.roles import ROLES, other_role
 
 #: A record as a peer process writes it and the result's JSON holds it.
 CandidateRecord = dict[str, Any]
-#: A JSON object the result carries as is (its schema says what is in it).
-JsonObject = dict[str, Any]
 
 
 @dataclass

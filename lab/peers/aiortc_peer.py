@@ -22,6 +22,7 @@ from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, rtcicetransport
 from aiortc.sdp import candidate_from_sdp
 
+from lab.core.documents import JsonObject
 from lab.observations.ice import candidate_record, pair_priority
 from lab.peers.call_traffic import CallRecorder, is_call_message, mark_connected
 from lab.peers.config import PeerConfig
@@ -78,16 +79,16 @@ class Peer:
         self.connected_s: float | None = None
         self.echo = False
         self.error: str | None = None
-        self.ice_states: list[dict[str, Any]] = []
+        self.ice_states: list[JsonObject] = []
         self.ice_failed = asyncio.Event()
         self.finished = asyncio.Event()  # SIGTERM, or the channel closed
         self.peer_done = asyncio.Event()  # the other peer finished its checks
         self.trickle: asyncio.Task[None] | None = None
-        self.early_candidates: list[dict[str, Any]] = []
+        self.early_candidates: list[JsonObject] = []
         self.mdns_candidates: list[Any] = []  # a browser's host candidates, by name
         self.resolving: set[asyncio.Task[None]] = set()  # mDNS names being resolved
         self.call = CallRecorder(config.call) if config.call else None
-        self.gathering_states: list[dict[str, Any]] = []
+        self.gathering_states: list[JsonObject] = []
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
         self.pc.on("icegatheringstatechange", self._gathering_state_changed)
 
@@ -127,7 +128,7 @@ class Peer:
             if message.message_type == "ICE_CANDIDATE" and message.payload is not None:
                 await self.add_remote_candidate(message.payload)
 
-    async def add_remote_candidate(self, payload: dict[str, Any]) -> None:
+    async def add_remote_candidate(self, payload: JsonObject) -> None:
         text = payload.get("candidate") or ""
         if not text:  # end-of-candidates (RFC 8838)
             await self.pc.addIceCandidate(None)
@@ -228,9 +229,9 @@ class Peer:
 
     # -- observations -------------------------------------------------------------------
 
-    def observations(self) -> dict[str, Any]:
+    def observations(self) -> JsonObject:
         connection = self.connections[0] if self.connections else None
-        result: dict[str, Any] = {
+        result: JsonObject = {
             "role": self.config.role,
             "host": self.config.host,
             "mode": self.config.mode,
@@ -257,7 +258,7 @@ class Peer:
             | {"unresolved_remote_candidates": self.unresolved(connection)}
         )
 
-    def unresolved(self, connection: LabConnection) -> list[dict[str, Any]]:
+    def unresolved(self, connection: LabConnection) -> list[JsonObject]:
         """The mDNS names aioice never resolved into a remote candidate (multicast does not
         cross a router): no pair could be formed with them."""
         # Resolved, the name becomes an address; a check from the same port may have taught
@@ -277,7 +278,7 @@ class Peer:
         ]
 
 
-def proxy_note(proxy_server: str | None) -> dict[str, Any]:
+def proxy_note(proxy_server: str | None) -> JsonObject:
     """The proxy this network forces traffic through, which aiortc cannot use."""
     if not proxy_server:
         return {}
@@ -285,14 +286,14 @@ def proxy_note(proxy_server: str | None) -> dict[str, Any]:
     return {"proxy": {"url": proxy_server, "used": False, "reason": reason}}
 
 
-def agent_observations(connection: LabConnection) -> dict[str, Any]:
+def agent_observations(connection: LabConnection) -> JsonObject:
     """Candidates, pairs and the selected pair of one aioice agent, as result records."""
 
-    def local(candidate: Any) -> dict[str, Any]:
+    def local(candidate: Any) -> JsonObject:
         origin = connection.origin(candidate)
         return candidate_record(candidate, origin.server, origin.relay_protocol)
 
-    def pair_record(pair: Any) -> dict[str, Any]:
+    def pair_record(pair: Any) -> JsonObject:
         counters = connection.pair_counters(pair)
         failure = connection.failure(pair)
         return {
@@ -330,13 +331,13 @@ def agent_observations(connection: LabConnection) -> dict[str, Any]:
     }
 
 
-def merge_duplicate_pairs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_duplicate_pairs(records: list[JsonObject]) -> list[JsonObject]:
     """One record per (local, remote) pair.
 
     aioice drops unchecked pairs at nomination and makes a new pair object when a check
     later arrives for the same candidates; to the user it is one pair.
     """
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    merged: dict[tuple[Any, ...], JsonObject] = {}
     for record in records:
         key = tuple(
             record[side][field] for side in ("local", "remote") for field in ("address", "port")
@@ -423,7 +424,7 @@ def _description(pc: RTCPeerConnection) -> dict[str, str]:
     return {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
 
 
-async def observe(config: PeerConfig) -> dict[str, Any]:
+async def observe(config: PeerConfig) -> JsonObject:
     """Run this peer's side of the call; return what its ICE agent saw."""
     peer: Peer = Viewer(config) if config.role == "viewer" else Master(config)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, peer.finished.set)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
+
 CALL_PREFIX = "ice-lab call "
 SAMPLE_S = 0.1
 
@@ -37,13 +39,13 @@ def in_pause(pauses: list[tuple[float, float]], call_s: float) -> bool:
 class CallRecorder:
     """Sends the viewer's messages and records their echoes and the selected pair."""
 
-    def __init__(self, call: dict[str, Any]) -> None:
+    def __init__(self, call: JsonObject) -> None:
         self.duration_s = float(call["duration_s"])
         self.interval_s = 1.0 / float(call["messages_per_s"])
         self.size = int(call["message_bytes"])
         self.sent_at: list[float] = []
         self.echoed_at: list[float | None] = []
-        self.selected: list[dict[str, Any]] = []
+        self.selected: list[JsonObject] = []
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.wants_ice_restart = bool(call.get("ice_restart"))
@@ -87,7 +89,7 @@ class CallRecorder:
         if not self.selected or self.selected[-1]["pair"] != pair:
             self.selected.append({"at": time.time(), "pair": pair})
 
-    def observations(self) -> dict[str, Any]:
+    def observations(self) -> JsonObject:
         return {
             "started_at": self.started_at,
             "ended_at": self.ended_at,

@@ -13,7 +13,8 @@ import itertools
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+
+from lab.core.documents import JsonObject
 
 
 class DevToolsError(Exception):
@@ -27,25 +28,25 @@ class DevToolsPipe:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[JsonObject]] = {}
         self._buffer = b""
-        self._listeners: list[Callable[[str, dict[str, Any], str | None], None]] = []
+        self._listeners: list[Callable[[str, JsonObject, str | None], None]] = []
         self._closed = False
         os.set_blocking(read_fd, False)
         asyncio.get_running_loop().add_reader(read_fd, self._readable)
 
-    def listen(self, listener: Callable[[str, dict[str, Any], str | None], None]) -> None:
+    def listen(self, listener: Callable[[str, JsonObject, str | None], None]) -> None:
         """Call `listener(method, params, session_id)` for every event."""
         self._listeners.append(listener)
 
     async def call(
-        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
-    ) -> dict[str, Any]:
+        self, method: str, params: JsonObject | None = None, session: str | None = None
+    ) -> JsonObject:
         """Send one command and return its result; DevToolsError if it failed."""
         if self._closed:
             raise DevToolsError(f"{method}: the browser has closed the DevTools pipe")
         message_id = next(self._ids)
-        message: dict[str, Any] = {"id": message_id, "method": method, "params": params or {}}
+        message: JsonObject = {"id": message_id, "method": method, "params": params or {}}
         if session is not None:
             message["sessionId"] = session
         future = asyncio.get_running_loop().create_future()
@@ -68,7 +69,7 @@ class DevToolsPipe:
         for raw in messages:
             self._dispatch(json.loads(raw))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: JsonObject) -> None:
         if "id" in message:
             future = self._pending.pop(message["id"], None)
             if future is None or future.done():

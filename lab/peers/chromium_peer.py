@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from lab.core.documents import JsonObject
 from lab.peers import chromium_stats
 from lab.peers.call_traffic import mark_connected
 from lab.peers.cdp import DevToolsError
@@ -27,7 +28,7 @@ log = logging.getLogger("lab.peer.chromium")
 PAGE = Path(__file__).parent / "page" / "peer.html"
 
 
-def page_ice_servers(config: PeerConfig) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def page_ice_servers(config: PeerConfig) -> tuple[list[JsonObject], list[dict[str, str]]]:
     """The RTCIceServer list the page passes to RTCPeerConnection, and the URLs left out
     by the NAT traversal mode (with the reason), as the aiortc peer records them."""
     servers, skipped = [], []
@@ -37,14 +38,14 @@ def page_ice_servers(config: PeerConfig) -> tuple[list[dict[str, Any]], list[dic
         urls = [u.url for u in (*plan.stun, *plan.turn)]
         if not urls:
             continue
-        entry: dict[str, Any] = {"urls": urls}
+        entry: JsonObject = {"urls": urls}
         if server.username is not None:
             entry |= {"username": server.username, "credential": server.password}
         servers.append(entry)
     return servers, skipped
 
 
-def page_config(config: PeerConfig, servers: list[dict[str, Any]]) -> dict[str, Any]:
+def page_config(config: PeerConfig, servers: list[JsonObject]) -> JsonObject:
     timing = config.timing
     # After the outcome, pairs still checking get one STUN transaction's worth of time
     # (the fast profile's 0.45 s), at most what is left of the check budget.
@@ -89,7 +90,7 @@ class PageSession:
         self.network_errors: list[str] = []
         browser.devtools.listen(self._event)
 
-    def _event(self, method: str, params: dict[str, Any], session: str | None) -> None:
+    def _event(self, method: str, params: JsonObject, session: str | None) -> None:
         if method == "Runtime.consoleAPICalled":
             text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
             log.info("page console: %s", text)
@@ -117,7 +118,7 @@ class PageSession:
                         return
                 await asyncio.sleep(0.01)
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def call(self, method: str, params: JsonObject | None = None) -> JsonObject:
         return await self.browser.devtools.call(method, params, session=self.session)
 
     async def evaluate(self, expression: str) -> Any:
@@ -133,7 +134,7 @@ class PageSession:
         return reply["result"].get("value")
 
 
-def network_error(entry: dict[str, Any]) -> str:
+def network_error(entry: JsonObject) -> str:
     """`net::ERR_NAME_NOT_RESOLVED (m-….amazonaws.com)` from a browser log entry, without
     the URL's presigned query (credentials and signature)."""
     code = re.search(r"net::ERR_\w+", entry["text"])
@@ -141,7 +142,7 @@ def network_error(entry: dict[str, Any]) -> str:
     return (code[0] if code else entry["text"]) + (f" ({host})" if host else "")
 
 
-def base_observations(config: PeerConfig, skipped: list[dict[str, str]]) -> dict[str, Any]:
+def base_observations(config: PeerConfig, skipped: list[dict[str, str]]) -> JsonObject:
     return {
         "role": config.role,
         "host": config.host,
@@ -152,13 +153,13 @@ def base_observations(config: PeerConfig, skipped: list[dict[str, str]]) -> dict
     } | ({"proxy": {"url": config.proxy_server, "used": True}} if config.proxy_server else {})
 
 
-def nothing_observed(error: str) -> dict[str, Any]:
+def nothing_observed(error: str) -> JsonObject:
     return {"candidates": [], "pairs": [], "selected": None, "error": error}
 
 
 async def run_page(
-    page: Page, config: PeerConfig, servers: list[dict[str, Any]], stop: asyncio.Event, agent: str
-) -> dict[str, Any]:
+    page: Page, config: PeerConfig, servers: list[JsonObject], stop: asyncio.Event, agent: str
+) -> JsonObject:
     """Run the page's side of the call to the end (or until `stop`: then what it has seen
     so far); keep its raw report beside the observations (`<role>.<agent>-report.json`,
     kept with --keep) and return it."""
@@ -183,7 +184,7 @@ async def run_page(
     return report
 
 
-async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
+async def drive(config: PeerConfig, stop: asyncio.Event) -> JsonObject:
     """Start the browser, run the page to the end (or until `stop`), return observations."""
     servers, skipped = page_ice_servers(config)
     base = base_observations(config, skipped)
@@ -217,7 +218,7 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         await browser.close()
 
 
-async def observe(config: PeerConfig) -> dict[str, Any]:
+async def observe(config: PeerConfig) -> JsonObject:
     """Run this peer's side of the call in a browser; return what its getStats() saw."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

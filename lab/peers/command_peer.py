@@ -20,8 +20,8 @@ import shlex
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.peers.config import PeerConfig
 
 #: The environment a command gets beside its own (docs/how-to/your-own-program.md).
@@ -94,7 +94,7 @@ def tail(text: str, lines: int = OUTPUT_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def own_observations(path: Path) -> dict[str, Any]:
+def own_observations(path: Path) -> JsonObject:
     """What the program wrote about itself: candidates, pairs, selected (if anything)."""
     if not path.exists():
         return {}
@@ -106,7 +106,7 @@ def own_observations(path: Path) -> dict[str, Any]:
     return {k: document[k] for k in keys if k in document}
 
 
-async def observe(config: PeerConfig) -> dict[str, Any]:
+async def observe(config: PeerConfig) -> JsonObject:
     """Run the user's program to its end (or the deadline); return what the lab saw."""
     argv = list(config.extra["command"])
     deadline_s = deadline_for(config)
@@ -115,7 +115,7 @@ async def observe(config: PeerConfig) -> dict[str, Any]:
     started = time.monotonic()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    base: dict[str, Any] = {
+    base: JsonObject = {
         "role": config.role,
         "host": config.host,
         "mode": config.mode,
@@ -192,7 +192,7 @@ def parse_command(text: str, where: str) -> list[str]:
     return argv
 
 
-def wire_seen(role: str, signaling_log: Path | None, turn_requests: list[dict[str, Any]]) -> dict:
+def wire_seen(role: str, signaling_log: Path | None, turn_requests: list[JsonObject]) -> dict:
     """What the lab's servers saw of a peer it cannot look inside (pure but for the read):
     its signaling connects, messages and errors, and the TURN requests per user name (the
     program's own, from GetIceServerConfig, or the lab's ICELAB_ICE_SERVERS ones)."""

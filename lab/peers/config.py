@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from lab.core.documents import JsonObject
 
 
 @dataclass
@@ -24,7 +25,7 @@ class PeerConfig:
     client_id: str  # the viewer's X-Amz-ClientId; the master answers this viewer
     ca_file: str
     ice_servers: list[IceServerConfig]
-    timing: dict[str, Any]
+    timing: JsonObject
     result_path: str
     kvs_log: bool = False
     agent: str = "aiortc"  # lab/peers/agents.py
@@ -40,8 +41,8 @@ class PeerConfig:
     resolver_dir: str | None = None
     # An ongoing call after connecting (duration_s, messages_per_s, message_bytes):
     # lab/scenario/call_events.py, lab/peers/call_traffic.py.
-    call: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    call: JsonObject | None = None
+    extra: JsonObject = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))

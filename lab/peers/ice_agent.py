@@ -29,6 +29,7 @@ from aioice.ice import (
     candidate_pair_priority,
 )
 
+from lab.core.documents import JsonObject
 from lab.peers.ice_servers import ServerPlan, ServerUrl
 
 
@@ -73,8 +74,8 @@ class PairFailure:
     code: int | None = None
     phrase: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        failure: dict[str, Any] = {"reason": self.reason, "message": self.message}
+    def as_dict(self) -> JsonObject:
+        failure: JsonObject = {"reason": self.reason, "message": self.message}
         if self.code is not None:
             failure["code"] = self.code
             failure["phrase"] = self.phrase
@@ -154,7 +155,7 @@ class LabConnection(Connection):
         self.on_log = on_log or (lambda line: None)
         self._kept: tuple[list[Candidate], CandidatePair | None] | None = None
         #: Consent freshness (RFC 7675): each check on the nominated pair, and the expiry.
-        self.consent: list[dict[str, Any]] = []
+        self.consent: list[JsonObject] = []
 
     # -- gathering ----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.peers import chromium_stats
 from lab.peers.cdp import DevToolsError
 from lab.peers.chromium_browser import chromium_binary, launch
@@ -73,7 +74,7 @@ def stun_urls(config: PeerConfig) -> list[str]:
     return [u.url for u in plan.stun]
 
 
-def kvs_page_config(config: PeerConfig) -> dict[str, Any]:
+def kvs_page_config(config: PeerConfig) -> JsonObject:
     """What icelab.run() of kvs_js.js needs: the service, the credentials, the mode."""
     service = config.service
     if not service:
@@ -100,7 +101,7 @@ class BrowserErrors:
     def __init__(self) -> None:
         self.entries: list[str] = []
 
-    def event(self, method: str, params: dict[str, Any], session: str | None) -> None:
+    def event(self, method: str, params: JsonObject, session: str | None) -> None:
         entry = params.get("entry", {})
         if method == "Log.entryAdded" and entry.get("level") == "error":
             url = entry.get("url")
@@ -115,7 +116,7 @@ def explained(error: str | None, browser_errors: list[str]) -> str | None:
     return f"{error} ({reasons[0]})" if reasons else error
 
 
-def sdk_record(report: dict[str, Any], browser_errors: list[str] | None = None) -> dict[str, Any]:
+def sdk_record(report: JsonObject, browser_errors: list[str] | None = None) -> JsonObject:
     """What the SDK did against the service, from the page's report."""
     return {
         "calls": report.get("service_calls", []),
@@ -126,7 +127,7 @@ def sdk_record(report: dict[str, Any], browser_errors: list[str] | None = None) 
     }
 
 
-def software(sdk_version: str | None, browser: dict[str, str]) -> dict[str, Any]:
+def software(sdk_version: str | None, browser: dict[str, str]) -> JsonObject:
     """The agent's software: the SDK with its version, and what runs it."""
     return {
         "name": SDK_PACKAGE,
@@ -150,7 +151,7 @@ async def wait_ready(page: PageSession, timeout_s: float = 10.0) -> None:
         ) from None
 
 
-async def _run_page(page: PageSession, run_config: dict[str, Any], stop: asyncio.Event) -> Any:
+async def _run_page(page: PageSession, run_config: JsonObject, stop: asyncio.Event) -> Any:
     """The page's report at the end of the call, or so far if the lab stops the peer."""
     run = asyncio.create_task(page.evaluate(f"kvsjs.run({json.dumps(run_config)})"))
     stopped = asyncio.create_task(stop.wait())
@@ -163,7 +164,7 @@ async def _run_page(page: PageSession, run_config: dict[str, Any], stop: asyncio
     return report
 
 
-async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
+async def drive(config: PeerConfig, stop: asyncio.Event) -> JsonObject:
     """Start the browser, run the SDK's page to the end (or until `stop`), return observations."""
     base = base_observations(config, []) | {"agent": "kvs-js"}
     binary = chromium_binary()
@@ -209,7 +210,7 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         await browser.close()
 
 
-async def observe(config: PeerConfig) -> dict[str, Any]:
+async def observe(config: PeerConfig) -> JsonObject:
     """Run this peer's side of the call with the KVS JavaScript SDK; return what it saw."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

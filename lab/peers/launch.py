@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from lab.core.documents import JsonObject
 from lab.network.build import LabNetwork, terminate_processes
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
@@ -103,10 +104,10 @@ def run_peers(
     profile: TimingProfile,
     workdir: Path,
     call_events: DuringCall | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, JsonObject]:
     """Run both peers to the end, and the call's events while they run; return each
     peer's observations (or its error)."""
-    processes: dict[str, Any] = {}
+    processes: JsonObject = {}
     for role in ("master", "viewer"):
         config = configs[role]
         path = workdir / f"{role}.config.json"
@@ -148,7 +149,7 @@ def _wait(process: Any, timeout: float) -> None:
         terminate_processes([process], grace=2.0)
 
 
-def _observations(config: PeerConfig, workdir: Path) -> dict[str, Any]:
+def _observations(config: PeerConfig, workdir: Path) -> JsonObject:
     path = Path(config.result_path)
     if path.exists():
         return json.loads(path.read_text())

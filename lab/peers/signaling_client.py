@@ -12,11 +12,13 @@ import json
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+
+from lab.core.documents import JsonObject
 
 if TYPE_CHECKING:
     from lab.servers.launch import RunningServers
@@ -33,12 +35,12 @@ class SignalingRejected(Exception):
         self.reason = reason
 
 
-def encode_payload(obj: dict[str, Any]) -> str:
+def encode_payload(obj: JsonObject) -> str:
     """messagePayload as the SDKs send it: base64 of compact JSON."""
     return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
 
 
-def decode_payload(text: str) -> dict[str, Any]:
+def decode_payload(text: str) -> JsonObject:
     """The JSON object inside a messagePayload; ValueError if it is not one."""
     decoded = json.loads(base64.b64decode(text, validate=True))
     if not isinstance(decoded, dict):
@@ -71,8 +73,8 @@ class SignalingMessage:
 
     message_type: str
     sender_client_id: str | None
-    payload: dict[str, Any] | None
-    status: dict[str, Any] | None
+    payload: JsonObject | None
+    status: JsonObject | None
 
 
 def parse_server_message(text: str | bytes) -> SignalingMessage:
@@ -110,9 +112,9 @@ class SignalingClient:
             raise SignalingRejected(response.status_code, reason) from exc
         return cls(connection)
 
-    async def _send(self, action: str, payload: dict[str, Any], recipient: str | None) -> str:
+    async def _send(self, action: str, payload: JsonObject, recipient: str | None) -> str:
         correlation_id = str(next(self._correlation))
-        message: dict[str, Any] = {
+        message: JsonObject = {
             "action": action,
             "messagePayload": encode_payload(payload),
             "correlationId": correlation_id,
@@ -129,7 +131,7 @@ class SignalingClient:
             raise ValueError(f"not an offer or answer: {description.get('type')!r}")
         return await self._send(actions[description["type"]], description, recipient)
 
-    async def send_candidate(self, candidate: dict[str, Any], recipient: str | None) -> str:
+    async def send_candidate(self, candidate: JsonObject, recipient: str | None) -> str:
         """Send one ICE candidate; returns the correlationId."""
         return await self._send("ICE_CANDIDATE", candidate, recipient)
 

@@ -8,7 +8,8 @@ still ends in seconds. Both are recorded in the result.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+
+from lab.core.documents import JsonObject
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class TimingProfile:
         """How long a STUN transaction waits before giving up (all sends, doubling RTO)."""
         return self.stun_rto_s * (2 ** (self.stun_retries + 1) - 1)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
     @property

@@ -3,8 +3,6 @@ checked against the scenario's expectations and validated against the result sch
 
 from __future__ import annotations
 
-from typing import Any
-
 from lab.core.documents import schema_errors
 from lab.core.errors import LabRunError
 from lab.core.roles import ROLES
@@ -22,7 +20,7 @@ PEER_FIELDS = (
 )  # fmt: skip
 
 
-def network_conditions(scenario: Scenario) -> dict[str, Any]:
+def network_conditions(scenario: Scenario) -> JsonObject:
     """The network the result was observed on, so a saved result describes itself: the
     topology and each node's NAT behaviour, firewall and impairments (one object, or a list
     with one entry per impaired interface, as the scenario wrote them)."""
@@ -33,7 +31,7 @@ def network_conditions(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def topology_graph(scenario: Scenario) -> dict[str, Any]:
+def topology_graph(scenario: Scenario) -> JsonObject:
     """The topology's nodes and links, compact, so a report can draw a saved result's network
     even when its topology file is gone (`lab report`)."""
     topology = scenario.topology

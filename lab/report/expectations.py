@@ -5,16 +5,15 @@ Each check is reported with what was observed, so a failed expectation says why.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lab.core.addresses import family
+from lab.core.documents import JsonObject
 from lab.core.roles import ROLES
 from lab.observations.call_timeline import recovery_checks
 from lab.observations.ice import Candidate, CandidatePair, SelectedPair
 from lab.report.result import Expectation, RunResult
 
 #: The scenario's `expect:` block, as the schema allows it.
-ExpectBlock = dict[str, Any]
+ExpectBlock = JsonObject
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -72,9 +71,7 @@ def evaluate(expect: ExpectBlock, result: RunResult) -> list[Expectation]:
     return checks
 
 
-def _selected_checks(
-    role: str, wanted: dict[str, Any], pair: SelectedPair | None
-) -> list[Expectation]:
+def _selected_checks(role: str, wanted: JsonObject, pair: SelectedPair | None) -> list[Expectation]:
     checks = []
     for side in ("local", "remote"):
         if side in wanted:
@@ -103,7 +100,7 @@ def _selected_checks(
     return checks
 
 
-def _gathered_check(role: str, spec: dict[str, Any], result: RunResult) -> Expectation:
+def _gathered_check(role: str, spec: JsonObject, result: RunResult) -> Expectation:
     """The peer gathered a candidate of this type and address family, which some pair
     used (`paired: true`) or which no pair of either agent used (`paired: false`)."""
     types = _as_list(spec.get("type", ["host", "srflx", "prflx", "relay"]))
@@ -132,7 +129,7 @@ def _base(pair: CandidatePair) -> Candidate:
     return Candidate.from_json(base) if base else pair.local
 
 
-def _failing_check(spec: dict[str, Any], result: RunResult) -> Expectation:
+def _failing_check(spec: JsonObject, result: RunResult) -> Expectation:
     """Every pair of the given types failed (for the given reason), and there was one."""
     local, remote = _as_list(spec["local"]), _as_list(spec["remote"])
     agents = [spec["agent"]] if "agent" in spec else list(ROLES)

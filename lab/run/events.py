@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.network.build import LabNetwork
 from lab.network.topology import Node
 from lab.scenario.call_events import CallEvent
@@ -153,7 +153,7 @@ class CallEventRunner:
         self.restart_turn = restart_turn
         self.events = events
         self.workdir = workdir
-        self.log: list[dict[str, Any]] = []
+        self.log: list[JsonObject] = []
         self.call_started_at: float | None = None  # epoch seconds, both peers connected
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="call-events", daemon=True)

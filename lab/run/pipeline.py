@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.lifecycle import Stopwatch, sigterm_raises
 from lab.observations.call_timeline import call_section
 from lab.observations.capture.evidence import attach_evidence
@@ -34,7 +34,7 @@ from lab.servers.requestlog import read_requests
 class PeersRan:
     """What the peers stage leaves: each peer's observations and the call's events."""
 
-    observations: dict[str, dict[str, Any]]
+    observations: dict[str, JsonObject]
     call_events: CallEventRunner | None
 
 
@@ -91,12 +91,12 @@ def run_the_peers(plan: Plan, site: Site) -> PeersRan:
     return PeersRan(observations, call_events)
 
 
-def what_the_servers_saw(plan: Plan, site: Site, ran: PeersRan) -> dict[str, Any]:
+def what_the_servers_saw(plan: Plan, site: Site, ran: PeersRan) -> JsonObject:
     """The result's `servers`: the TURN requests and DNS answers of this run (and, for a
     user's program as a peer, what the servers saw of it), from this run's logs."""
     logs = site.logs.directory(f"run-{id(ran):x}")
     turn_log = _in(logs, site.servers.logs.get("stun_turn"))
-    facts: dict[str, Any] = {
+    facts: JsonObject = {
         "turn": {"software": site.software, "requests": read_requests(site.software, turn_log)},
         "dns": {"answers": read_answers(logs)},  # what each host was told, by name
     }
@@ -108,7 +108,7 @@ def what_the_servers_saw(plan: Plan, site: Site, ran: PeersRan) -> dict[str, Any
     return facts
 
 
-def call_of(plan: Plan, ran: PeersRan) -> dict[str, Any] | None:
+def call_of(plan: Plan, ran: PeersRan) -> JsonObject | None:
     """The result's `call` section, for a scenario with an ongoing call."""
     events = ran.call_events
     if events is None:

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError, LabRunError
 from lab.network.nat import AD, APD, EI, NatBehaviour
 from lab.scenario.scenario import Scenario
@@ -56,7 +57,7 @@ def path_nats(scenario: Scenario, host: str) -> list[tuple[str, NatBehaviour]]:
     return nats
 
 
-def declared_behaviour(nats: list[NatBehaviour]) -> dict[str, Any]:
+def declared_behaviour(nats: list[NatBehaviour]) -> JsonObject:
     """What the scenario says the path does, in the probe's terms."""
     if not nats:
         return {"nat": False, "mapping": None, "filtering": None}
@@ -70,7 +71,7 @@ def declared_behaviour(nats: list[NatBehaviour]) -> dict[str, Any]:
     }
 
 
-def compare(declared: dict[str, Any], measured: dict[str, Any]) -> list[Comparison]:
+def compare(declared: JsonObject, measured: JsonObject) -> list[Comparison]:
     keys = ("nat", "mapping", "filtering", "hairpinning", "port_preservation")
     return [Comparison(k, declared.get(k), measured.get(k)) for k in keys]
 
@@ -95,7 +96,7 @@ def _check_probe_target(scenario: Scenario, host: str) -> list[str]:
     return addresses
 
 
-def measure(scenario: Scenario, host: str, software: str, rto: float) -> dict[str, Any]:
+def measure(scenario: Scenario, host: str, software: str, rto: float) -> JsonObject:
     """Build the scenario's network and servers, run the discovery from `host`."""
     from lab.core.lifecycle import run_directory, sigterm_raises
     from lab.network.build import LabNetwork
@@ -130,7 +131,7 @@ def measure(scenario: Scenario, host: str, software: str, rto: float) -> dict[st
     return measured
 
 
-def probe_report(scenario: Scenario, host: str, measured: dict[str, Any]) -> dict[str, Any]:
+def probe_report(scenario: Scenario, host: str, measured: JsonObject) -> JsonObject:
     nats = path_nats(scenario, host)
     declared = declared_behaviour([n for _, n in nats])
     rows = compare(declared, measured)
@@ -153,7 +154,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def render_probe(report: dict[str, Any]) -> None:
+def render_probe(report: JsonObject) -> None:
     from rich.console import Console
     from rich.table import Table
 

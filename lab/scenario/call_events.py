@@ -12,8 +12,9 @@ timeout matter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.network.topology import Interface, Node, Topology
 
@@ -45,7 +46,7 @@ class Call:
     ice_restart: bool = False
     pauses: tuple[Pause, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "duration_s": self.duration_s,
             "messages_per_s": self.messages_per_s,
@@ -92,7 +93,7 @@ class CallEvent:
             return f"{self.node} forgets UDP flows idle for {self.idle_timeout_s:g} s"
         return f"{self.node} forgets its NAT mappings"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "at_s": self.at_s,
             "kind": self.kind,
@@ -115,7 +116,7 @@ class Checker(Protocol):
 
 
 def parse_call(
-    document: dict[str, Any],
+    document: JsonObject,
     checker: Checker,
     nat_nodes: set[str],
     turn_host: str | None = None,
@@ -149,7 +150,7 @@ def parse_call(
     return call, events
 
 
-def _pauses(spec: dict[str, Any], checker: Checker) -> tuple[Pause, ...]:
+def _pauses(spec: JsonObject, checker: Checker) -> tuple[Pause, ...]:
     """The call's pauses, in time order, each within the call and apart from the others."""
     pauses = sorted(
         (Pause(float(p["at_s"]), float(p["for_s"])) for p in spec.get("pauses") or []),
@@ -169,7 +170,7 @@ def _pauses(spec: dict[str, Any], checker: Checker) -> tuple[Pause, ...]:
 
 
 def _event(
-    spec: dict[str, Any],
+    spec: JsonObject,
     checker: Checker,
     where: str,
     stateful: dict[str, set[str]],
@@ -232,7 +233,7 @@ def _event(
 
 
 def _stateful_node(
-    spec: dict[str, Any], checker: Checker, where: str, allowed: set[str], what: str
+    spec: JsonObject, checker: Checker, where: str, allowed: set[str], what: str
 ) -> str:
     """The event's `node`, which must have `what` in the scenario's conditions."""
     if "node" not in spec:
@@ -246,7 +247,7 @@ def _stateful_node(
     return str(spec["node"])
 
 
-def _only(spec: dict[str, Any], allowed: set[str], checker: Checker, where: str) -> None:
+def _only(spec: JsonObject, allowed: set[str], checker: Checker, where: str) -> None:
     extra = sorted(set(spec) - allowed)
     if extra:
         raise checker.fail(f"{where}.{extra[0]}", "does not belong to this kind of event")

@@ -8,8 +8,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 
 DEFAULT_REGION = "us-west-2"
@@ -99,7 +99,7 @@ class DnsSettings:
 
 
 def dns_from_spec(
-    spec: dict[str, Any] | None, fail: Callable[[str, str], LabInputError]
+    spec: JsonObject | None, fail: Callable[[str, str], LabInputError]
 ) -> DnsSettings:
     """The scenario's `dns:` block, checked; `fail(field, message)` names file and field."""
     spec = spec or {}
@@ -110,9 +110,7 @@ def dns_from_spec(
     return DnsSettings(_answers(spec, "dns", fail), lan)
 
 
-def _answers(
-    spec: dict[str, Any], where: str, fail: Callable[[str, str], LabInputError]
-) -> Answers:
+def _answers(spec: JsonObject, where: str, fail: Callable[[str, str], LabInputError]) -> Answers:
     for index, name in enumerate(spec.get("no_answer", ())):
         if not NAME.match(name):
             raise fail(f"{where}.no_answer[{index}]", f"'{name}' is not a DNS name")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.core.addresses import family
-from lab.core.documents import load_document
+from lab.core.documents import JsonObject, load_document
 from lab.core.errors import LabInputError
 from lab.network.conditions import NodeConditions
 from lab.network.firewall import FirewallPolicy, firewall_from_spec
@@ -29,7 +29,7 @@ ROLES = ("viewer", "master")
 MODES = ("stun-turn", "turn-only", "stun-only", "disabled")
 URL_HOST = re.compile(r"^(?P<scheme>stun|turns?):(?P<host>[^:?]+)(?P<rest>.*)$")
 
-DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
+DEFAULT_ICE_SERVERS: list[JsonObject] = [
     {"urls": ["stun:{stun_turn}:3478"]},
     {
         "urls": [
@@ -56,7 +56,7 @@ class StunTurnServer:
     host: str
     software: str = "coturn"
     denied_peers: tuple[str, ...] = ()
-    faults: dict[str, Any] = field(default_factory=dict)
+    faults: JsonObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class IceServer:
 
 
 def kvs_ice_servers(
-    spec: dict[str, Any], addresses: list[str], names: ServiceNames | None = None
-) -> list[dict[str, Any]]:
+    spec: JsonObject, addresses: list[str], names: ServiceNames | None = None
+) -> list[JsonObject]:
     """The service's ICE servers: STUN on 443, then TURN sets of three URLs on 443.
 
     Set i uses the STUN/TURN node's address i (the node may have several), as the
@@ -81,7 +81,7 @@ def kvs_ice_servers(
     used = 1 if spec.get("use_sets", "all") == "first" else sets
     ttl = spec.get("ttl_s", 300)
     stun = names.stun if names else addresses[0]
-    servers: list[dict[str, Any]] = [{"urls": [f"stun:{stun}:443"]}]
+    servers: list[JsonObject] = [{"urls": [f"stun:{stun}:443"]}]
     for index in range(used):
         host = addresses[index % len(addresses)]
         host = names.turn(host) if names else host
@@ -106,9 +106,9 @@ class Scenario:
     signaling_host: str
     ice_servers: list[IceServer]
     timing: str
-    expect: dict[str, Any]
+    expect: JsonObject
     source: Path
-    document: dict[str, Any] = field(repr=False, default_factory=dict)
+    document: JsonObject = field(repr=False, default_factory=dict)
     #: The service's region: its host names, ARNs and SigV4 scope (lab/servers/dns.py).
     region: str = DEFAULT_REGION
     dns: DnsSettings = field(default_factory=DnsSettings)
@@ -136,7 +136,7 @@ class Scenario:
             default=0.0,
         )
 
-    def resolved_conditions(self) -> dict[str, Any]:
+    def resolved_conditions(self) -> JsonObject:
         """Each node's NAT behaviour, firewall and impairments, spelled out."""
         return {
             node: {
@@ -148,7 +148,7 @@ class Scenario:
             for node, c in self.conditions.items()
         }
 
-    def resolved(self) -> dict[str, Any]:
+    def resolved(self) -> JsonObject:
         """The scenario with defaults filled in and the topology spelled out (`lab show`)."""
         return {
             "name": self.name,
@@ -186,14 +186,14 @@ class Scenario:
             "expect": self.expect,
         }
 
-    def _resolved_call(self) -> dict[str, Any]:
+    def _resolved_call(self) -> JsonObject:
         """The ongoing call and its events, when the scenario has one."""
         if self.call is None:
             return {}
         return {"call": self.call.as_dict(), "events": [e.as_dict() for e in self.events]}
 
 
-def _firewall_doc(policy: FirewallPolicy | None) -> dict[str, Any] | None:
+def _firewall_doc(policy: FirewallPolicy | None) -> JsonObject | None:
     if policy is None:
         return None
     return asdict(policy)
@@ -230,7 +230,7 @@ def load_scenario(reference: str) -> Scenario:
     return build_scenario(document, topology, path)
 
 
-def build_scenario(document: dict[str, Any], topology: Topology, path: Path) -> Scenario:
+def build_scenario(document: JsonObject, topology: Topology, path: Path) -> Scenario:
     """Turn a schema-valid scenario document into a checked Scenario."""
     checker = _Checker(path, topology)
     peers = {
@@ -306,7 +306,7 @@ def _one_resolver_per_gateway(
 
 
 def _call_expectations(
-    expect: dict[str, Any], events: tuple[CallEvent, ...], checker: _Checker
+    expect: JsonObject, events: tuple[CallEvent, ...], checker: _Checker
 ) -> None:
     """Recovery can only be expected of a call with events."""
     for key in ("recovers_within_s", "call_breaks", "ice_restart", "selected_pair_changes_to"):
@@ -314,7 +314,7 @@ def _call_expectations(
             raise checker.fail(f"expect.{key}", "needs `events` (and `call`) to judge recovery")
 
 
-def _address_expectations(expect: dict[str, Any], checker: _Checker) -> None:
+def _address_expectations(expect: JsonObject, checker: _Checker) -> None:
     """Each entry of `candidate_addresses` is an address or a node of the topology."""
     for role, by_type in expect.get("candidate_addresses", {}).items():
         for kind, entries in by_type.items():
@@ -350,9 +350,7 @@ class _Checker:
         return names[0]
 
 
-def _stun_turn(
-    servers: dict[str, Any], topology: Topology, checker: _Checker
-) -> StunTurnServer | None:
+def _stun_turn(servers: JsonObject, topology: Topology, checker: _Checker) -> StunTurnServer | None:
     spec = servers.get("stun_turn")
     if spec is None:
         hosts = [n.name for n in topology.nodes.values() if n.role == "stun-turn"]
@@ -369,7 +367,7 @@ def _stun_turn(
 
 
 def _conditions(
-    spec: dict[str, Any],
+    spec: JsonObject,
     topology: Topology,
     checker: _Checker,
     server_hosts: list[str] | None = None,
@@ -402,7 +400,7 @@ def _conditions(
 
 
 def _firewall(
-    spec: str | dict[str, Any] | None,
+    spec: str | JsonObject | None,
     checker: _Checker,
     name: str,
     server_hosts: list[str] | None,
@@ -434,7 +432,7 @@ def _firewall(
 
 
 def _impairments(
-    spec: dict[str, Any] | list[dict[str, Any]] | None, node: Node, checker: _Checker, name: str
+    spec: JsonObject | list[JsonObject] | None, node: Node, checker: _Checker, name: str
 ) -> tuple[Impairments, ...]:
     """The node's link impairments: one object (on the interface named, else the uplink or
     only link) or a list with one entry per interface, since a node can have several links."""
@@ -456,7 +454,7 @@ def _impairments(
 
 
 def _impairment(
-    spec: dict[str, Any],
+    spec: JsonObject,
     node: Node,
     checker: _Checker,
     where: str,
@@ -495,7 +493,7 @@ _NEEDS = {
 _EMULATED = ("delay_ms", "jitter_ms", "reorder_percent", "duplicate_percent", "burst_loss")
 
 
-def _check_impairment_fields(spec: dict[str, Any], checker: _Checker, where: str) -> None:
+def _check_impairment_fields(spec: JsonObject, checker: _Checker, where: str) -> None:
     """What the schema cannot say: fields that need others, and an entry that does nothing."""
     for field_name, (needed, message) in _NEEDS.items():
         if _given(spec, field_name) and not _given(spec, needed):
@@ -510,7 +508,7 @@ def _check_impairment_fields(spec: dict[str, Any], checker: _Checker, where: str
         )
 
 
-def _given(spec: dict[str, Any], name: str) -> bool:
+def _given(spec: JsonObject, name: str) -> bool:
     """Whether the field says something: any flag or word, a number other than 0."""
     value = spec.get(name)
     return isinstance(value, bool) or value not in (None, 0)
@@ -536,7 +534,7 @@ def _one_entry_per_interface(
 
 
 def _ice_servers(
-    document: dict[str, Any],
+    document: JsonObject,
     topology: Topology,
     stun_turn: StunTurnServer | None,
     checker: _Checker,

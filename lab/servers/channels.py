@@ -16,8 +16,8 @@ import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.servers.service_model import ServiceError
 
 ACCOUNT_ID = "123456789012"
@@ -62,7 +62,7 @@ class ChannelRecord:
     status: str = "ACTIVE"
     tags: dict[str, str] = field(default_factory=dict)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> JsonObject:
         """The ChannelInfo shape of DescribeSignalingChannel and ListSignalingChannels."""
         return {
             "ChannelName": self.name,

@@ -20,8 +20,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.servers.channels import DEFAULT_MESSAGE_TTL_S, ChannelRegistry, valid_client_id
 from lab.servers.credentials import AccessKey, ice_server_credentials
 from lab.servers.service_model import (
@@ -72,7 +72,7 @@ class TurnServers:
     sets: int = 2
     ttl_s: int = ICE_SERVER_TTL_S
 
-    def ice_server_list(self, channel_arn: str, now: float) -> list[dict[str, Any]]:
+    def ice_server_list(self, channel_arn: str, now: float) -> list[JsonObject]:
         servers = []
         for index in range(self.sets):
             credentials = ice_server_credentials(self.secret, channel_arn, self.ttl_s, now)
@@ -87,7 +87,7 @@ class TurnServers:
         return servers
 
 
-def service_config(key: AccessKey | None, turn: TurnServers | None) -> dict[str, Any]:
+def service_config(key: AccessKey | None, turn: TurnServers | None) -> JsonObject:
     """The signaling server's `--service-config` document: the run's access key (SigV4 is
     checked when there is one) and the TURN server GetIceServerConfig hands out. A file,
     not arguments, so that the secrets stay out of the process list."""
@@ -97,7 +97,7 @@ def service_config(key: AccessKey | None, turn: TurnServers | None) -> dict[str,
     }
 
 
-def read_service_config(document: dict[str, Any]) -> tuple[AccessKey | None, TurnServers | None]:
+def read_service_config(document: JsonObject) -> tuple[AccessKey | None, TurnServers | None]:
     """The access key and TURN servers of a `service_config` document."""
     key = document.get("access_key")
     turn = document.get("turn")
@@ -112,7 +112,7 @@ class ApiResponse:
     """What the service answers: a status, a JSON document and, for an error, its type."""
 
     status: int
-    document: dict[str, Any]
+    document: JsonObject
     error_header: str | None = None  # x-amzn-ErrorType
 
     @property
@@ -151,7 +151,7 @@ class ServiceApi:
         self.endpoints = endpoints
         self.turn = turn
         self.clock = clock
-        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        self._handlers: dict[str, Callable[[JsonObject], JsonObject]] = {
             "CreateSignalingChannel": self.create_signaling_channel,
             "DescribeSignalingChannel": self.describe_signaling_channel,
             "ListSignalingChannels": self.list_signaling_channels,
@@ -180,7 +180,7 @@ class ServiceApi:
                 exc.error_type, exc.message, operation.api_version
             )
 
-    def create_signaling_channel(self, request: dict[str, Any]) -> dict[str, Any]:
+    def create_signaling_channel(self, request: JsonObject) -> JsonObject:
         if request.get("ChannelType", "SINGLE_MASTER") != "SINGLE_MASTER":
             raise ServiceError(
                 "InvalidArgumentException", "SINGLE_MASTER is the only supported channel type."
@@ -193,7 +193,7 @@ class ServiceApi:
         )
         return {"ChannelARN": record.arn}
 
-    def describe_signaling_channel(self, request: dict[str, Any]) -> dict[str, Any]:
+    def describe_signaling_channel(self, request: JsonObject) -> JsonObject:
         name, arn = request.get("ChannelName"), request.get("ChannelARN")
         if name is None and arn is None:
             raise ServiceError(
@@ -201,7 +201,7 @@ class ServiceApi:
             )
         return {"ChannelInfo": self.channels.find(name=name, arn=arn).info()}
 
-    def list_signaling_channels(self, request: dict[str, Any]) -> dict[str, Any]:
+    def list_signaling_channels(self, request: JsonObject) -> JsonObject:
         condition = request.get("ChannelNameCondition") or {}
         if condition and "ComparisonValue" not in condition:
             raise ServiceError(
@@ -210,16 +210,16 @@ class ServiceApi:
         records = self.channels.listing(condition.get("ComparisonValue", ""))
         start = _page_start(request.get("NextToken"), [r.name for r in records])
         end = start + request.get("MaxResults", DEFAULT_LIST_MAX_RESULTS)
-        response: dict[str, Any] = {"ChannelInfoList": [r.info() for r in records[start:end]]}
+        response: JsonObject = {"ChannelInfoList": [r.info() for r in records[start:end]]}
         if end < len(records):
             response["NextToken"] = base64.b64encode(records[end].name.encode()).decode()
         return response
 
-    def delete_signaling_channel(self, request: dict[str, Any]) -> dict[str, Any]:
+    def delete_signaling_channel(self, request: JsonObject) -> JsonObject:
         self.channels.delete(request["ChannelARN"], request.get("CurrentVersion"))
         return {}
 
-    def get_signaling_channel_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+    def get_signaling_channel_endpoint(self, request: JsonObject) -> JsonObject:
         self.channels.find(arn=request["ChannelARN"])
         configuration = request.get("SingleMasterChannelEndpointConfiguration") or {}
         protocols = configuration.get("Protocols") or list(DEFAULT_PROTOCOLS)
@@ -236,7 +236,7 @@ class ServiceApi:
             ]
         }
 
-    def get_ice_server_config(self, request: dict[str, Any]) -> dict[str, Any]:
+    def get_ice_server_config(self, request: JsonObject) -> JsonObject:
         record = self.channels.find(arn=request["ChannelARN"])
         client_id = request.get("ClientId")
         if client_id is not None and not valid_client_id(client_id):

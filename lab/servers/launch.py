@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabRunError
 from lab.network.build import LabNetwork, terminate_processes
 from lab.scenario.scenario import Scenario
@@ -151,7 +152,7 @@ def _preload_signer() -> None:
 
 
 def _turn_certificate(
-    workdir: Path, addresses: list[str], ca: Any, faults: dict[str, Any], names: list[str]
+    workdir: Path, addresses: list[str], ca: Any, faults: JsonObject, names: list[str]
 ) -> ServerCertificate:
     """The TURN server's certificate for its addresses and names; a `tls` fault makes it
     expired or for another name."""

@@ -8,8 +8,8 @@ interchangeable; the scenario's `faults` turn on what coturn cannot do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.servers.coturn import REALM, STUN_TURN_PORT, TLS_PORT
 
 ALL_TRANSPORTS = ("udp", "tcp", "tls")
@@ -43,12 +43,12 @@ def mock_config(
     key: Path,
     secret: str,
     denied_peers: tuple[str, ...],
-    faults: dict[str, Any],
+    faults: JsonObject,
     request_log: Path,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The mock server's JSON configuration (pure: unit-tested)."""
     primary = addresses[0]
-    config: dict[str, Any] = {
+    config: JsonObject = {
         "listen": listeners(addresses, faults.get("transports", ALL_TRANSPORTS)),
         "relay_address": primary,
         "realm": REALM,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+
+from lab.core.documents import JsonObject
 
 COTURN_LINE = re.compile(
     r"^(?P<t>\d+): : session (?P<session>\d+): realm <[^>]*> user <(?P<user>[^>]*)>: "
@@ -27,7 +28,7 @@ COTURN_METHODS = {
 }
 
 
-def read_requests(software: str, path: Path | None) -> list[dict[str, Any]]:
+def read_requests(software: str, path: Path | None) -> list[JsonObject]:
     """The server's requests in the mock's request-log shape (empty if there is no log)."""
     if path is None or not path.exists():
         return []
@@ -37,7 +38,7 @@ def read_requests(software: str, path: Path | None) -> list[dict[str, Any]]:
     return parse_coturn_log(text)
 
 
-def _mock_requests(text: str) -> list[dict[str, Any]]:
+def _mock_requests(text: str) -> list[JsonObject]:
     requests = []
     for line in text.splitlines():
         try:
@@ -49,7 +50,7 @@ def _mock_requests(text: str) -> list[dict[str, Any]]:
     return requests
 
 
-def parse_coturn_log(text: str) -> list[dict[str, Any]]:
+def parse_coturn_log(text: str) -> list[JsonObject]:
     """Requests coturn logged at --verbose, as request-log entries."""
     requests = []
     for line in text.splitlines():

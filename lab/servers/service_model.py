@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lab.core.documents import JsonObject
+
 if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel, Shape
 
@@ -124,7 +126,7 @@ def error_header(error_type: str, api_version: str) -> str:
     return f"{error_type}:{MODEL_NAMESPACE.format(version=api_version)}"
 
 
-def parse_input(operation: Operation, body: bytes) -> dict[str, Any]:
+def parse_input(operation: Operation, body: bytes) -> JsonObject:
     """The request body as the operation's input; ServiceError unless valid."""
     try:
         document = json.loads(body or b"{}")
@@ -142,7 +144,7 @@ def parse_input(operation: Operation, body: bytes) -> dict[str, Any]:
     return document
 
 
-def validate(shape: Shape | None, value: dict[str, Any], path: str = "") -> list[str]:
+def validate(shape: Shape | None, value: JsonObject, path: str = "") -> list[str]:
     """The constraint violations of a structure's members, in the service's words."""
     problems: list[str] = []
     if shape is None:

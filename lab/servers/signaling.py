@@ -49,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Request, Response, ServerConnection, unix_serve
 from websockets.exceptions import ConnectionClosed
 
+from lab.core.documents import JsonObject
 from lab.servers.channels import ChannelRecord, ChannelRegistry, valid_client_id
 from lab.servers.control_plane import (
     ApiResponse,
@@ -165,7 +166,7 @@ def parse_identity(path: str, channels: str | Container[str]) -> Identity:
     return Identity("viewer", client_ids[0])
 
 
-def _correlation_id(document: dict[str, Any]) -> str | None:
+def _correlation_id(document: JsonObject) -> str | None:
     """The send's correlationId if it is one a STATUS_RESPONSE can echo."""
     value = document.get("correlationId")
     return value if isinstance(value, str) and value else None
@@ -225,7 +226,7 @@ def validate_client_message(raw: str | bytes) -> ClientMessage:
 
 def relayed_message(sender: Identity, message: ClientMessage) -> str:
     """What the recipient receives; like the service, the master's messages carry no sender id."""
-    document: dict[str, Any] = {"messageType": message.action, "messagePayload": message.payload}
+    document: JsonObject = {"messageType": message.action, "messagePayload": message.payload}
     if sender.role == "viewer":
         document["senderClientId"] = sender.client_id
     return json.dumps(document, separators=(",", ":"))
@@ -289,7 +290,7 @@ class EventLog:
     def record(self, event: str, identity: Identity | None, **fields: Any) -> None:
         if self.stream is None:
             return
-        entry: dict[str, Any] = {"t": self.clock(), "event": event}
+        entry: JsonObject = {"t": self.clock(), "event": event}
         if identity is not None:
             entry |= {"role": identity.role, "client_id": identity.client_id}
         entry |= {k: v for k, v in fields.items() if v is not None}

@@ -23,8 +23,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabError
 from lab.core.lifecycle import Stopwatch, Terminated, interrupted_status, sigterm_raises
 from lab.peers.forked import preload_peer_code
@@ -72,10 +73,10 @@ class Worker:
         """Tear down the network and servers (processes by pid, then the namespaces)."""
         self.sites.close()
 
-    def run_cell(self, viewer: str, master: str) -> dict[str, Any]:
+    def run_cell(self, viewer: str, master: str) -> JsonObject:
         """One cell on the kept site: the matrix entry with the cell's result, or with
         `fallback` (why the caller should run it fresh)."""
-        entry: dict[str, Any] = {"viewer": viewer, "master": master, "result": None}
+        entry: JsonObject = {"viewer": viewer, "master": master, "result": None}
         try:
             result = run_scenario(self._scenario(viewer, master), self.run_options(), self.sites)
             entry["result"] = result.to_json()  # an entry is a line of JSON to `lab matrix`

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from lab.core.documents import JsonObject
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,9 @@ class _Side:
 
     def __init__(self, role: str) -> None:
         self.role = role
-        self.nodes: dict[str, Any] = {}
-        self.links: list[dict[str, Any]] = []
-        self.conditions: dict[str, Any] = {}
+        self.nodes: JsonObject = {}
+        self.links: list[JsonObject] = []
+        self.conditions: JsonObject = {}
 
     def link(self, a: str, b: str, a_address: str, b_address: str) -> None:
         self.links.append({"endpoints": [a, b], "addresses": [a_address, b_address]})
@@ -150,15 +151,15 @@ def side_documents(role: str, preset: str, uplink: str, wan: str, gateway: str) 
     return side
 
 
-def cell_documents(viewer: str, master: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def cell_documents(viewer: str, master: str) -> tuple[JsonObject, JsonObject]:
     """The topology and scenario documents of one matrix cell."""
     sides = [
         side_documents("viewer", viewer, "internet:eth0", "198.51.100.2/28", "198.51.100.1"),
         side_documents("master", master, "internet:eth1", "198.51.100.18/28", "198.51.100.17"),
     ]
-    nodes: dict[str, Any] = {"internet": {"role": "router"}}
-    links: list[dict[str, Any]] = []
-    conditions: dict[str, Any] = {}
+    nodes: JsonObject = {"internet": {"role": "router"}}
+    links: list[JsonObject] = []
+    conditions: JsonObject = {}
     for side in sides:
         nodes |= side.nodes
         links += side.links

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.core.errors import LabInputError
+from lab.observations.ice import JsonObject
 
 Combo = tuple[str, str]
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -102,7 +103,7 @@ def shard_summary(shard: Shard, ran: int, total: int) -> str:
 # -- merge --------------------------------------------------------------------------------
 
 
-def definition(document: Mapping[str, Any]) -> dict[str, Any]:
+def definition(document: Mapping[str, Any]) -> JsonObject:
     """What makes shards parts of one matrix: its rows (and their order), agents, options."""
     return {
         "rows": [p["name"] for p in document["presets"]],
@@ -166,7 +167,7 @@ def _absent_shards(documents: Sequence[Mapping[str, Any]]) -> str:
 
 def merge_documents(
     documents: Sequence[tuple[Path, Any]], allow_partial: bool = False
-) -> dict[str, Any]:
+) -> JsonObject:
     """One matrix document from its shards': the document an unsharded `lab matrix --json`
     writes (cells in matrix order, the agreement counted over all of them, `wall_s` the
     longest shard's, as they run side by side), plus `missing` when `allow_partial` let
@@ -211,12 +212,12 @@ def _rows(path: Path, document: Mapping[str, Any]) -> list[str]:
 
 def _cells_by_combo(
     documents: Sequence[tuple[Path, Any]], combos: Sequence[Combo]
-) -> dict[Combo, dict[str, Any]]:
+) -> dict[Combo, JsonObject]:
     """Every cell of every shard, once each, from shards of the first one's matrix."""
     first_path, first = documents[0]
     wanted = definition(first)
     owner: dict[Combo, Path] = {}
-    cells: dict[Combo, dict[str, Any]] = {}
+    cells: dict[Combo, JsonObject] = {}
     for path, document in documents:
         theirs = definition(document)
         if theirs != wanted:

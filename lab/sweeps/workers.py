@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.sweeps.matrix_cells import PROXY_ROWS, cell_documents
 
 #: The fewest cells worth a network build of their own.
@@ -100,7 +101,7 @@ class WorkerProcess:
             args += [f"--{name}", value] if value else []
         return args
 
-    def run(self, viewer: str, master: str) -> dict[str, Any]:
+    def run(self, viewer: str, master: str) -> JsonObject:
         """The worker's entry for the cell; `fallback` says why if the worker could not."""
         if self.process is None or self.process.poll() is not None:
             self.stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
@@ -159,9 +160,9 @@ class ReusedSweep:
         self,
         options: Options,
         jobs: int,
-        fresh: Callable[[str, str], dict[str, Any]],
+        fresh: Callable[[str, str], JsonObject],
         started: Callable[[], None],
-        finished: Callable[[dict[str, Any]], None],
+        finished: Callable[[JsonObject], None],
     ) -> None:
         self.options = options
         self.jobs = jobs
@@ -212,7 +213,7 @@ class ReusedSweep:
         finally:
             worker.close()
 
-    def _cell(self, worker: WorkerProcess, viewer: str, master: str) -> dict[str, Any]:
+    def _cell(self, worker: WorkerProcess, viewer: str, master: str) -> JsonObject:
         reason = not_reusable(viewer, master)
         entry = None if reason else worker.run(viewer, master)
         if entry is not None and "fallback" not in entry:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError, LabRunError
 from lab.network.ipv6 import has_ipv6
 from lab.network.topology import Link, Topology
@@ -53,7 +54,7 @@ class CapturePoint:
     file: str  # pcapng file name, in the capture directory
     ends: tuple[tuple[str, str], tuple[str, str]] = (("", ""), ("", ""))  # (node, interface)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -79,7 +80,7 @@ def plan_points(topology: Topology) -> list[CapturePoint]:
     return points
 
 
-def describe_nodes(topology: Topology) -> dict[str, Any]:
+def describe_nodes(topology: Topology) -> JsonObject:
     """What a trail needs of each node: its addresses, its uplink, which link ends are its."""
     nodes = {}
     for node in topology.nodes.values():
@@ -196,7 +197,7 @@ class Capture:
                 select.select([], [], [], 0.01)
         # nft monitor has no ready line; its netlink socket is open within milliseconds.
 
-    def stop(self, decode: bool = True) -> dict[str, Any]:
+    def stop(self, decode: bool = True) -> JsonObject:
         """End the captures (dumpcap and nft flush on SIGTERM) and describe them."""
         from lab.network.build import terminate_processes
 

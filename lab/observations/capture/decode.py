@@ -13,8 +13,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabRunError
 from lab.observations.ice import endpoint
 
@@ -147,7 +147,7 @@ class Decoding:
     """tshark reading a capture's merged pcap in the background (the run tears its network
     down meanwhile); `packets` waits for it."""
 
-    def __init__(self, manifest: dict[str, Any]) -> None:
+    def __init__(self, manifest: JsonObject) -> None:
         self.directory = Path(manifest["directory"])
         self.links = [link["link"] for link in manifest["links"]]
         self.merged = self.directory / "all-links.pcapng"
@@ -176,12 +176,12 @@ class Decoding:
 _started: dict[str, Decoding] = {}
 
 
-def start_decode(manifest: dict[str, Any]) -> None:
+def start_decode(manifest: JsonObject) -> None:
     """Start decoding a stopped capture now; `decode` collects the packets later."""
     _started[str(manifest["directory"])] = Decoding(manifest)
 
 
-def decode(manifest: dict[str, Any]) -> list[Packet]:
+def decode(manifest: JsonObject) -> list[Packet]:
     """Every STUN/TURN/DTLS frame of every link of a capture, in time order."""
     decoding = _started.pop(str(manifest["directory"]), None) or Decoding(manifest)
     return decoding.packets()

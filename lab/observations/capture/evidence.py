@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lab.core.documents import schema_errors
+from lab.core.documents import JsonObject, schema_errors
 from lab.core.errors import LabInputError, LabRunError
 from lab.observations.capture.capture import LAST_CAPTURE, MANIFEST
 from lab.observations.capture.decode import Packet, decode
@@ -20,7 +20,7 @@ from lab.observations.capture.verdicts import read_traces
 RESULT = "result.json"
 
 
-def link_summary(manifest: dict[str, Any], packets: list[Packet]) -> list[dict[str, Any]]:
+def link_summary(manifest: JsonObject, packets: list[Packet]) -> list[JsonObject]:
     """Per link: its pcap and how many STUN messages and DTLS records crossed it."""
     stun = Counter(p.link for p in packets if p.messages)
     dtls = Counter(p.link for p in packets if p.dtls)
@@ -50,7 +50,7 @@ def keep_session_capture(capture: Any, scenario: str) -> None:
     replace_last(manifest, result)
 
 
-def keep_pcaps(manifest: dict[str, Any], into: Path) -> None:
+def keep_pcaps(manifest: JsonObject, into: Path) -> None:
     """Copy the run's pcapng files (and what `lab trace` needs beside them) into `into`."""
     source = Path(manifest["directory"])
     into.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ def keep_pcaps(manifest: dict[str, Any], into: Path) -> None:
     (into / MANIFEST).write_text(json.dumps({**manifest, "directory": "."}, indent=2))
 
 
-def replace_last(manifest: dict[str, Any], result: dict[str, Any]) -> None:
+def replace_last(manifest: JsonObject, result: JsonObject) -> None:
     """The last captured run's pcaps and result, swapped in whole (runs may overlap)."""
     LAST_CAPTURE.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix="capture-new-", dir=LAST_CAPTURE.parent))
@@ -76,9 +76,7 @@ def replace_last(manifest: dict[str, Any], result: dict[str, Any]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def attach_evidence(
-    result: dict[str, Any], manifest: dict[str, Any], pcap_dir: Path | None
-) -> None:
+def attach_evidence(result: JsonObject, manifest: JsonObject, pcap_dir: Path | None) -> None:
     """Decode the capture, give every pair its trail, keep the pcaps."""
     packets = decode(manifest)
     traces = read_traces(Path(manifest["directory"]), manifest["traced_nodes"])

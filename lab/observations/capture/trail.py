@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.observations.capture.decode import Packet
 from lab.observations.capture.verdicts import Traced
 from lab.observations.ice import CandidatePair, endpoint, host_of
@@ -91,11 +91,11 @@ def sightings(packets: list[Packet]) -> tuple[dict[str, list[Seen]], dict[str, l
     return requests, responses
 
 
-def _where(candidate: dict[str, Any]) -> str:
+def _where(candidate: JsonObject) -> str:
     return endpoint(candidate["address"], candidate["port"])
 
 
-def checks_of(pair: dict[str, Any], requests: dict[str, list[Seen]]) -> list[str]:
+def checks_of(pair: JsonObject, requests: dict[str, list[Seen]]) -> list[str]:
     """The transaction ids of the pair's checks: requests from its local to its remote."""
     local, remote = _where(pair["local"]), _where(pair["remote"])
     found = [
@@ -119,7 +119,7 @@ def _sources_as_sent(seen: list[Seen], remote: str) -> set[str]:
     return sources
 
 
-def _hop(seen: Seen, start: float) -> dict[str, Any]:
+def _hop(seen: Seen, start: float) -> JsonObject:
     p = seen.packet
     hop = {
         "t": round(p.t - start, 6),
@@ -145,8 +145,8 @@ def _first_per_link(seen: list[Seen]) -> list[Seen]:
 class Verdicts:
     """Finds what a node's nftables did with a frame that arrived on one of its links."""
 
-    def __init__(self, manifest: dict[str, Any], traces: dict[str, list[Traced]]) -> None:
-        self.nodes: dict[str, Any] = manifest["nodes"]
+    def __init__(self, manifest: JsonObject, traces: dict[str, list[Traced]]) -> None:
+        self.nodes: JsonObject = manifest["nodes"]
         self.ends = {link["link"]: [tuple(e) for e in link["ends"]] for link in manifest["links"]}
         self.traces = traces
 
@@ -180,7 +180,7 @@ class Verdicts:
         return "inbound" if interface == uplink else "outbound"
 
 
-def _ending(seen: list[Seen], answered: list[Seen], verdicts: Verdicts) -> dict[str, Any]:
+def _ending(seen: list[Seen], answered: list[Seen], verdicts: Verdicts) -> JsonObject:
     if answered:
         last = answered[-1].packet
         return {"kind": "answered", "link": last.link, "message": last.info}
@@ -203,7 +203,7 @@ def _ending(seen: list[Seen], answered: list[Seen], verdicts: Verdicts) -> dict[
 
 def check_trail(
     txid: str, seen: list[Seen], answered: list[Seen], verdicts: Verdicts, start: float
-) -> dict[str, Any]:
+) -> JsonObject:
     """One check: its sends, its hops (first sighting per link), its response, its end."""
     first_link = seen[0].packet.link if seen else None
     return {
@@ -215,7 +215,7 @@ def check_trail(
     }
 
 
-def describe_drop(ended: dict[str, Any]) -> str:
+def describe_drop(ended: JsonObject) -> str:
     """`dropped by viewer-gw: port-restricted filter, no prior outbound to 198.51.100.18:40112`."""
     text = f"dropped by {ended['node']}: {ended['rule']}"
     if ended["rule"].endswith(FILTER_SUFFIX):
@@ -225,7 +225,7 @@ def describe_drop(ended: dict[str, Any]) -> str:
     return text
 
 
-def describe_end(ended: dict[str, Any]) -> str:
+def describe_end(ended: JsonObject) -> str:
     """One line for where a check ended, for the trail and `lab trace`."""
     kind = ended["kind"]
     if kind == "answered":
@@ -244,16 +244,16 @@ def describe_end(ended: dict[str, Any]) -> str:
     return "no check seen on any link (never sent, or inside TLS to the TURN server)"
 
 
-def _tls_leg(pair: dict[str, Any]) -> bool:
+def _tls_leg(pair: JsonObject) -> bool:
     """Whether the pair's checks or responses cross a TLS leg to the TURN server, where no
     capture can read them (a relay over TLS at either end)."""
     return "tls" in (pair["local"].get("relay_protocol"), pair["remote"].get("relay_protocol"))
 
 
 def pair_trails(
-    pairs: list[dict[str, Any]],
+    pairs: list[JsonObject],
     packets: list[Packet],
-    manifest: dict[str, Any],
+    manifest: JsonObject,
     traces: dict[str, list[Traced]],
 ) -> None:
     """Give each pair its `trail`, and each failed pair whose check a rule dropped its

@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabError
 
 
-def diagnose_file(path: Path) -> dict[str, Any]:
+def diagnose_file(path: Path) -> JsonObject:
     """Findings, facts, inferences and the scenario for one artifact (pure but for reading)."""
     from lab.report.diagnose.facts import summarize
     from lab.report.diagnose.rules import infer
@@ -35,7 +35,7 @@ def diagnose_file(path: Path) -> dict[str, Any]:
     }
 
 
-def check_scenario(doc: dict[str, Any], path: Path) -> None:
+def check_scenario(doc: JsonObject, path: Path) -> None:
     """Validate the written scenario as `lab validate` would (schema, then cross-checks)."""
     from lab.core.documents import schema_errors
     from lab.network.topology import load_topology
@@ -47,12 +47,12 @@ def check_scenario(doc: dict[str, Any], path: Path) -> None:
     build_scenario(doc, load_topology(doc["topology"], relative_to=path), path)
 
 
-def write_scenario(doc: dict[str, Any], path: Path) -> None:
+def write_scenario(doc: JsonObject, path: Path) -> None:
     text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
     path.write_text("# written by lab diagnose\n" + text)
 
 
-def to_json(diagnosis: dict[str, Any], verdict: dict[str, Any] | None) -> dict[str, Any]:
+def to_json(diagnosis: JsonObject, verdict: JsonObject | None) -> JsonObject:
     """The document `--json` writes: findings, facts, unknowns, inferences, scenario, verdict."""
     return {
         "input": diagnosis["input"],

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose.findings import ICE_FAILURES, ROLES, Finding
 
 READY_STATES = ("ICE_AGENT_STATE_READY", "ICE_AGENT_STATE_CONNECTED", "connected", "completed")
@@ -28,27 +28,27 @@ class PeerFacts:
     remote_relays: int = 0
     servers_tried: list[str] = field(default_factory=list)
     turn_skipped: bool = False
-    turn_errors: list[dict[str, Any]] = field(default_factory=list)
-    gathering_errors: list[dict[str, Any]] = field(default_factory=list)
+    turn_errors: list[JsonObject] = field(default_factory=list)
+    gathering_errors: list[JsonObject] = field(default_factory=list)
     turn_state_failures: list[str] = field(default_factory=list)
-    socket_errors: list[dict[str, Any]] = field(default_factory=list)
+    socket_errors: list[JsonObject] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     outcome: str | None = None
-    selected: dict[str, Any] | None = None
+    selected: JsonObject | None = None
     pairs: dict[str, int] = field(default_factory=dict)
     mapping_changes: dict[str, bool] = field(default_factory=dict)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[JsonObject] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     stamps: dict[str, float] = field(default_factory=dict)
     # what the C SDK says of its TURN connections, sockets, signaling and itself
-    turn_transitions: list[dict[str, Any]] = field(default_factory=list)
-    turn_failures: list[dict[str, Any]] = field(default_factory=list)
-    turn_events: list[dict[str, Any]] = field(default_factory=list)
-    socket_checks: list[dict[str, Any]] = field(default_factory=list)
+    turn_transitions: list[JsonObject] = field(default_factory=list)
+    turn_failures: list[JsonObject] = field(default_factory=list)
+    turn_events: list[JsonObject] = field(default_factory=list)
+    socket_checks: list[JsonObject] = field(default_factory=list)
     no_pair_lines: list[int] = field(default_factory=list)
     signaling_states: list[str] = field(default_factory=list)
-    signaling_errors: list[dict[str, Any]] = field(default_factory=list)
-    http_statuses: list[dict[str, Any]] = field(default_factory=list)
+    signaling_errors: list[JsonObject] = field(default_factory=list)
+    http_statuses: list[JsonObject] = field(default_factory=list)
     clock_skew_lines: list[int] = field(default_factory=list)
     status_lines: dict[str, int] = field(default_factory=dict)
     sdk_version: str | None = None
@@ -143,7 +143,7 @@ class PeerFacts:
             for e in self.gathering_errors
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         data = asdict(self)
         data.pop("candidates")
         data.pop("stamps")
@@ -159,7 +159,7 @@ class Facts:
     role_source: str
     unknowns: list[str]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "format": self.format,
             "role_source": self.role_source,
@@ -305,7 +305,7 @@ def _sdk_fact(peer: PeerFacts, finding: Finding) -> None:
         peer.other_lines[component] = peer.other_lines.get(component, 0) + 1
 
 
-def _candidate(peer: PeerFacts, data: dict[str, Any]) -> None:
+def _candidate(peer: PeerFacts, data: JsonObject) -> None:
     side = data.get("side", "local")
     counts = peer.local_types if side == "local" else peer.remote_types
     counts[data["type"]] = counts.get(data["type"], 0) + 1
@@ -316,7 +316,7 @@ def _candidate(peer: PeerFacts, data: dict[str, Any]) -> None:
         peer.remote_relays += 1
 
 
-def _selected(peer: PeerFacts, kind: str, data: dict[str, Any]) -> None:
+def _selected(peer: PeerFacts, kind: str, data: JsonObject) -> None:
     selected = peer.selected or {}
     if kind == "selected":
         selected.update({k: v for k, v in data.items() if v is not None or k not in selected})

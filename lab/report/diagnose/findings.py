@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose import knowledge
 
 #: Statuses that end the ICE agent (what `kvs_status` of a failed run names).
@@ -56,9 +56,9 @@ class Finding:
     line: int
     text: str
     role: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JsonObject = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
 

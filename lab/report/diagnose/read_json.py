@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose.findings import Finding, turn_phrase
 
 CANDIDATE = re.compile(
@@ -38,7 +39,7 @@ def line_of(raw: str, needle: str) -> int:
     return raw.count("\n", 0, at) + 1 if at >= 0 else 1
 
 
-def read_internals(doc: dict[str, Any], raw: str) -> list[Finding]:
+def read_internals(doc: JsonObject, raw: str) -> list[Finding]:
     """Findings from every peer connection of a webrtc-internals dump."""
     findings: list[Finding] = []
     for pc_id, record in doc["PeerConnections"].items():
@@ -61,7 +62,7 @@ def read_internals(doc: dict[str, Any], raw: str) -> list[Finding]:
     return findings
 
 
-def _role(log: list[dict[str, Any]]) -> tuple[str, str] | None:
+def _role(log: list[JsonObject]) -> tuple[str, str] | None:
     for entry in log:
         kind = str(entry.get("type", ""))
         value = str(entry.get("value", ""))
@@ -72,7 +73,7 @@ def _role(log: list[dict[str, Any]]) -> tuple[str, str] | None:
     return None
 
 
-def _update(entry: dict[str, Any], role: str | None, raw: str) -> list[Finding]:
+def _update(entry: JsonObject, role: str | None, raw: str) -> list[Finding]:
     kind = str(entry.get("type", "")).lower()
     value = str(entry.get("value", ""))
     text = f"{entry.get('type')}: {value}".replace("\n", " ")[:300]
@@ -99,16 +100,16 @@ def _candidate_error(value: str, line: int, text: str, role: str | None) -> Find
     url = fields.get("url", "").strip()
     code = int(fields["error_code"]) if fields.get("error_code", "").strip().isdigit() else None
     reason = fields.get("error_text", "").strip() or "error"
-    data: dict[str, Any] = {"url": url, "reason": f"{code} {reason}" if code else reason}
+    data: JsonObject = {"url": url, "reason": f"{code} {reason}" if code else reason}
     if code and 300 <= code < 700:
         data["code"] = code
         data["reason"] = f"TURN error {code} {reason or turn_phrase(code)}"
     return Finding("gathering_error", line, text, role, data)
 
 
-def _collapse(stats: dict[str, Any]) -> list[dict[str, Any]]:
+def _collapse(stats: JsonObject) -> list[JsonObject]:
     """`{"<id>-<field>": {statsType, values}}` -> getStats()-shaped records (last values)."""
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, JsonObject] = {}
     for key, series in stats.items():
         if not isinstance(series, dict) or "-" not in key:
             continue
@@ -123,7 +124,7 @@ def _collapse(stats: dict[str, Any]) -> list[dict[str, Any]]:
     return list(records.values())
 
 
-def from_stats(stats: list[dict[str, Any]], role: str | None, raw: str) -> list[Finding]:
+def from_stats(stats: list[JsonObject], role: str | None, raw: str) -> list[Finding]:
     """Candidates, pair outcomes and the selected pair from getStats() records."""
     by_id = {s.get("id"): s for s in stats if isinstance(s, dict)}
     findings = []
@@ -153,7 +154,7 @@ def from_stats(stats: list[dict[str, Any]], role: str | None, raw: str) -> list[
     return [f for f in findings if f is not None]
 
 
-def _stat_candidate(stat: dict[str, Any], role: str | None, raw: str) -> Finding:
+def _stat_candidate(stat: JsonObject, role: str | None, raw: str) -> Finding:
     side = "remote" if stat["type"] == "remote-candidate" else "local"
     data = {
         "side": side,
@@ -168,7 +169,7 @@ def _stat_candidate(stat: dict[str, Any], role: str | None, raw: str) -> Finding
     return Finding("candidate", line_of(raw, str(stat.get("id"))), text, role, data)
 
 
-def _selected(by_id: dict[Any, dict[str, Any]]) -> tuple[dict, dict, dict] | None:
+def _selected(by_id: dict[Any, JsonObject]) -> tuple[dict, dict, dict] | None:
     for stat in by_id.values():
         if stat.get("type") == "transport" and stat.get("selectedCandidatePairId") in by_id:
             pair = by_id[stat["selectedCandidatePairId"]]
@@ -181,7 +182,7 @@ def _selected(by_id: dict[Any, dict[str, Any]]) -> tuple[dict, dict, dict] | Non
     return None
 
 
-def read_peer_report(doc: dict[str, Any], raw: str, role: str | None) -> list[Finding]:
+def read_peer_report(doc: JsonObject, raw: str, role: str | None) -> list[Finding]:
     """Findings from the lab's Chromium peer report (`<role>.chromium-report.json`)."""
     findings = []
     if role:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose import knowledge
 from lab.report.diagnose.findings import (
     ADDRESS,
@@ -27,10 +27,10 @@ from lab.report.diagnose.findings import (
 from lab.report.diagnose.logline import LogLine, parse
 
 TYPED = r"(?P<type>host|srflx|prflx|relay)"
-Handler = Callable[[re.Match[str]], tuple[str, dict[str, Any]] | None]
+Handler = Callable[[re.Match[str]], tuple[str, JsonObject] | None]
 
 
-def _candidate_lab(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
+def _candidate_lab(m: re.Match[str]) -> tuple[str, JsonObject]:
     return "candidate", {
         "side": m["side"].lower(),
         "type": m["type"],
@@ -39,16 +39,16 @@ def _candidate_lab(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
     }
 
 
-def _gathering_error(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
+def _gathering_error(m: re.Match[str]) -> tuple[str, JsonObject]:
     reason = m["reason"].strip()
-    data: dict[str, Any] = {"url": m["url"], "reason": reason}
+    data: JsonObject = {"url": m["url"], "reason": reason}
     code = re.search(r"TURN error (\d{3})", reason)
     if code:
         data["code"] = int(code[1])
     return "gathering_error", data
 
 
-def _selected_lab(m: re.Match[str]) -> tuple[str, dict[str, Any]]:
+def _selected_lab(m: re.Match[str]) -> tuple[str, JsonObject]:
     return "selected", {
         "role": m["role"],
         "local": m["ltype"],
@@ -117,7 +117,7 @@ EXPECTATION = re.compile(r"^\s*(ok|FAIL)\s{1,3}\S")
 STATUS_LINE = re.compile(r"KVS C SDK status: (?P<code>0x[0-9a-fA-F]{8})")
 
 
-def _normalise(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+def _normalise(kind: str, data: JsonObject) -> JsonObject:
     """The SDK message's data in the shape the facts read (as the lab's own lines give it)."""
     if kind == "candidate":
         data["side"] = data.get("side", "local").lower()
@@ -136,7 +136,7 @@ def _normalise(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _sdk_match(text: str) -> tuple[str, dict[str, Any], knowledge.Message] | None:
+def _sdk_match(text: str) -> tuple[str, JsonObject, knowledge.Message] | None:
     for message in knowledge.messages():
         data = message.read(text)
         if data is not None:
@@ -144,7 +144,7 @@ def _sdk_match(text: str) -> tuple[str, dict[str, Any], knowledge.Message] | Non
     return None
 
 
-def _lab_match(text: str) -> tuple[str, dict[str, Any]] | None:
+def _lab_match(text: str) -> tuple[str, JsonObject] | None:
     for pattern, handler in LAB_PATTERNS:
         m = pattern.search(text)
         if m:
@@ -152,7 +152,7 @@ def _lab_match(text: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _match(text: str) -> tuple[str, dict[str, Any], knowledge.Message | None] | None:
+def _match(text: str) -> tuple[str, JsonObject, knowledge.Message | None] | None:
     sdk = _sdk_match(text)
     if sdk:
         return sdk

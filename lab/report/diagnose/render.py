@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose.sniff import FORMATS
 
 #: Finding kinds shown one line each; `other` (lines no message explains) are counted instead.
 COUNTED = ("other",)
 
 
-def render(diagnosis: dict[str, Any], out: Any) -> None:
+def render(diagnosis: JsonObject, out: Any) -> None:
     """Findings with their lines, the unknowns, and each inference with its reasoning."""
     facts = diagnosis["facts"]
     _say(
@@ -80,7 +81,7 @@ def _brief(f: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or f.text[:80]
 
 
-def render_verdict(verdict: dict[str, Any], advice: list[str], out: Any) -> None:
+def render_verdict(verdict: JsonObject, advice: list[str], out: Any) -> None:
     out.print("verdict (artifact vs run)", style="bold")
     for c in verdict["checks"]:
         mark = {True: "yes", False: "NO ", None: " ? "}[c["match"]]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose import knowledge
 from lab.report.diagnose.facts import Facts, PeerFacts
 from lab.report.diagnose.findings import ICE_FAILURES, is_private, real_address
@@ -30,14 +31,14 @@ class Rule:
     condition: str
     test: Callable[[PeerFacts], bool]
     reasoning: str
-    fragment: dict[str, Any]
+    fragment: JsonObject
     advice: str
     lesson: str
     absent: tuple[str, ...] = field(default=())
     #: The lines that show the condition (default: TURN/gathering errors, selected pair, ICE end).
     evidence: Callable[[PeerFacts], list[int]] | None = None
     #: Figures the reasoning and the fragment name, e.g. {rtt_ms}, {delay_ms}.
-    values: Callable[[PeerFacts], dict[str, Any]] | None = None
+    values: Callable[[PeerFacts], JsonObject] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ class Inference:
     rule: Rule
     role: str
     evidence: list[int]
-    values: dict[str, Any] = field(default_factory=dict)
+    values: JsonObject = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         names = {**self.values, "side": self.role, "other": other(self.role)}
         return {
             "rule": self.rule.name,
@@ -144,7 +145,7 @@ def _added_delay(p: PeerFacts) -> bool:
     return rtt is not None and rtt > TYPICAL_RTT_MS[_path(p)] + DELAY_MARGIN_MS
 
 
-def _delay_values(p: PeerFacts) -> dict[str, Any]:
+def _delay_values(p: PeerFacts) -> JsonObject:
     rtt = float((p.selected or {}).get("rtt_ms") or 0)
     path = _path(p)
     return {
@@ -156,7 +157,7 @@ def _delay_values(p: PeerFacts) -> dict[str, Any]:
     }
 
 
-def _lan_values(p: PeerFacts) -> dict[str, Any]:
+def _lan_values(p: PeerFacts) -> JsonObject:
     sel = p.selected or {}
     return {"local_address": sel.get("local_address"), "remote_address": sel.get("remote_address")}
 
@@ -187,7 +188,7 @@ def _shared_evidence(p: PeerFacts) -> list[int]:
 NOT_NETWORK = ("signaling", "credentials", "configuration", "sdk", "device")
 
 
-def _service_failures(p: PeerFacts) -> list[dict[str, Any]]:
+def _service_failures(p: PeerFacts) -> list[JsonObject]:
     """Status codes this peer met whose cause is not the network (signaling, credentials,
     the SDK, the device), by the status table."""
     rows = [knowledge.status(code) for code in dict.fromkeys(p.statuses)]
@@ -202,7 +203,7 @@ def _not_the_network(p: PeerFacts) -> bool:
     return bool(_service_failures(p) or p.clock_skew_lines or _refused_by_service(p))
 
 
-def _service_values(p: PeerFacts) -> dict[str, Any]:
+def _service_values(p: PeerFacts) -> JsonObject:
     parts = [
         f"{row['code']} {row['name']} ({row['meaning']})"
         + (f": {row['advice']}" if row.get("advice") else "")
@@ -231,7 +232,7 @@ def _service_evidence(p: PeerFacts) -> list[int]:
     return _first(lines)
 
 
-def _deny_to_turn(protocol: str) -> dict[str, Any]:
+def _deny_to_turn(protocol: str) -> JsonObject:
     """The fragment of a firewall on SIDE's router that drops `protocol` to the TURN server."""
     deny = {"action": "deny", "protocol": protocol, "hosts": ["turn"]}
     return {
@@ -696,7 +697,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def fragment_for(rule: Rule, role: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+def fragment_for(rule: Rule, role: str, values: JsonObject | None = None) -> JsonObject:
     """The rule's scenario fragment with `{side}`/`{other}` and its figures filled in."""
     return _fill(rule.fragment, {**(values or {}), "side": role, "other": other(role)})
 
@@ -704,7 +705,7 @@ def fragment_for(rule: Rule, role: str, values: dict[str, Any] | None = None) ->
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _fill(value: Any, names: dict[str, Any]) -> Any:
+def _fill(value: Any, names: JsonObject) -> Any:
     if isinstance(value, dict):
         return {_fill(k, names): _fill(v, names) for k, v in value.items()}
     if isinstance(value, list):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.diagnose.facts import Facts
 from lab.report.diagnose.findings import ICE_FAILURES
 from lab.report.diagnose.rules import Inference, fragment_for
@@ -24,7 +24,7 @@ TOPOLOGY = "two-homes"
 BROWSER_FORMATS = ("webrtc-internals", "chromium-report", "js-console")
 
 
-def base_scenario(name: str) -> dict[str, Any]:
+def base_scenario(name: str) -> JsonObject:
     return {
         "name": name,
         "description": "",
@@ -39,7 +39,7 @@ def base_scenario(name: str) -> dict[str, Any]:
     }
 
 
-def merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
+def merge(into: JsonObject, fragment: JsonObject) -> JsonObject:
     """Deep-merge a fragment; lists (firewall rules) add up, else a later rule's value wins."""
     for key, value in fragment.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
@@ -51,7 +51,7 @@ def merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
-def build(facts: Facts, inferences: list[Inference], source: Path) -> dict[str, Any]:
+def build(facts: Facts, inferences: list[Inference], source: Path) -> JsonObject:
     """The scenario document for these inferences (schema-valid; not yet checked)."""
     name = "diagnosed-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in source.stem)
     doc = base_scenario(name[:60])
@@ -78,7 +78,7 @@ def build(facts: Facts, inferences: list[Inference], source: Path) -> dict[str, 
     return doc
 
 
-def _drop_unknown_nodes(doc: dict[str, Any]) -> list[str]:
+def _drop_unknown_nodes(doc: JsonObject) -> list[str]:
     """Remove conditions for nodes the scenario's topology does not have; their names."""
     if doc["topology"] == TOPOLOGY:
         return []
@@ -98,8 +98,8 @@ def _description(source: Path, inferences: list[Inference]) -> str:
     return f"Reproduces {source.name} as lab diagnose read it: {rules}."
 
 
-def _expect(facts: Facts, inferences: list[Inference]) -> dict[str, Any]:
-    expect: dict[str, Any] = {}
+def _expect(facts: Facts, inferences: list[Inference]) -> JsonObject:
+    expect: JsonObject = {}
     outcomes = {p.outcome for p in facts.peers.values()} - {None}
     # the schema wants an outcome: what the artifact shows, else what the conditions give
     expect["outcome"] = "failed" if "failed" in outcomes else "connected"

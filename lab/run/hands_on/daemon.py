@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabError, LabInputError
 from lab.core.lifecycle import Stopwatch, Terminated, sigterm_raises
 from lab.core.processes import start_time
@@ -45,7 +46,7 @@ class Readiness:
         self._pipe = os.fdopen(fd, "w")
         self._sent = False
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: JsonObject) -> None:
         """Tell `lab up` (if it is still listening); later messages are dropped."""
         if self._sent:
             return
@@ -95,7 +96,7 @@ def build_state(scenario: Any, network: Any, token: str, workdir: Path, software
     }
 
 
-def servers_state(scenario: Any, servers: Any, software: str) -> dict[str, Any]:
+def servers_state(scenario: Any, servers: Any, software: str) -> JsonObject:
     """How to reach the servers, with TURN REST credentials valid for a day."""
     turn = None
     if scenario.stun_turn is not None:
@@ -157,7 +158,7 @@ def _hold(
     run pipeline's plan and build stage (lab/run/sites.py), held open instead of peers."""
     scenario = load_scenario(reference)
     plan = prepare(scenario, RunOptions(servers=software, capture=capture), with_peers=False)
-    state: dict[str, Any] = {}
+    state: JsonObject = {}
 
     def network_built(network: LabNetwork, workdir: Path) -> None:
         state.update(build_state(scenario, network, token, workdir, software))

@@ -4,8 +4,8 @@ network that is up, as text lines or as `lab status --json`."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.run.hands_on.processes import daemon_alive
 
 NOTHING_UP = "nothing is up; start one with `lab up SCENARIO`"
@@ -19,7 +19,7 @@ def say(*lines: str, err: bool = False) -> None:
         (errors if err else console).print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def status_document(state: dict[str, Any] | None) -> dict[str, Any]:
+def status_document(state: JsonObject | None) -> JsonObject:
     """`lab status --json`."""
     if state is None:
         return {"up": False}
@@ -43,7 +43,7 @@ def status_document(state: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def status_lines(state: dict[str, Any] | None) -> list[str]:
+def status_lines(state: JsonObject | None) -> list[str]:
     """`lab status` in words: what is up, or that nothing is (and why, if it died)."""
     if state is None:
         return [NOTHING_UP]
@@ -59,13 +59,13 @@ def status_lines(state: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def up_lines(state: dict[str, Any], took: float) -> list[str]:
+def up_lines(state: JsonObject, took: float) -> list[str]:
     """What `lab up` prints once the network is up: what it is and what to try."""
     title = f"up: {state['scenario']} (pid {state['pid']}, {took:.1f} s)"
     return [f"{title}: {state.get('description', '')}", *describe(state), *next_steps(state)]
 
 
-def describe(state: dict[str, Any]) -> list[str]:
+def describe(state: JsonObject) -> list[str]:
     """The hosts, roles, addresses and servers of a network that is up, as text lines."""
     hosts = state.get("hosts", [])
     width = max((len(h["name"]) for h in hosts), default=4)
@@ -93,7 +93,7 @@ def describe(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-def next_steps(state: dict[str, Any]) -> list[str]:
+def next_steps(state: JsonObject) -> list[str]:
     """Commands worth trying on this network (so a newcomer need not look them up)."""
     peers = state.get("peers") or {}
     peer = peers.get("viewer") or next(iter(peers.values()), "HOST")
@@ -113,7 +113,7 @@ def next_steps(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-def up_for(state: dict[str, Any]) -> str:
+def up_for(state: JsonObject) -> str:
     """How long the network has been up, e.g. 1h05m or 3m07s."""
     seconds = int(time.time() - float(state.get("started_epoch") or time.time()))
     hours, rest = divmod(seconds, 3600)

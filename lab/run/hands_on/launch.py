@@ -14,13 +14,14 @@ import sys
 import time
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError, LabRunError
 from lab.run.hands_on.processes import daemon_alive
 from lab.run.hands_on.state import READY_TIMEOUT_S, read_state, state_lock
 from lab.run.hands_on.teardown import DOWN_TIMEOUT_S, purge, stop
 
 
-def start(scenario: Any, software: str, capture: bool = False) -> tuple[dict[str, Any], float, str]:
+def start(scenario: Any, software: str, capture: bool = False) -> tuple[JsonObject, float, str]:
     """Start the daemon and wait until it is up: (state, seconds it took, note)."""
     began = time.monotonic()
     with state_lock():
@@ -70,7 +71,7 @@ def _spawn(
     )  # fmt: skip
 
 
-def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> JsonObject:
     """The daemon's one-line report, or why none came in time."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     buffer = b""
@@ -89,7 +90,7 @@ def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> dict[str, A
     return {"ok": False, "error": f"the network was not up after {READY_TIMEOUT_S:.0f} s"}
 
 
-def _check_ready(message: dict[str, Any], process: subprocess.Popen[bytes]) -> dict[str, Any]:
+def _check_ready(message: JsonObject, process: subprocess.Popen[bytes]) -> JsonObject:
     """The state of the network the daemon reported up; its error (and no daemon) if not."""
     if not message.get("ok"):
         _abandon(process)
@@ -116,7 +117,7 @@ def _abandon(process: subprocess.Popen[bytes]) -> None:
         purge(state)
 
 
-def already_up(state: dict[str, Any]) -> str:
+def already_up(state: JsonObject) -> str:
     """Why a second `lab up` is refused, and the way out."""
     return (
         f"'{state.get('scenario')}' is already up (since {state.get('started')}, "

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.processes import is_same_process
 
 MARK = "ICELAB_UP"
 
 
-def daemon_alive(state: dict[str, Any]) -> bool:
+def daemon_alive(state: JsonObject) -> bool:
     """Whether the daemon that wrote `state` is still running (else the state is stale)."""
     return is_same_process(int(state.get("pid") or 0), state.get("pid_start"))
 

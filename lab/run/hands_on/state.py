@@ -13,8 +13,8 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.core.lifecycle import RUN_ROOT
 
@@ -25,7 +25,7 @@ READY_TIMEOUT_S = 60.0
 LOCK_TIMEOUT_S = READY_TIMEOUT_S + 10
 
 
-def read_state(directory: Path | None = None) -> dict[str, Any] | None:
+def read_state(directory: Path | None = None) -> JsonObject | None:
     """The state of the network that is up (or was, if its daemon died); None if none.
 
     An unreadable file comes back as a state without a daemon (so it counts as stale).
@@ -40,7 +40,7 @@ def read_state(directory: Path | None = None) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else {"scenario": "?", "pid": 0, "broken": True}
 
 
-def write_state(state: dict[str, Any], directory: Path | None = None) -> None:
+def write_state(state: JsonObject, directory: Path | None = None) -> None:
     """Replace the state file atomically (readers never see half a file)."""
     directory = directory or STATE_DIR
     directory.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabError, LabRunError
 from lab.core.processes import is_same_process, start_time
 from lab.run.hands_on.processes import daemon_alive, marked_processes
@@ -22,7 +22,7 @@ from lab.run.hands_on.state import read_state, remove_state, state_lock
 DOWN_TIMEOUT_S = 20.0
 
 
-def leftovers(state: dict[str, Any]) -> list[int]:
+def leftovers(state: JsonObject) -> list[int]:
     """Processes of that network still alive: its daemon, its marked processes (servers,
     `lab exec` commands) and its recorded namespace shells."""
     alive = {p for p in marked_processes(state.get("token") or "-") if start_time(p) is not None}
@@ -34,7 +34,7 @@ def leftovers(state: dict[str, Any]) -> list[int]:
     return sorted(alive)
 
 
-def purge(state: dict[str, Any] | None, any_mark: bool = False) -> list[int]:
+def purge(state: JsonObject | None, any_mark: bool = False) -> list[int]:
     """SIGKILL what a network left: its marked processes, its recorded shells, and every
     process in their namespaces. Removes its state file and run directory too."""
     from lab.network.build import namespace_members, namespaces_of, sigkill
@@ -50,7 +50,7 @@ def purge(state: dict[str, Any] | None, any_mark: bool = False) -> list[int]:
     return killed
 
 
-def _remove_run_directory(state: dict[str, Any]) -> None:
+def _remove_run_directory(state: JsonObject) -> None:
     """Remove the network's run directory (only ever a `run-*` under the run root)."""
     from lab.core.lifecycle import RUN_ROOT
 
@@ -59,7 +59,7 @@ def _remove_run_directory(state: dict[str, Any]) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def wait_gone(state: dict[str, Any], timeout: float) -> bool:
+def wait_gone(state: JsonObject, timeout: float) -> bool:
     """Wait until the daemon has exited; True if it did within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while daemon_alive(state):
@@ -69,7 +69,7 @@ def wait_gone(state: dict[str, Any], timeout: float) -> bool:
     return True
 
 
-def wait_no_leftovers(state: dict[str, Any], timeout: float = 3.0) -> list[int]:
+def wait_no_leftovers(state: JsonObject, timeout: float = 3.0) -> list[int]:
     """SIGKILLed processes take a moment to go: wait for that network's to be gone."""
     deadline = time.monotonic() + timeout
     while (left := leftovers(state)) and time.monotonic() < deadline:
@@ -77,7 +77,7 @@ def wait_no_leftovers(state: dict[str, Any], timeout: float = 3.0) -> list[int]:
     return left
 
 
-def stop(state: dict[str, Any]) -> str:
+def stop(state: JsonObject) -> str:
     """Tear down the network of `state` (live or stale); say what happened.
 
     Raises LabRunError if anything of it is still alive afterwards.
@@ -92,7 +92,7 @@ def stop(state: dict[str, Any]) -> str:
     return how
 
 
-def _stop_daemon(state: dict[str, Any]) -> str:
+def _stop_daemon(state: JsonObject) -> str:
     """SIGTERM a live daemon and wait for it; say how it went (purge() does the rest)."""
     name, pid = state.get("scenario", "?"), state.get("pid")
     if not daemon_alive(state):

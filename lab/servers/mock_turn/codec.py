@@ -9,9 +9,10 @@ not understand (to answer 420 as RFC 8489 section 7.3.1 requires).
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from aioice import stun
+
+from lab.core.documents import JsonObject
 
 
 def _pack_attribute_types(value: list[int]) -> bytes:
@@ -166,7 +167,7 @@ def unknown_required_attributes(data: bytes) -> list[int]:
     ]
 
 
-def response_for(request: stun.Message, attributes: dict[str, Any] | None = None) -> stun.Message:
+def response_for(request: stun.Message, attributes: JsonObject | None = None) -> stun.Message:
     """A success response to `request`, with the same transaction id."""
     message = stun.Message(request.message_method, stun.Class.RESPONSE, request.transaction_id)
     message.attributes.update(attributes or {})

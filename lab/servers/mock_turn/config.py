@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
+
 TRANSPORTS = ("udp", "tcp", "tls")
 METHODS = ("binding", "allocate", "refresh", "create_permission", "channel_bind", "send", "data")
 CREDENTIAL_FAULTS = ("valid", "wrong", "expired")
@@ -91,7 +93,7 @@ class ServerConfig:
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
 
 
-def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
+def _check_keys(section: str, data: JsonObject, allowed: set[str]) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{section}: expected an object")
     unknown = set(data) - allowed
@@ -118,7 +120,7 @@ def _port(section: str, value: Any, allow_zero: bool = False) -> int:
     return value
 
 
-def _listener(data: dict[str, Any]) -> Listener:
+def _listener(data: JsonObject) -> Listener:
     _check_keys("listen[]", data, {"address", "port", "transport"})
     return Listener(
         _address("listen[].address", data.get("address")),
@@ -127,7 +129,7 @@ def _listener(data: dict[str, Any]) -> Listener:
     )
 
 
-def _auth(data: dict[str, Any]) -> Auth:
+def _auth(data: JsonObject) -> Auth:
     _check_keys("auth", data, {"mode", "secret", "users"})
     mode = _choice("auth.mode", data.get("mode", "none"), AUTH_MODES)
     if mode == "rest" and not isinstance(data.get("secret"), str):
@@ -138,7 +140,7 @@ def _auth(data: dict[str, Any]) -> Auth:
     return Auth(mode, data.get("secret"), {str(k): str(v) for k, v in users.items()})
 
 
-def _rule(section: str, data: dict[str, Any], needs_seconds: bool) -> Rule:
+def _rule(section: str, data: JsonObject, needs_seconds: bool) -> Rule:
     _check_keys(
         section,
         data,
@@ -166,7 +168,7 @@ def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise ConfigError(f"faults.forbid_peers: {value!r} is not a network") from exc
 
 
-def _faults(data: dict[str, Any]) -> Faults:
+def _faults(data: JsonObject) -> Faults:
     _check_keys("faults", data, {"forbid_peers", "credentials", "quota", "drop", "delay"})
     quota = data.get("quota")
     if quota is not None and (not isinstance(quota, int) or quota < 0):
@@ -182,7 +184,7 @@ def _faults(data: dict[str, Any]) -> Faults:
     )
 
 
-def _lifetimes(data: dict[str, Any]) -> Lifetimes:
+def _lifetimes(data: JsonObject) -> Lifetimes:
     names = {"allocation_default", "allocation_max", "permission", "channel"}
     _check_keys("lifetimes", data, names)
     for name, value in data.items():
@@ -191,7 +193,7 @@ def _lifetimes(data: dict[str, Any]) -> Lifetimes:
     return Lifetimes(**data)
 
 
-def config_from_dict(data: dict[str, Any]) -> ServerConfig:
+def config_from_dict(data: JsonObject) -> ServerConfig:
     """Validate and convert the JSON object; raises ConfigError with the offending key."""
     top = {"listen", "alternate", "relay_address", "realm", "auth", "tls", "faults"}
     _check_keys("config", data, top | {"request_log", "lifetimes"})

@@ -12,7 +12,8 @@ import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any
+
+from lab.core.documents import JsonObject
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class RequestLog:
         self._fd: int | None = None
         if path:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.records: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.records: deque[JsonObject] = deque(maxlen=10_000)
 
     def request(self, record: RequestRecord) -> None:
         self._write({"t": time.time(), "event": "request", **asdict(record)})
@@ -66,7 +67,7 @@ class RequestLog:
             }
         )
 
-    def _write(self, entry: dict[str, Any]) -> None:
+    def _write(self, entry: JsonObject) -> None:
         self.records.append(entry)
         if self._fd is not None:
             os.write(self._fd, (json.dumps(entry) + "\n").encode())

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
 
 import yaml
+
+from lab.core.documents import JsonObject
 
 #: Finding data fields that are numbers in a message's pattern groups.
 INTEGER_GROUPS = ("port", "ms", "lifetime_s", "count", "status", "state")
@@ -53,9 +54,9 @@ class Message:
     means: str
     kind: str
     pattern: re.Pattern[str]
-    constants: dict[str, Any] = field(default_factory=dict)
+    constants: JsonObject = field(default_factory=dict)
 
-    def read(self, text: str) -> dict[str, Any] | None:
+    def read(self, text: str) -> JsonObject | None:
         """The finding data the message gives in this text, None when it is not there."""
         m = self.pattern.search(text)
         if not m:
@@ -73,18 +74,18 @@ class Message:
         return data
 
 
-def _load(name: str) -> dict[str, Any]:
+def _load(name: str) -> JsonObject:
     return yaml.safe_load(resources.files(__name__).joinpath(name).read_text())
 
 
 @cache
-def status_codes() -> dict[str, dict[str, Any]]:
+def status_codes() -> dict[str, JsonObject]:
     """Every status code of the table by its `0x%08x` text."""
     return {row["code"]: row for row in _load("status_codes.yaml")["codes"]}
 
 
 @cache
-def status_source() -> dict[str, Any]:
+def status_source() -> JsonObject:
     return _load("status_codes.yaml")["source"]
 
 
@@ -109,7 +110,7 @@ def messages() -> tuple[Message, ...]:
 
 
 @cache
-def state_machines() -> dict[str, Any]:
+def state_machines() -> JsonObject:
     return _load("state_machines.yaml")["machines"]
 
 
@@ -120,11 +121,11 @@ def _components() -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 @cache
-def browser_errors() -> dict[str, Any]:
+def browser_errors() -> JsonObject:
     return _load("browser_errors.yaml")
 
 
-def status(code: str) -> dict[str, Any]:
+def status(code: str) -> JsonObject:
     """The table's row for a status code; a code newer than the table gets its family only."""
     code = code.lower()
     known = status_codes().get(code)
@@ -160,7 +161,7 @@ def component_of(function: str | None) -> str:
     return "other"
 
 
-def status_table() -> list[dict[str, Any]]:
+def status_table() -> list[JsonObject]:
     """The status-code table's rows (code, name, group, meaning, cause, advice), for the docs."""
     return list(status_codes().values())
 
