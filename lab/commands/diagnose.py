@@ -12,9 +12,10 @@ import typer
 from lab.core.documents import JsonObject
 from lab.report.diagnose.diagnosis import check_scenario, diagnose_file, to_json, write_scenario
 from lab.report.diagnose.render import render, render_verdict
+from lab.report.result import RunResult
 
 
-def run_and_judge(diagnosis: JsonObject, path: Path) -> tuple[JsonObject, JsonObject]:
+def run_and_judge(diagnosis: JsonObject, path: Path) -> tuple[RunResult, JsonObject]:
     """Run the written scenario with lab.run.pipeline and compare the result with the artifact."""
     from lab.peers.forked import preload_peer_code
     from lab.report.diagnose.verdict import verdict
@@ -23,7 +24,7 @@ def run_and_judge(diagnosis: JsonObject, path: Path) -> tuple[JsonObject, JsonOb
     from lab.scenario.scenario import load_scenario
 
     preload_peer_code()
-    result = run_scenario(load_scenario(str(path)), RunOptions()).to_json()
+    result = run_scenario(load_scenario(str(path)), RunOptions())
     return result, verdict(diagnosis["facts"], result)
 
 
@@ -80,8 +81,8 @@ def _scenario_and_run(
     return {
         **verdict,
         "result": {
-            "outcome": result["outcome"],
-            "selected": result["selected"],
-            "kvs_status": result.get("kvs_status"),
+            "outcome": result.outcome,
+            "selected": {role: s and s.to_json() for role, s in result.selected.items()},
+            "kvs_status": result.kvs_status,
         },
     }

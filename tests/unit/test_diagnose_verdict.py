@@ -6,10 +6,11 @@ import copy
 
 from lab.report.diagnose.facts import Facts, PeerFacts
 from lab.report.diagnose.verdict import verdict
+from tests.result_docs import typed
 
 
 def candidate(kind, relay=None):
-    return {"type": kind, "relay_protocol": relay}
+    return {"type": kind, "address": "192.0.2.1", "port": 1, "relay_protocol": relay}
 
 
 RESULT = {
@@ -17,7 +18,15 @@ RESULT = {
     "selected": {"viewer": {"local": candidate("relay", "tls"), "remote": candidate("srflx")}},
     "kvs_status": None,
     "peers": {"viewer": {"candidates": [candidate("relay", "tls")], "gathering_errors": []}},
-    "pairs": [{"agent": "viewer", "failure": {"reason": "turn_error", "code": 403}}],
+    "pairs": [
+        {
+            "agent": "viewer",
+            "local": candidate("relay", "tls"),
+            "remote": candidate("host"),
+            "state": "failed",
+            "failure": {"reason": "turn_error", "code": 403},
+        }
+    ],
 }
 
 
@@ -38,13 +47,13 @@ def test_all_fields_match_with_tcp_tls_and_reflexive_equivalence():
         selected={"local": "relay", "remote": "prflx", "relay_protocol": "tcp"},
         turn_errors=[{"code": 403, "phrase": "Forbidden IP"}],
     )
-    v = verdict(art, RESULT)
+    v = verdict(art, typed(RESULT))
     assert v["reproduced"] and set(checks(v).values()) == {True}
 
 
 def test_a_different_selected_pair_is_not_reproduced():
     art = facts(outcome="connected", selected={"local": "srflx", "remote": "srflx"})
-    v = verdict(art, RESULT)
+    v = verdict(art, typed(RESULT))
     assert not v["reproduced"] and checks(v)["selected pair"] is False
 
 
@@ -61,15 +70,15 @@ def test_status_and_turn_errors():
         local_types={"host": 1},
         turn_errors=[{"code": 401, "phrase": "Unauthorized"}],
     )
-    v = verdict(art, failed)
+    v = verdict(art, typed(failed))
     assert v["reproduced"], v
     art.peers["viewer"].statuses = ["0x5a000013"]
-    assert checks(verdict(art, failed))["status code"] is False
+    assert checks(verdict(art, typed(failed)))["status code"] is False
 
 
 def test_unknown_fields_do_not_count():
     art = facts(local_types={})
-    v = verdict(art, RESULT)
+    v = verdict(art, typed(RESULT))
     assert {c["field"] for c in v["checks"] if c["match"] is None} >= {
         "outcome",
         "selected pair",
@@ -94,21 +103,21 @@ def test_a_relay_transport_tied_at_equal_priority_is_timing_not_network():
         outcome="connected",
         selected={"local": "prflx", "remote": "relay", "remote_relay_protocol": "udp"},
     )
-    assert verdict(art, result)["reproduced"]
+    assert verdict(art, typed(result))["reproduced"]
     result["pairs"][1]["priority"] = 6  # the udp relay pair was worse: a real difference
-    assert checks(verdict(art, result))["relay protocol"] is False
+    assert checks(verdict(art, typed(result)))["relay protocol"] is False
 
 
 def test_matching_only_absences_is_unknown_never_yes():
     """Issue 24: every field unknown but 'no TURN errors, none in the run' reproduced nothing."""
     art = facts(local_types={"host": 1})  # gathered, so TURN errors [] is checked
-    v = verdict(art, RESULT)
+    v = verdict(art, typed(RESULT))
     assert checks(v)["TURN errors"] is True and v["reproduced"] is None
     assert "outcome" in v["why"]
 
 
 def test_a_difference_is_no_with_the_fields_named():
-    v = verdict(facts(outcome="failed"), RESULT)
+    v = verdict(facts(outcome="failed"), typed(RESULT))
     assert v["reproduced"] is False and "viewer outcome" in v["why"]
 
 
@@ -119,10 +128,10 @@ def test_turn_tcp_stuck_is_compared_with_the_run_s_tcp_turn():
     result["peers"]["viewer"]["gathering_errors"] = [
         {"url": "turns:t:443?transport=tcp", "reason": "no answer before the gathering timeout"}
     ]
-    v = verdict(art, result)
+    v = verdict(art, typed(result))
     assert checks(v)["TURN over TCP"] is True and v["reproduced"] is True
     result["peers"]["viewer"]["gathering_errors"] = []
-    assert checks(verdict(art, result))["TURN over TCP"] is False
+    assert checks(verdict(art, typed(result)))["TURN over TCP"] is False
 
 
 def test_the_round_trip_within_30_percent():
@@ -131,9 +140,9 @@ def test_the_round_trip_within_30_percent():
     )
     result = copy.deepcopy(RESULT)
     result["selected"]["viewer"]["rtt_ms"] = 300.0
-    assert checks(verdict(art, result))["round trip"] is True
+    assert checks(verdict(art, typed(result)))["round trip"] is True
     result["selected"]["viewer"]["rtt_ms"] = 3.0
-    assert checks(verdict(art, result))["round trip"] is False
+    assert checks(verdict(art, typed(result)))["round trip"] is False
 
 
 def test_a_prflx_remote_on_one_lan_counts_as_host_and_the_lower_rtt_is_the_path_s():
@@ -160,7 +169,7 @@ def test_a_prflx_remote_on_one_lan_counts_as_host_and_the_lower_rtt_is_the_path_
         "local_address": "192.168.1.23",
         "remote_address": "192.168.1.57",
     }
-    v = verdict(Facts("kvs-log", {"master": p}, "test", []), result)
+    v = verdict(Facts("kvs-log", {"master": p}, "test", []), typed(result))
     assert checks(v)["selected pair"] is True and checks(v)["round trip"] is True
     assert v["reproduced"] is True
     shown = next(c["artifact"] for c in v["checks"] if c["field"] == "selected pair")

@@ -15,8 +15,11 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lab.core.documents import JsonObject
+from lab.observations.ice import CandidatePair
 from lab.report.diagnose.facts import Facts, PeerFacts
 from lab.report.diagnose.findings import ICE_FAILURES, is_private
+from lab.report.result import RunResult
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Check:
     run: Any
     match: bool | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -45,7 +48,7 @@ def _check(name: str, role: str, artifact: Any, run: Any, same: bool | None = No
     return Check(name, role, artifact, run, (artifact == run) if same is None else same)
 
 
-def _selected_relay(selected: dict[str, Any] | None) -> str | None:
+def _selected_relay(selected: JsonObject | None) -> str | None:
     if not selected:
         return None
     if selected.get("local") == "relay":
@@ -55,72 +58,52 @@ def _selected_relay(selected: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return (a.get("type"), a.get("address"), a.get("port")) == (
-        b.get("type"),
-        b.get("address"),
-        b.get("port"),
-    )
-
-
-def _pair_relay(pair: dict[str, Any]) -> str | None:
-    for side in ("local", "remote"):
-        if pair[side]["type"] == "relay":
-            return pair[side].get("relay_protocol")
+def _pair_relay(pair: CandidatePair) -> str | None:
+    for side in (pair.local, pair.remote):
+        if side.type == "relay":
+            return side.relay_protocol
     return None
 
 
-def tied_relay(result: dict[str, Any], role: str, protocol: str | None) -> bool:
+def tied_relay(result: RunResult, role: str, protocol: str | None) -> bool:
     """The run had a working pair through a relay over `protocol` at the selected pair's
     priority: which of two equal pairs gets selected is timing, not the network."""
-    selected = result["selected"].get(role)
-    if not selected or protocol is None:
+    checked = result.selected_pair_of(role)
+    if checked is None or protocol is None:
         return False
-    mine = [p for p in result.get("pairs", []) if p.get("agent") == role]
-    priority = next(
-        (
-            p["priority"]
-            for p in mine
-            if _same(p["local"], selected["local"]) and _same(p["remote"], selected["remote"])
-        ),
-        None,
-    )
+    priority = checked.extra.get("priority")
     return priority is not None and any(
-        p["state"] == "succeeded"
-        and p["priority"] == priority
+        p.state == "succeeded"
+        and p.extra.get("priority") == priority
         and _family(_pair_relay(p)) == _family(protocol)
-        for p in mine
+        for p in result.pairs_of(role)
     )
 
 
-def run_turn_codes(result: dict[str, Any], role: str) -> set[int]:
+def run_turn_codes(result: RunResult, role: str) -> set[int]:
     """TURN error codes the run's peer met: gathering errors and refused pairs."""
-    peer = result["peers"][role]
+    peer = result.peers[role]
     codes = {
         int(m[1])
-        for e in peer.get("gathering_errors") or []
+        for e in peer.extra.get("gathering_errors") or []
         for m in [re.search(r"TURN error (\d{3})", e.get("reason", ""))]
         if m
     }
-    for pair in result.get("pairs", []):
-        failure = pair.get("failure") or {}
-        if (
-            pair.get("agent") == role
-            and failure.get("reason") == "turn_error"
-            and failure.get("code")
-        ):
+    for pair in result.pairs_of(role):
+        failure = pair.failure or {}
+        if failure.get("reason") == "turn_error" and failure.get("code"):
             codes.add(int(failure["code"]))
-    if any(c["type"] == "relay" for c in peer.get("candidates", [])):
+    if any(c.type == "relay" for c in peer.candidates):
         codes.discard(401)
     return codes
 
 
-def peer_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
+def peer_checks(peer: PeerFacts, result: RunResult) -> list[Check]:
     role = peer.role
-    run_sel = result["selected"].get(role)
-    run_types = (run_sel["local"]["type"], run_sel["remote"]["type"]) if run_sel else None
+    run_sel = result.selected.get(role)
+    run_types = (run_sel.local.type, run_sel.remote.type) if run_sel else None
     sel = peer.selected or {}
-    checks = [_check("outcome", role, peer.outcome, result["outcome"])]
+    checks = [_check("outcome", role, peer.outcome, result.outcome)]
     if sel.get("local") or peer.outcome == "failed":
         art = artifact_types(sel) if sel else None
         same = art is None and run_types is None
@@ -143,10 +126,10 @@ def peer_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
     art_relay = _selected_relay(sel)
     run_relay = _selected_relay(
         {
-            "local": run_sel["local"]["type"],
-            "remote": run_sel["remote"]["type"],
-            "relay_protocol": run_sel["local"].get("relay_protocol"),
-            "remote_relay_protocol": run_sel["remote"].get("relay_protocol"),
+            "local": run_sel.local.type,
+            "remote": run_sel.remote.type,
+            "relay_protocol": run_sel.local.relay_protocol,
+            "remote_relay_protocol": run_sel.remote.relay_protocol,
         }
         if run_sel
         else None
@@ -172,15 +155,15 @@ def peer_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def _status_check(peer: PeerFacts, result: dict[str, Any]) -> Check:
+def _status_check(peer: PeerFacts, result: RunResult) -> Check:
     art = next((s for s in peer.statuses if s in ICE_FAILURES), None)
-    run = (result.get("kvs_status") or {}).get("code")
+    run = (result.kvs_status or {}).get("code")
     if art is None and peer.outcome == "connected":
         art = "none"
     return _check("status code", peer.role, art, run or "none")
 
 
-def verdict(facts: Facts, result: dict[str, Any]) -> dict[str, Any]:
+def verdict(facts: Facts, result: RunResult) -> JsonObject:
     """Every check, and `reproduced`: True when every field the artifact shows matches and at
     least one states a fact; False when one differs; None (unknown) when nothing the artifact
     states could be compared, with `why`."""
@@ -210,16 +193,17 @@ def reproduced(checks: list[Check]) -> tuple[bool | None, str]:
     )
 
 
-def extra_checks(peer: PeerFacts, result: dict[str, Any]) -> list[Check]:
+def extra_checks(peer: PeerFacts, result: RunResult) -> list[Check]:
     """Checks of what only some artifacts show: TURN's TCP connect stuck, the round trip."""
     return [c for c in (turn_tcp_check(peer, result), rtt_check(peer, result)) if c]
 
 
-def turn_tcp_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
+def turn_tcp_check(peer: PeerFacts, result: RunResult) -> Check | None:
     """The artifact's TURN over TCP stuck connecting: did the run's TURN over TCP time out?"""
     if not peer.tcp_connect_stuck():
         return None
-    errors = (result["peers"].get(peer.role) or {}).get("gathering_errors") or []
+    ran = result.peers.get(peer.role)
+    errors = (ran.extra.get("gathering_errors") if ran else None) or []
     tcp = [
         e
         for e in errors
@@ -230,7 +214,7 @@ def turn_tcp_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
     return Check("TURN over TCP", peer.role, "stuck connecting", run, stuck)
 
 
-def artifact_types(selected: dict[str, Any]) -> tuple[str | None, str | None]:
+def artifact_types(selected: JsonObject) -> tuple[str | None, str | None]:
     """The selected pair's candidate types; on one LAN a peer-reflexive remote is the other
     peer's host address learned from its checks before its candidate arrived (timing), so it
     counts as host."""
@@ -243,15 +227,14 @@ def artifact_types(selected: dict[str, Any]) -> tuple[str | None, str | None]:
     return local, remote
 
 
-def path_rtt(result: dict[str, Any]) -> float | None:
+def path_rtt(result: RunResult) -> float | None:
     """The selected path's round trip as the run measured it: the lower of the peers'
     measures (a check answered after a retransmission doubles one of them)."""
-    rtts = [s.get("rtt_ms") for s in result["selected"].values() if s]
-    rtts = [r for r in rtts if r is not None]
+    rtts = [s.rtt_ms for s in result.selected.values() if s and s.rtt_ms is not None]
     return min(rtts) if rtts else None
 
 
-def rtt_check(peer: PeerFacts, result: dict[str, Any]) -> Check | None:
+def rtt_check(peer: PeerFacts, result: RunResult) -> Check | None:
     """The selected pair's round trip, within 30 % (or 30 ms) of the artifact's."""
     art = (peer.selected or {}).get("rtt_ms")
     if art is None:
