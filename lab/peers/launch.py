@@ -10,12 +10,15 @@ from typing import Any, Protocol
 
 from lab.core.documents import JsonObject
 from lab.network.build import LabNetwork, terminate_processes
+from lab.network.resolver import node_directory
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
+from lab.peers.signaling_client import signed_channel_url
 from lab.peers.timing import TimingProfile
 from lab.scenario.scenario import Scenario
 from lab.servers.credentials import rest_credentials
 from lab.servers.launch import RunningServers
+from lab.servers.proxy import proxy_for
 
 VIEWER_CLIENT_ID = "ice-lab-viewer-1"
 MASTER_GRACE_S = 1.0
@@ -59,8 +62,6 @@ def peer_config(
     reveal_host_addresses: bool = False,
 ) -> PeerConfig:
     """What the peer process of `role` needs; `agent` overrides the scenario's."""
-    from lab.peers.signaling_client import signed_channel_url
-
     placement = scenario.peers[role]
     client_id = VIEWER_CLIENT_ID if role == "viewer" else None
     return PeerConfig(
@@ -84,16 +85,12 @@ def peer_config(
 
 
 def _resolver_dir(workdir: Path, host: str) -> str | None:
-    from lab.network.resolver import node_directory
-
     directory = node_directory(workdir, host)
     return str(directory) if directory else None
 
 
 def _proxy_url(scenario: Scenario, host: str) -> str | None:
     """The proxy the host's network forces its traffic through, if any."""
-    from lab.servers.proxy import proxy_for
-
     proxy = proxy_for(scenario, host)
     return proxy.url if proxy else None
 

@@ -59,6 +59,8 @@ def channel_url(endpoint: str, channel_arn: str, client_id: str | None) -> str:
 def signed_channel_url(servers: RunningServers, client_id: str | None) -> str:
     """The run's channel URL presigned with the run's access key (SigV4 query parameters,
     valid 299 s, as the KVS SDKs sign it), so any WebSocket client can connect with it."""
+    # Lazy: botocore takes about 0.15 s to import; the runner pays it while the servers start
+    # (servers/launch.py preloads it), not at every peer's start.
     from lab.servers.sigv4 import presign_url
 
     url = channel_url(servers.signaling_url, servers.channel_arn, client_id)

@@ -27,6 +27,7 @@ from lab.network.build import (
     sigkill,
 )
 from lab.network.vpn import remove_stale_sockets
+from lab.run.hands_on.teardown import clean_up_state
 
 SHELL_TAG = ("mininet:" + HOST_PREFIX).encode()
 
@@ -125,8 +126,6 @@ def _wait_gone(pids: list[int], timeout: float = 1.0) -> None:
 
 def clean(run_root: Path) -> CleanReport:
     """Kill every process in the lab's namespaces, then the namespaces' shells."""
-    from lab.run.hands_on.teardown import clean_up_state
-
     report = CleanReport()
     report.up = clean_up_state()  # first: a live `lab up` daemon is stopped, not orphaned
     live = live_runs(run_root)

@@ -98,6 +98,7 @@ def _check_probe_target(scenario: Scenario, host: str) -> list[str]:
 
 def measure(scenario: Scenario, host: str, software: str, rto: float) -> JsonObject:
     """Build the scenario's network and servers, run the discovery from `host`."""
+    # Lazy: `lab --help` imports this module; building a network brings in Mininet.
     from lab.core.lifecycle import run_directory, sigterm_raises
     from lab.network.build import LabNetwork
     from lab.run.preflight import require_root, require_tools
@@ -155,6 +156,7 @@ def _show(value: Any) -> str:
 
 
 def render_probe(report: JsonObject) -> None:
+    # Lazy: rendering only once a probe has measured something.
     from rich.console import Console
     from rich.table import Table
 

@@ -13,6 +13,7 @@ made for the run; `kvs.env` in the run directory holds what an AWS SDK needs to 
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import time
@@ -29,7 +30,9 @@ from lab.servers.certificates import ServerCertificate, issue_server_certificate
 from lab.servers.control_plane import Endpoints, TurnServers, service_config
 from lab.servers.coturn import CoturnSetup, coturn_args, log_path, ready_markers
 from lab.servers.credentials import AccessKey, new_access_key, new_secret
+from lab.servers.dns import start_run_dns
 from lab.servers.mock import mock_config
+from lab.servers.proxy import start_proxies
 
 SIGNALING_PORT = 443
 READY_TIMEOUT_S = 10.0
@@ -98,8 +101,6 @@ def start_servers(
 
     Clients reach the service by its names (lab/servers/dns.py), which the run's DNS
     servers answer and the certificates carry."""
-    from lab.servers.dns import start_run_dns
-
     dns_wait = start_run_dns(network, scenario, workdir)  # first: every node's resolver
     ca = make_ca(workdir)
     secret = new_secret()
@@ -139,13 +140,12 @@ def start_servers(
     _preload_signer()  # while the servers start: the peers' URLs are signed next
     for wait in waits:
         wait(deadline)
-    from lab.servers.proxy import start_proxies
-
     start_proxies(network, scenario, workdir)
     return servers
 
 
 def _preload_signer() -> None:
+    # Lazy: importing botocore (about 0.15 s) is the point: it happens while the servers start.
     from lab.servers.sigv4 import preload
 
     preload()
@@ -307,8 +307,6 @@ def _restarter(
 
 
 def _read_line(process: subprocess.Popen[bytes], deadline: float) -> str:
-    import select
-
     assert process.stdout is not None
     while time.monotonic() < deadline:
         ready, _, _ = select.select([process.stdout], [], [], 0.05)

@@ -18,6 +18,7 @@ both run in the foreground, logging to files of the run.
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import time
 from dataclasses import dataclass
@@ -120,8 +121,6 @@ def log_path(proxy: Proxy, workdir: Path) -> Path:
 
 def _unprivileged(proxy: Proxy) -> tuple[int, int]:
     """The user and group the proxy drops to (Debian's `proxy` for squid, else root)."""
-    import pwd
-
     if proxy.kind != "https":
         return 0, 0
     entry = pwd.getpwnam("proxy")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lab.core.documents import JsonObject
 
 if TYPE_CHECKING:
-    from botocore.model import OperationModel, ServiceModel, Shape
+    from botocore.model import OperationModel, ServiceModel, Shape  # lazy: see above
 
 SERVICES = ("kinesisvideo", "kinesis-video-signaling")
 # Errors of the front end rather than of a model: their status, and their body member.
@@ -72,8 +72,9 @@ class Operation:
 @functools.cache
 def models() -> dict[str, ServiceModel]:
     """The two service models, by botocore service name."""
+    # Lazy: botocore (about 0.15 s) only for a run with the emulated service's APIs.
     from botocore.loaders import create_loader
-    from botocore.model import ServiceModel
+    from botocore.model import ServiceModel  # lazy: see above
 
     loader = create_loader()
     return {

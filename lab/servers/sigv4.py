@@ -30,8 +30,8 @@ from urllib.parse import parse_qs
 from lab.servers.credentials import AccessKey
 
 if TYPE_CHECKING:
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
+    from botocore.auth import SigV4Auth  # lazy: botocore, see the module docstring
+    from botocore.awsrequest import AWSRequest  # lazy: botocore, see the module docstring
 
 SERVICE = "kinesisvideo"  # the signing name of both the control plane and signaling
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -279,7 +279,7 @@ def _expected_signature(
     request: ReceivedRequest, claim: _Claim, key: AccessKey, region: str
 ) -> str:
     """The signature botocore computes over the request as the client must have signed it."""
-    from botocore.awsrequest import AWSRequest
+    from botocore.awsrequest import AWSRequest  # lazy: botocore, see the module docstring
 
     query = request.query
     if claim.expires_s is not None:  # a presigned URL is signed without its signature
@@ -297,8 +297,8 @@ def _expected_signature(
 
 
 def _signer(key: AccessKey, region: str, presign_expires_s: int | None = None) -> SigV4Auth:
-    from botocore.auth import SigV4Auth, SigV4QueryAuth
-    from botocore.credentials import Credentials
+    from botocore.auth import SigV4Auth, SigV4QueryAuth  # lazy: botocore, see the module docstring
+    from botocore.credentials import Credentials  # lazy: botocore, see the module docstring
 
     credentials = Credentials(key.access_key_id, key.secret_access_key)
     if presign_expires_s is None:
@@ -327,7 +327,7 @@ def presign_url(
 ) -> str:
     """`url` (wss://, or https://) with SigV4 query authentication, as the KVS SDKs connect
     to signaling; `when` signs at another time than now."""
-    from botocore.awsrequest import AWSRequest
+    from botocore.awsrequest import AWSRequest  # lazy: botocore, see the module docstring
 
     scheme, _, rest = url.partition("://")
     # botocore leaves the port in the signed Host of a scheme it does not know
@@ -351,7 +351,7 @@ def sign_request(
 ) -> dict[str, str]:
     """The headers of a request signed like boto3's (Authorization, X-Amz-Date and the
     given ones), for clients that are not boto3; `when` signs at another time than now."""
-    from botocore.awsrequest import AWSRequest
+    from botocore.awsrequest import AWSRequest  # lazy: botocore, see the module docstring
 
     request = AWSRequest(method=method, url=url, headers=headers or {}, data=body)
     _sign_at(_signer(key, region), request, when or datetime.now(UTC))

@@ -39,9 +39,14 @@ def sections(result: dict[str, Any]) -> dict[str, Any]:
         }
         for role, peer in result["peers"].items()
     }
-    # Which pairs there are; not each pair's end state, which can differ between any two
-    # runs (a check to a relay passes once the other side's TURN permission exists).
-    pairs = {(p["agent"], kinds(p["local"]), kinds(p["remote"])) for p in result["pairs"]}
+    # Which pairs there are, by the socket their checks left from (a pair that worked is
+    # shown at its valid local candidate, one that did not at its base); not each pair's
+    # end state, which can differ between any two runs (a check to a relay passes once
+    # the other side's TURN permission exists).
+    pairs = {
+        (p["agent"], kinds(p.get("local_base") or p["local"]), kinds(p["remote"]))
+        for p in result["pairs"]
+    }
     selected = {
         role: (kinds(s["local"]), kinds(s["remote"])) if s else None
         for role, s in result["selected"].items()

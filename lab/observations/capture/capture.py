@@ -27,6 +27,7 @@ from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError, LabRunError
 from lab.network.ipv6 import has_ipv6
 from lab.network.topology import Link, Topology
+from lab.observations.capture.decode import start_decode
 
 #: Bytes kept of each frame: Ethernet, IP and UDP/TCP headers and a STUN message with its
 #: attributes (a relayed check inside ChannelData or a Send indication included).
@@ -199,6 +200,8 @@ class Capture:
 
     def stop(self, decode: bool = True) -> JsonObject:
         """End the captures (dumpcap and nft flush on SIGTERM) and describe them."""
+        # Lazy: `lab trace` and `lab pcap` import this module, and Mininet (0.05 s) is
+        # needed only by a capture that ran.
         from lab.network.build import terminate_processes
 
         terminate_processes(self.processes)
@@ -210,8 +213,6 @@ class Capture:
             "nodes": describe_nodes(self.network.topology),
         }
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        from lab.observations.capture.decode import start_decode
-
         if decode:
             start_decode(manifest)  # while the network is torn down
         return manifest

@@ -10,17 +10,18 @@ from pathlib import Path
 
 import yaml
 
-from lab.core.documents import JsonObject
+from lab.core.documents import JsonObject, schema_errors
 from lab.core.errors import LabError
+from lab.network.topology import load_topology
+from lab.report.diagnose.facts import summarize
+from lab.report.diagnose.rules import infer
+from lab.report.diagnose.scenario_writer import build
+from lab.report.diagnose.sniff import read_artifact
+from lab.scenario.scenario import build_scenario
 
 
 def diagnose_file(path: Path) -> JsonObject:
     """Findings, facts, inferences and the scenario for one artifact (pure but for reading)."""
-    from lab.report.diagnose.facts import summarize
-    from lab.report.diagnose.rules import infer
-    from lab.report.diagnose.scenario_writer import build
-    from lab.report.diagnose.sniff import read_artifact
-
     fmt, findings = read_artifact(path)
     # the C SDK mostly runs on the camera (master); a browser is mostly the viewer
     facts = summarize(findings, fmt, default_role="master" if fmt == "kvs-log" else "viewer")
@@ -37,10 +38,6 @@ def diagnose_file(path: Path) -> JsonObject:
 
 def check_scenario(doc: JsonObject, path: Path) -> None:
     """Validate the written scenario as `lab validate` would (schema, then cross-checks)."""
-    from lab.core.documents import schema_errors
-    from lab.network.topology import load_topology
-    from lab.scenario.scenario import build_scenario
-
     problems = schema_errors(doc, "scenario")
     if problems:
         raise LabError(f"{path}: the diagnosed scenario is invalid: {problems[0]}")

@@ -14,6 +14,7 @@ import copy
 from pathlib import Path
 
 from lab.core.documents import JsonObject
+from lab.network.topology import load_topology
 from lab.report.diagnose.facts import Facts
 from lab.report.diagnose.findings import ICE_FAILURES
 from lab.report.diagnose.rules import Inference, fragment_for
@@ -82,8 +83,6 @@ def _drop_unknown_nodes(doc: JsonObject) -> list[str]:
     """Remove conditions for nodes the scenario's topology does not have; their names."""
     if doc["topology"] == TOPOLOGY:
         return []
-    from lab.network.topology import load_topology
-
     nodes = set(load_topology(doc["topology"]).nodes)
     dropped = [name for name in doc["conditions"] if name not in nodes]
     for name in dropped:

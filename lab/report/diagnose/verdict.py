@@ -168,7 +168,8 @@ def verdict(facts: Facts, result: RunResult) -> JsonObject:
     least one states a fact; False when one differs; None (unknown) when nothing the artifact
     states could be compared, with `why`."""
     checks = [c for peer in facts.peers.values() for c in peer_checks(peer, result)]
-    checks += [c for peer in facts.peers.values() for c in extra_checks(peer, result)]
+    path_art = artifact_path_rtt(facts)
+    checks += [c for peer in facts.peers.values() for c in extra_checks(peer, result, path_art)]
     outcome, why = reproduced(checks)
     return {"reproduced": outcome, "why": why, "checks": [c.as_dict() for c in checks]}
 
@@ -193,9 +194,16 @@ def reproduced(checks: list[Check]) -> tuple[bool | None, str]:
     )
 
 
-def extra_checks(peer: PeerFacts, result: RunResult) -> list[Check]:
+def extra_checks(peer: PeerFacts, result: RunResult, path_art: float | None = None) -> list[Check]:
     """Checks of what only some artifacts show: TURN's TCP connect stuck, the round trip."""
-    return [c for c in (turn_tcp_check(peer, result), rtt_check(peer, result)) if c]
+    return [c for c in (turn_tcp_check(peer, result), rtt_check(peer, result, path_art)) if c]
+
+
+def artifact_path_rtt(facts: Facts) -> float | None:
+    """The lower of the round trips the artifact's peers show for their selected pairs."""
+    rtts = [(p.selected or {}).get("rtt_ms") for p in facts.peers.values()]
+    rtts = [r for r in rtts if r is not None]
+    return min(rtts) if rtts else None
 
 
 def turn_tcp_check(peer: PeerFacts, result: RunResult) -> Check | None:
@@ -234,11 +242,14 @@ def path_rtt(result: RunResult) -> float | None:
     return min(rtts) if rtts else None
 
 
-def rtt_check(peer: PeerFacts, result: RunResult) -> Check | None:
-    """The selected pair's round trip, within 30 % (or 30 ms) of the artifact's."""
+def rtt_check(peer: PeerFacts, result: RunResult, path_art: float | None = None) -> Check | None:
+    """The selected pair's round trip, within 30 % (or 30 ms) of the artifact's. Like the
+    run's (path_rtt), the artifact's path round trip is the lower of its peers' measures
+    (`path_art`): one side's may count a retransmission."""
     art = (peer.selected or {}).get("rtt_ms")
     if art is None:
         return None
+    art = min(art, path_art) if path_art is not None else art
     run = path_rtt(result)
     if run is None:
         return Check("round trip", peer.role, f"{art:g} ms", "unknown", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from lab.core.documents import JsonObject
+from lab.core.terminal import console, errors
 from lab.run.hands_on.processes import daemon_alive
 
 NOTHING_UP = "nothing is up; start one with `lab up SCENARIO`"
@@ -13,8 +14,6 @@ NOTHING_UP = "nothing is up; start one with `lab up SCENARIO`"
 
 def say(*lines: str, err: bool = False) -> None:
     """Print lines as they are (no markup, no wrapping), on stdout or stderr."""
-    from lab.core.terminal import console, errors
-
     for line in lines:
         (errors if err else console).print(line, highlight=False, markup=False, soft_wrap=True)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lab.core.documents import JsonObject
 from lab.core.errors import LabError, LabRunError
+from lab.core.lifecycle import RUN_ROOT
 from lab.core.processes import is_same_process, start_time
 from lab.run.hands_on.processes import daemon_alive, marked_processes
 from lab.run.hands_on.state import read_state, remove_state, state_lock
@@ -37,6 +38,8 @@ def leftovers(state: JsonObject) -> list[int]:
 def purge(state: JsonObject | None, any_mark: bool = False) -> list[int]:
     """SIGKILL what a network left: its marked processes, its recorded shells, and every
     process in their namespaces. Removes its state file and run directory too."""
+    # Lazy: `lab status` and `lab exec` import this module and start in about 0.1 s;
+    # Mininet (lab.network.build) is needed only to take a network down.
     from lab.network.build import namespace_members, namespaces_of, sigkill
 
     ours = set(marked_processes(None)) if any_mark else set()
@@ -52,8 +55,6 @@ def purge(state: JsonObject | None, any_mark: bool = False) -> list[int]:
 
 def _remove_run_directory(state: JsonObject) -> None:
     """Remove the network's run directory (only ever a `run-*` under the run root)."""
-    from lab.core.lifecycle import RUN_ROOT
-
     path = Path(state.get("run_directory") or "/nonexistent")
     if path.parent == RUN_ROOT and path.name.startswith("run-"):
         shutil.rmtree(path, ignore_errors=True)
