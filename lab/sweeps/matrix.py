@@ -22,7 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
+from lab.observations.ice import Candidate, SelectedPair
+from lab.report.result import RunResult
 from lab.sweeps.libwebrtc_matrix import CONFIGS, Expectation, expectation
 from lab.sweeps.matrix_cells import GROUPS, ROWS, write_cell_documents
 
@@ -84,7 +87,7 @@ def _run(command: list[str]) -> str:
     return f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
 
 
-def run_cell(viewer: str, master: str, extra: list[str]) -> dict[str, Any]:
+def run_cell(viewer: str, master: str, extra: list[str]) -> JsonObject:
     """Run one cell as its own `lab run`; returns the matrix entry with the result."""
     with tempfile.TemporaryDirectory(prefix="ice-lab-matrix-") as directory:
         folder = Path(directory)
@@ -95,7 +98,7 @@ def run_cell(viewer: str, master: str, extra: list[str]) -> dict[str, Any]:
              "--json", str(result_path), "--quiet", *extra]
         )  # fmt: skip
         result = json.loads(result_path.read_text()) if result_path.exists() else None
-        entry: dict[str, Any] = {"viewer": viewer, "master": master, "result": result}
+        entry: JsonObject = {"viewer": viewer, "master": master, "result": result}
         if result is None:
             entry["error"] = error
         return entry
@@ -117,54 +120,77 @@ def cells_without_result(cells: list[Mapping[str, Any]]) -> list[str]:
     return [f"{c['viewer']}/{c['master']}" for c in cells if describe_cell(c) == "error"]
 
 
+def cell_result(entry: Mapping[str, Any]) -> RunResult | None:
+    """The cell's run result, typed (None: the cell has none); the entry keeps its JSON."""
+    document = entry.get("result")
+    return None if document is None else RunResult.from_json(document)
+
+
 def describe_cell(entry: Mapping[str, Any]) -> str:
     """`srflx-srflx`, `prflx-relay/tcp`, `failed`, `error` or `n/a`: the viewer's
     selected pair types (a relay with the protocol it reaches its TURN server over)."""
     if entry.get("unsupported"):
         return "n/a"
-    result = entry.get("result")
+    result = cell_result(entry)
     if result is None:
         return "error"
-    pair = result["selected"].get("viewer")
-    if result["outcome"] != "connected" or pair is None:
+    pair = _connected_pair(result)
+    if pair is None:
         return "failed"
+    return f"{_kind(pair.local)}-{_kind(pair.remote)}"
 
-    def kind(candidate: Mapping[str, Any]) -> str:
-        relay = candidate.get("relay_protocol")
-        protocol = "" if candidate.get("protocol", "udp") == "udp" else f" {candidate['protocol']}"
-        return candidate["type"] + (f"/{relay}" if relay else "") + protocol
 
-    return f"{kind(pair['local'])}-{kind(pair['remote'])}"
+def _kind(candidate: Candidate) -> str:
+    """`relay/tcp`, `host tcp`: the candidate's type, how it reaches its TURN server and
+    its transport when not UDP."""
+    relay = f"/{candidate.relay_protocol}" if candidate.relay_protocol else ""
+    protocol = "" if candidate.protocol == "udp" else f" {candidate.protocol}"
+    return candidate.type + relay + protocol
+
+
+def _connected_pair(result: RunResult | None) -> SelectedPair | None:
+    """The viewer's selected pair of a run that connected (None: no pair connected)."""
+    if result is None or result.outcome != "connected":
+        return None
+    return result.selected.get("viewer")
+
+
+def _relayed(result: RunResult | None) -> bool | None:
+    pair = _connected_pair(result)
+    return None if pair is None else "relay" in (pair.local.type, pair.remote.type)
+
+
+def _types(result: RunResult | None) -> tuple[str, str] | None:
+    pair = _connected_pair(result)
+    return None if pair is None else (pair.local.type, pair.remote.type)
 
 
 def observed_relayed(entry: Mapping[str, Any]) -> bool | None:
     """Whether the viewer's selected pair goes through a relay (None: nothing connected)."""
-    result = entry.get("result")
-    if not result or result["outcome"] != "connected":
-        return None
-    pair = result["selected"].get("viewer")
-    if pair is None:
-        return None
-    return "relay" in (pair["local"]["type"], pair["remote"]["type"])
+    return _relayed(cell_result(entry))
 
 
 def selected_types(entry: Mapping[str, Any]) -> tuple[str, str] | None:
     """The viewer's selected pair as (local type, remote type), or None."""
-    result = entry.get("result")
-    pair = result["selected"].get("viewer") if result and result["outcome"] == "connected" else None
-    return None if pair is None else (pair["local"]["type"], pair["remote"]["type"])
+    return _types(cell_result(entry))
 
 
-def tcp_candidates(result: Mapping[str, Any], role: str) -> set[str]:
+def _tcp_type(candidate: Candidate) -> str | None:
+    """RFC 6544's TCP type of a TCP candidate (`active`, `passive`, `so`), where the agent
+    reports it (the typed Candidate keeps it among its extra keys)."""
+    return candidate.extra.get("tcp_type")
+
+
+def tcp_candidates(result: RunResult, role: str) -> set[str]:
     """The TCP types (`active`, `passive`, `so`) of a peer's host candidates (RFC 6544)."""
     return {
-        c.get("tcp_type") or "?"
-        for c in result["peers"][role]["candidates"]
-        if c["protocol"] == "tcp" and c["type"] == "host"
+        _tcp_type(c) or "?"
+        for c in result.peers[role].candidates
+        if c.protocol == "tcp" and c.type == "host"
     }
 
 
-def _why_no_tcp_pair(result: Mapping[str, Any], agents: Mapping[str, str]) -> str | None:
+def _why_no_tcp_pair(result: RunResult, agents: Mapping[str, str]) -> str | None:
     """Why no ICE-TCP pair formed, from what each peer gathered; None if it could have."""
     without = [f"{role} {agent}" for role, agent in agents.items() if agent == "aiortc"]
     if without:
@@ -186,24 +212,28 @@ def _why_no_tcp_pair(result: Mapping[str, Any], agents: Mapping[str, str]) -> st
     return None
 
 
-def explain(entry: Mapping[str, Any], expected: Expectation, agents: Mapping[str, str]) -> str:
-    """Why a cell's result differs from libwebrtc's expectation on direct versus relay,
-    from the cell's own evidence where there is some."""
+def explain(
+    entry: Mapping[str, Any],
+    result: RunResult | None,
+    expected: Expectation,
+    agents: Mapping[str, str],
+) -> str:
+    """Why a cell's result (`result`, the entry's, typed) differs from libwebrtc's
+    expectation on direct versus relay, from the cell's own evidence where there is some."""
     if entry.get("unsupported"):
         return str(entry["unsupported"])
-    result = entry.get("result")
     if result is None:
         return f"the run left no result: {entry.get('error')}"
     if expected.local_protocol == "tcp":
         reason = _why_no_tcp_pair(result, agents)
         if reason:
             return reason
-    if observed_relayed(entry) is None:
+    if _relayed(result) is None:
         return "no pair connected"
     return "unexplained: the lab's NATs or firewalls differ from libwebrtc's here"
 
 
-def judge(entry: dict[str, Any], agents: Mapping[str, str]) -> dict[str, Any]:
+def judge(entry: JsonObject, agents: Mapping[str, str]) -> JsonObject:
     """The entry with libwebrtc's expectation, whether the lab agrees with it on direct
     versus relay (None: no expectation), and the reason when it does not."""
     expected = expectation(entry["viewer"], entry["master"])
@@ -216,10 +246,11 @@ def judge(entry: dict[str, Any], agents: Mapping[str, str]) -> dict[str, Any]:
     if entry.get("unsupported"):
         entry["explanation"] = entry["unsupported"]  # not run: no verdict either way
         return entry
-    entry["agrees"] = observed_relayed(entry) == expected.relayed
-    entry["same_types"] = selected_types(entry) == (expected.local, expected.remote)
+    result = cell_result(entry)
+    entry["agrees"] = _relayed(result) == expected.relayed
+    entry["same_types"] = _types(result) == (expected.local, expected.remote)
     if not entry["agrees"]:
-        entry["explanation"] = explain(entry, expected, agents)
+        entry["explanation"] = explain(entry, result, expected, agents)
     return entry
 
 
@@ -229,20 +260,20 @@ def run_cells(
     jobs: int,
     agents: Mapping[str, str],
     sweep: Sweep,
-    run: Callable[[str, str, list[str]], dict[str, Any]] = run_cell,
-) -> list[dict[str, Any]]:
+    run: Callable[[str, str, list[str]], JsonObject] = run_cell,
+) -> list[JsonObject]:
     """Every combination, `jobs` at once, judged; in the order of `combos`."""
 
-    def one(viewer: str, master: str) -> dict[str, Any]:
+    def one(viewer: str, master: str) -> JsonObject:
         reason = unsupported(viewer, master, agents)
         if reason:
             return {"viewer": viewer, "master": master, "result": None, "unsupported": reason}
         sweep.started()
         return run(viewer, master, extra)
 
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    entries: dict[tuple[str, str], JsonObject] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures: dict[Future[dict[str, Any]], tuple[str, str]] = {
+        futures: dict[Future[JsonObject], tuple[str, str]] = {
             pool.submit(one, *combo): combo for combo in combos
         }
         try:
@@ -263,15 +294,15 @@ def run_cells_reused(
     agents: Mapping[str, str],
     sweep: Sweep,
     options: SweepOptions,
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Every combination on `jobs` reused networks (lab/sweeps/workers.py), judged; in the order of
     `combos`. A cell a worker cannot run is a fresh `lab run`, and its entry says why."""
     from lab.sweeps.workers import ReusedSweep
 
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    entries: dict[tuple[str, str], JsonObject] = {}
     lock = threading.Lock()
 
-    def finished(entry: dict[str, Any]) -> None:
+    def finished(entry: JsonObject) -> None:
         judged = judge(entry, agents)
         with lock:
             entries[(entry["viewer"], entry["master"])] = judged
@@ -423,7 +454,7 @@ def default_jobs(agents: Mapping[str, str], fresh: bool = True) -> int:
     return cores * REUSED_JOBS_PER_CORE if not fresh else cores + 1
 
 
-def matrix_options(servers: str | None, timing: str | None, fresh: bool) -> dict[str, Any]:
+def matrix_options(servers: str | None, timing: str | None, fresh: bool) -> JsonObject:
     """What applies to every cell besides the agents: recorded, so that `lab merge` can
     tell shards of one matrix from shards of another run alike."""
     return {"servers": servers, "timing": timing, "fresh": fresh}
@@ -432,10 +463,10 @@ def matrix_options(servers: str | None, timing: str | None, fresh: bool) -> dict
 def matrix_document(
     agents: Mapping[str, str],
     presets: list[str],
-    cells: list[dict[str, Any]],
+    cells: list[JsonObject],
     wall_s: float,
     options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The --json document: agents, options, rows (with libwebrtc's name for each), every
     cell."""
     return {

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
-from lab.observations.ice import JsonObject
 
 Combo = tuple[str, str]
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")

@@ -35,6 +35,7 @@ from lab.sweeps.matrix_cells import (
     cell_documents,
 )
 from lab.sweeps.progress import Sweep
+from tests.result_docs import typed
 
 AIORTC = {"viewer": "aiortc", "master": "aiortc"}
 
@@ -132,15 +133,27 @@ def test_every_row_makes_a_valid_scenario(tmp_path: Path, row: str) -> None:
 # -- judging cells ----------------------------------------------------------------------
 
 
-def entry(viewer: str, master: str, local: str | None, remote: str = "srflx") -> dict[str, Any]:
+def candidate(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "address": "198.51.100.2", "port": 40000, **fields}
+
+
+def entry(
+    viewer: str,
+    master: str,
+    local: str | None,
+    remote: str = "srflx",
+    peers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A cell's entry whose result (a complete document) has the viewer select a
+    `local`-`remote` pair (`local` None: the run left no result)."""
     if local is None:
         return {"viewer": viewer, "master": master, "result": None, "error": "boom"}
-    selected = {
-        "local": {"type": local, "protocol": "udp", "relay_protocol": "udp" * (local == "relay")},
-        "remote": {"type": remote, "protocol": "udp", "relay_protocol": None},
-    }
-    result = {"outcome": "connected", "selected": {"viewer": selected, "master": None}}
-    return {"viewer": viewer, "master": master, "result": result}
+    relay = "udp" if local == "relay" else None
+    selected = {"local": candidate(local, relay_protocol=relay), "remote": candidate(remote)}
+    document: dict[str, Any] = {"selected": {"viewer": selected}}
+    if peers is not None:
+        document["peers"] = peers
+    return {"viewer": viewer, "master": master, "result": typed(document).to_json()}
 
 
 def test_a_cell_agrees_on_direct_versus_relay_even_when_the_relay_is_the_other_sides() -> None:
@@ -162,19 +175,17 @@ def test_a_tcp_pair_libwebrtc_forms_is_a_relay_for_aiortc_and_that_is_explained(
 
 
 def test_two_browsers_without_a_passive_tcp_candidate_are_explained_from_their_candidates() -> None:
-    cell = entry("udp-blocked", "open", "relay", "host")
-    active = {"type": "host", "protocol": "tcp", "tcp_type": "active"}
-    udp = {"type": "host", "protocol": "udp", "tcp_type": None}
-    cell["result"]["peers"] = {
-        "viewer": {"candidates": [active, udp]},
-        "master": {"candidates": []},
-    }
+    active = candidate("host", protocol="tcp", tcp_type="active")
+    udp = candidate("host", tcp_type=None)
+    viewer_only = {"viewer": {"candidates": [active, udp]}, "master": {"candidates": []}}
+    cell = entry("udp-blocked", "open", "relay", "host", viewer_only)
     judged = judge(cell, {"viewer": "chromium", "master": "chromium"})
     assert judged["agrees"] is False
     assert judged["explanation"].startswith(
         "no peer gathered a passive TCP candidate (TCP host candidates: viewer active, master none)"
     )
-    cell["result"]["peers"]["master"]["candidates"] = [dict(active, tcp_type="passive")]
+    passive = {**viewer_only, "master": {"candidates": [dict(active, tcp_type="passive")]}}
+    cell = entry("udp-blocked", "open", "relay", "host", passive)
     assert judge(cell, {"viewer": "chromium", "master": "chromium"})["explanation"].startswith(
         "unexplained"
     )
@@ -285,7 +296,7 @@ def test_a_cell_without_result_is_named_for_the_exit_status() -> None:
     cells = [
         {"viewer": "open", "master": "open", "result": None, "error": "timed out"},
         {"viewer": "open", "master": "symmetric", "unsupported": "n/a", "result": None},
-        {"viewer": "symmetric", "master": "symmetric", "result": {"outcome": "failed",
-                                                                   "selected": {}}},
+        {"viewer": "symmetric", "master": "symmetric",
+         "result": typed({"outcome": "failed"}).to_json()},
     ]  # fmt: skip
     assert cells_without_result(cells) == ["open/open"]

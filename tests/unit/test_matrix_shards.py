@@ -27,6 +27,7 @@ from lab.sweeps.shards import (
     shard_cells,
     shard_order,
 )
+from tests.result_docs import typed
 
 ROOT = Path(__file__).resolve().parents[2]
 AIORTC = {"viewer": "aiortc", "master": "aiortc"}
@@ -115,10 +116,10 @@ def cell(viewer: str, master: str) -> dict[str, Any]:
     """A judged cell with a result that says which (the pair types vary by cell)."""
     local = "relay" if viewer == master == "symmetric" else "srflx"
     pair = {
-        "local": {"type": local, "protocol": "udp", "relay_protocol": None},
-        "remote": {"type": "host", "protocol": "udp", "relay_protocol": None},
+        "local": {"type": local, "address": "198.51.100.2", "port": 40000},
+        "remote": {"type": "host", "address": "198.51.100.18", "port": 40000},
     }
-    result = {"outcome": "connected", "selected": {"viewer": pair, "master": None}}
+    result = typed({"selected": {"viewer": pair}}).to_json()
     return judge({"viewer": viewer, "master": master, "result": result, "reused": True}, AIORTC)
 
 
