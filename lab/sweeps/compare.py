@@ -12,15 +12,18 @@ Cells run in parallel as separate `lab run` processes, each in its own namespace
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import EXIT_BAD_INPUT, EXIT_OK, LabInputError
+from lab.core.roles import ROLES, other_role
 from lab.core.terminal import EXIT_LAB_FAILED
+from lab.observations.ice import SelectedPair
+from lab.report.result import PeerResult, RunResult, load_result
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -119,33 +122,33 @@ def choose_combos(agents: str | None, combos: str | None) -> list[Combo]:
     return combos_for(parse_agents(agents if agents is not None else DEFAULT_AGENTS))
 
 
-def _selected(pair: Mapping[str, Any] | None, other: Mapping[str, Any] | None) -> Any:
+def _selected(pair: SelectedPair | None, other: SelectedPair | None) -> JsonObject | None:
     """One side's selected pair as types and relay protocols. The remote end's relay
     protocol comes from the other side's own local candidate when the remote one lacks it
     (a browser's getStats() has no relayProtocol for remote candidates)."""
     if pair is None:
         return None
-    remote_relay = pair["remote"].get("relay_protocol")
-    learned = pair["remote"]["type"] in ("relay", "prflx")  # a relay can be learned as prflx
-    if remote_relay is None and learned and other is not None and other["local"]["type"] == "relay":
-        remote_relay = other["local"].get("relay_protocol")
+    remote_relay = pair.remote.relay_protocol
+    learned = pair.remote.type in ("relay", "prflx")  # a relay can be learned as prflx
+    if remote_relay is None and learned and other is not None and other.local.type == "relay":
+        remote_relay = other.local.relay_protocol
     return {
-        "local": pair["local"]["type"],
-        "remote": pair["remote"]["type"],
-        "relay_protocol": pair["local"].get("relay_protocol"),
+        "local": pair.local.type,
+        "remote": pair.remote.type,
+        "relay_protocol": pair.local.relay_protocol,
         "remote_relay_protocol": remote_relay,
     }
 
 
-def _software(peer: Mapping[str, Any]) -> dict[str, str] | None:
-    software = peer.get("software")
+def _software(peer: PeerResult) -> dict[str, str] | None:
+    software = peer.software
     return {"name": software["name"], "version": software["version"]} if software else None
 
 
 def summarize(
-    result: Mapping[str, Any] | None, error: str | None = None, exit_status: int | None = None
-) -> dict[str, Any]:
-    """A compare cell from one run's result document (None: the run produced none)."""
+    result: RunResult | None, error: str | None = None, exit_status: int | None = None
+) -> JsonObject:
+    """A compare cell from one run's result (None: the run produced none)."""
     if result is None:
         return {
             "outcome": "error",
@@ -158,20 +161,17 @@ def summarize(
             "error": error or "the run wrote no result",
             "exit_status": exit_status,
         }
-    pairs, peers = result["selected"], result["peers"]
+    pairs, peers = result.selected, result.peers
     return {
-        "outcome": result["outcome"],
+        "outcome": result.outcome,
         "selected": {
-            "viewer": _selected(pairs.get("viewer"), pairs.get("master")),
-            "master": _selected(pairs.get("master"), pairs.get("viewer")),
+            role: _selected(pairs.get(role), pairs.get(other_role(role))) for role in ROLES
         },
-        "connected_s": result["timings"].get("connected_s"),
-        "software": {role: _software(peers[role]) for role in ("viewer", "master")},
-        "expectations_met": result.get("expectations_met"),
-        "failed_checks": [c["check"] for c in result.get("expectations", []) if not c["met"]],
-        "peer_errors": {
-            r: peers[r]["error"] for r in ("viewer", "master") if peers[r].get("error")
-        },
+        "connected_s": result.timings.connected_s,
+        "software": {role: _software(peers[role]) for role in ROLES},
+        "expectations_met": result.expectations_met,
+        "failed_checks": [c.check for c in result.expectations if not c.met],
+        "peer_errors": {role: peers[role].error for role in ROLES if peers[role].error},
         "error": None,
         "exit_status": exit_status,
     }
@@ -186,7 +186,7 @@ def _field(cell: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def differences(cells: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+def differences(cells: Mapping[str, Mapping[str, Any]]) -> list[JsonObject]:
     """What each combination's cell does differently from the first (the baseline): the
     outcome, or for the same outcome the viewer's selected pair types and relay protocols.
     Time to connected is left out: it differs between any two runs."""
@@ -204,7 +204,7 @@ def differences(cells: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def _difference(combo: str, field: str, value: Any, baseline: Any, against: str) -> dict[str, Any]:
+def _difference(combo: str, field: str, value: Any, baseline: Any, against: str) -> JsonObject:
     return {
         "combo": combo,
         "field": field,
@@ -258,13 +258,13 @@ def sides_disagree(cell: Mapping[str, Any]) -> bool:
     )
 
 
-def scenario_row(scenario: str, cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def scenario_row(scenario: str, cells: dict[str, JsonObject]) -> JsonObject:
     return {"scenario": scenario, "cells": cells, "differences": differences(cells)}
 
 
 def compare_document(
-    combos: list[Combo], rows: list[dict[str, Any]], wall_s: float | None = None
-) -> dict[str, Any]:
+    combos: list[Combo], rows: list[JsonObject], wall_s: float | None = None
+) -> JsonObject:
     """The --json document: the combinations, then per scenario its cells and differences."""
     return {
         "baseline": combos[0].name,
@@ -381,7 +381,7 @@ def _last_line(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def run_cell(scenario: str, combo: Combo, extra: list[str]) -> dict[str, Any]:
+def run_cell(scenario: str, combo: Combo, extra: list[str]) -> JsonObject:
     """One `lab run` with this combination's agents, summarized as a cell. A run that
     overstays is sent SIGTERM, which the run turns into a full teardown."""
     import tempfile
@@ -396,7 +396,7 @@ def run_cell(scenario: str, combo: Combo, extra: list[str]) -> dict[str, Any]:
         ]  # fmt: skip
         done = run_bounded(command, CELL_TIMEOUT_S)
         error = f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
-        result = json.loads(result_path.read_text()) if result_path.exists() else None
+        result = load_result(result_path) if result_path.exists() else None
         return summarize(result, error, done.returncode)
 
 
@@ -406,19 +406,19 @@ def run_all(
     extra: list[str],
     jobs: int,
     sweep: Sweep,
-    run: Callable[[str, Combo, list[str]], dict[str, Any]] = run_cell,
-) -> list[dict[str, Any]]:
+    run: Callable[[str, Combo, list[str]], JsonObject] = run_cell,
+) -> list[JsonObject]:
     """Every scenario under every combination, `jobs` runs at once, each counted by
     `sweep` as it starts and ends; one row per scenario."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    def one(scenario: str, combo: Combo) -> dict[str, Any]:
+    def one(scenario: str, combo: Combo) -> JsonObject:
         sweep.started()
         return run(scenario, combo, extra)
 
-    cells: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in scenarios}
+    cells: dict[str, dict[str, JsonObject]] = {s: {} for s in scenarios}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures: dict[Future[dict[str, Any]], tuple[str, Combo]] = {
+        futures: dict[Future[JsonObject], tuple[str, Combo]] = {
             pool.submit(one, s, c): (s, c) for s in scenarios for c in combos
         }
         try:

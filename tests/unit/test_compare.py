@@ -11,6 +11,8 @@ import pytest
 from rich.console import Console
 
 from lab.core.errors import LabInputError
+from lab.observations.ice import Candidate
+from lab.report.result import RunResult
 from lab.sweeps.compare import (
     Combo,
     choose_combos,
@@ -32,6 +34,7 @@ from lab.sweeps.compare import (
     summarize,
 )
 from lab.sweeps.progress import Sweep
+from tests.result_docs import typed
 
 AIORTC = {"name": "aiortc", "version": "1.16.0"}
 CELL_KEYS = {
@@ -66,13 +69,13 @@ def result(
     connected_s: float | None = 0.4,
     viewer_error: str | None = None,
     failed_check: str | None = None,
-) -> dict[str, Any]:
-    """A result document with the parts `lab compare` reads; the master's pair mirrors
-    the viewer's."""
+) -> RunResult:
+    """A result with the parts `lab compare` reads; the master's pair mirrors the
+    viewer's."""
     local, remote = viewer_pair or (candidate("srflx"), candidate("srflx"))
     connected = outcome == "connected"
     met = connected and not failed_check
-    return {
+    document = {
         "scenario": "home-nat-both",
         "outcome": outcome,
         "expectations_met": met,
@@ -85,8 +88,20 @@ def result(
             "viewer": {"local": local, "remote": remote, "rtt_ms": 1.0} if connected else None,
             "master": {"local": remote, "remote": local, "rtt_ms": 1.0} if connected else None,
         },
-        "timings": {"connected_s": connected_s if connected else None, "total_s": 3.0},
+        "timings": {
+            "gathering_s": {"viewer": 0.1, "master": 0.1},
+            "connected_s": connected_s if connected else None,
+            "total_s": 3.0,
+        },
     }
+    return typed(document)
+
+
+def master_selects(run: RunResult, local: dict[str, Any]) -> None:
+    """The master's selected pair starts at `local` instead."""
+    selected = run.selected["master"]
+    assert selected is not None
+    selected.local = Candidate.from_json(local)
 
 
 def test_agents_give_the_four_combinations_in_the_documented_order() -> None:
@@ -162,17 +177,17 @@ def test_a_cell_keeps_types_relay_protocols_time_and_software() -> None:
 
 
 def test_the_remote_relay_protocol_comes_from_the_other_side_when_stats_lack_it() -> None:
-    document = result(viewer_pair=(candidate("srflx"), candidate("relay")))
-    document["selected"]["master"]["local"] = candidate("relay", "tls")
-    assert pair_text(summarize(document)) == "srflx->relay/tls"
+    run = result(viewer_pair=(candidate("srflx"), candidate("relay")))
+    master_selects(run, candidate("relay", "tls"))
+    assert pair_text(summarize(run)) == "srflx->relay/tls"
 
 
 def test_sides_that_name_incompatible_pairs_are_noted_not_filled_in() -> None:
     # Seen in enterprise-firewall, chromium/chromium: the master reported its relay/udp
     # candidate while the viewer's pair ended at the master's srflx candidate.
-    document = result(viewer_pair=(candidate("relay", "tls"), candidate("srflx")))
-    document["selected"]["master"]["local"] = candidate("relay", "udp")
-    cell = summarize(document)
+    run = result(viewer_pair=(candidate("relay", "tls"), candidate("srflx")))
+    master_selects(run, candidate("relay", "udp"))
+    cell = summarize(run)
     assert pair_text(cell) == "relay/tls->srflx"
     assert sides_disagree(cell)
     assert (
@@ -181,7 +196,7 @@ def test_sides_that_name_incompatible_pairs_are_noted_not_filled_in() -> None:
     )
     # A relay learned from a check (prflx) is the same pair seen from the other side.
     learned = result(viewer_pair=(candidate("srflx"), candidate("prflx")))
-    learned["selected"]["master"]["local"] = candidate("relay", "udp")
+    master_selects(learned, candidate("relay", "udp"))
     assert not sides_disagree(summarize(learned))
     assert pair_text(summarize(learned)) == "srflx->prflx/udp"
     assert not sides_disagree(summarize(result("failed")))
@@ -199,7 +214,7 @@ def test_peer_errors_are_kept_by_role() -> None:
     assert cell["peer_errors"] == {"viewer": "browser crashed"}
 
 
-def cells(**by_combo: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def cells(**by_combo: RunResult) -> dict[str, dict[str, Any]]:
     return {name.replace("_", "/"): summarize(r) for name, r in by_combo.items()}
 
 

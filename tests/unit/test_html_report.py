@@ -15,6 +15,7 @@ import pytest
 from lab.core.errors import LabInputError
 from lab.report.html.render import kind_of, page_json, pair_grid, render_document, timeline
 from lab.report.html.topology_svg import drawing
+from lab.report.result import RunResult
 from lab.sweeps.compare import Combo, compare_document, scenario_row, summarize
 from lab.sweeps.matrix import matrix_document
 
@@ -187,7 +188,10 @@ def test_a_compare_page_shows_each_combination(result):
     combos = [Combo("aiortc", "aiortc"), Combo("chromium", "aiortc")]
     row = scenario_row(
         "symmetric-both",
-        {"aiortc/aiortc": summarize(result), "chromium/aiortc": summarize(None, "no browser")},
+        {
+            "aiortc/aiortc": summarize(RunResult.from_json(result)),
+            "chromium/aiortc": summarize(None, "no browser"),
+        },
     )
     page = render_document(compare_document(combos, [row], 2.0))
     assert '<td class="relay"' in page and '<td class="failed"' in page
