@@ -132,6 +132,14 @@ class CandidatePair:
     def joins(self, local: Candidate, remote: Candidate) -> bool:
         return self.local.same_as(local) and self.remote.same_as(remote)
 
+    @property
+    def rtt_upper_bound(self) -> bool:
+        """rtt_ms only bounds the round trip (Karn's rule: see rtt_text)."""
+        return bool(self.extra.get("rtt_upper_bound"))
+
+    def rtt_text(self, digits: int = 1) -> str:
+        return rtt_text(self.rtt_ms, self.rtt_upper_bound, digits)
+
 
 _PAIR_KEYS = ("agent", "local", "remote", "state", "nominated", "rtt_ms")
 
@@ -159,6 +167,22 @@ class SelectedPair:
 
     def text(self) -> str:
         return f"{self.local.text()} -> {self.remote.text()}"
+
+    @property
+    def rtt_upper_bound(self) -> bool:
+        return bool(self.extra.get("rtt_upper_bound"))
+
+    def rtt_text(self, digits: int = 1) -> str:
+        return rtt_text(self.rtt_ms, self.rtt_upper_bound, digits)
+
+
+def rtt_text(rtt_ms: float | None, upper_bound: bool, digits: int = 1) -> str:
+    """`12.3 ms`, or `≤ 212.9 ms` for a value that only bounds the round trip: timed from
+    the first send of a check answered after a retransmission, it cannot say which send
+    the response answers (Karn's rule), so the path may be far quicker than it reads."""
+    if rtt_ms is None:
+        return "no round trip"
+    return f"{'≤ ' if upper_bound else ''}{rtt_ms:.{digits}f} ms"
 
 
 def candidate_record(

@@ -287,6 +287,10 @@ def proxy_note(proxy_server: str | None) -> JsonObject:
     return {"proxy": {"url": proxy_server, "used": False, "reason": reason}}
 
 
+#: What the result keeps of the selected pair.
+SELECTED_FIELDS = ("local", "remote", "rtt_ms", "rtt_upper_bound")
+
+
 def agent_observations(connection: LabConnection) -> JsonObject:
     """Candidates, pairs and the selected pair of one aioice agent, as result records."""
 
@@ -313,6 +317,9 @@ def agent_observations(connection: LabConnection) -> JsonObject:
             "checks_sent": counters.requests_sent,
             "responses_received": counters.responses_received,
             "rtt_ms": counters.rtt_ms,
+            # Karn's rule: timed from the first send of a check answered only after a
+            # retransmission, the value bounds the round trip from above.
+            **({"rtt_upper_bound": True} if counters.rtt_ms and not counters.rtt_exact else {}),
         }
 
     nominated = connection.selected_pair()
@@ -324,7 +331,7 @@ def agent_observations(connection: LabConnection) -> JsonObject:
         "gathering_errors": [e.__dict__ for e in connection.gathering_errors],
         "pairs": pairs,
         "selected": (
-            {k: v for k, v in pair_record(nominated).items() if k in ("local", "remote", "rtt_ms")}
+            {k: v for k, v in pair_record(nominated).items() if k in SELECTED_FIELDS}
             if nominated is not None
             else None
         ),

@@ -486,12 +486,29 @@ class LabConnection(Connection):
         """
         if self.remote_password is not None and self._kept is None:
             with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._time_selected_pair(), timeout=budget_s)
                 await asyncio.wait_for(self._audit_all(pacing_s), timeout=budget_s)
         for pair in self.all_pairs:
             if self.final_state(pair) is None:
                 self.audited[id(pair)] = "failed"
                 self.expired.add(id(pair))
         self.audit_over = True
+
+    async def _time_selected_pair(self) -> None:
+        """A round trip for the selected pair when its checks gave only a bound: the first
+        checks often die at a NAT the other side has not opened yet, and a response to a
+        retransmission cannot say which send it answers (Karn's rule). One more check on
+        the pair, sent once, times the path itself; unanswered, the bound stays, marked."""
+        pair = self.selected_pair()
+        if pair is None or self.pair_counters(pair).rtt_exact:
+            return
+        assert self.remote_password is not None
+        request = self.build_request(pair, nominate=False)
+        with contextlib.suppress(stun.TransactionError, ConnectionError, OSError):
+            await pair.protocol.request(
+                request, pair.remote_addr, integrity_key=self.remote_password.encode("utf8"),
+                retransmissions=0,
+            )  # fmt: skip
 
     async def _audit_all(self, pacing_s: float) -> None:
         tasks = []

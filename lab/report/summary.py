@@ -42,7 +42,7 @@ def render(
     for role in ROLES:
         pair = result.selected.get(role)
         if pair:
-            rtt = f", rtt {pair.rtt_ms} ms" if pair.rtt_ms is not None else ""
+            rtt = f", rtt {pair.rtt_text(2)}" if pair.rtt_ms is not None else ""
             console.print(f"selected ({role}): {pair.text()}{rtt}", highlight=False)
         else:
             console.print(f"selected ({role}): none")
@@ -118,7 +118,7 @@ def _render_pairs(pairs: list[CandidatePair], console: Console) -> None:
     for column in ("agent", "local", "remote", "state", "nom", "rtt ms"):
         table.add_column(column)
     for p in pairs:
-        rtt = "" if p.rtt_ms is None else f"{p.rtt_ms:.1f}"
+        rtt = "" if p.rtt_ms is None else f"{'≤' if p.rtt_upper_bound else ''}{p.rtt_ms:.1f}"
         table.add_row(
             p.agent, p.local.text(), p.remote.text(), p.state, "*" if p.nominated else "", rtt
         )
@@ -132,7 +132,7 @@ def _cell(pair: CandidatePair | None, selected: bool) -> str:
     text = {"succeeded": "ok", "failed": "fail"}.get(state, state)
     failure = pair.failure
     if state == "succeeded" and pair.rtt_ms is not None:
-        text += f" {pair.rtt_ms:.1f}"
+        text += f" {'≤' if pair.rtt_upper_bound else ''}{pair.rtt_ms:.1f}"
     elif state == "failed" and failure:
         text += " " + {
             "timeout": "t/o",
@@ -161,10 +161,11 @@ def _short(candidate: Candidate) -> str:
 def pair_grid(result: RunResult) -> Table:
     """Rows: the viewer's local candidates; columns: the master's; cells: the viewer's checks.
 
-    A cell shows the pair's final state (ok with the RTT in ms, or fail with why: t/o for
-    no response, a TURN error code); `*` marks the pair the viewer selected. A pair sits in
-    the row of its valid local candidate (a check from the host base that came back through
-    a NAT belongs to the srflx row); peer-reflexive candidates add rows or columns.
+    A cell shows the pair's final state (ok with the RTT in ms, `≤` where it only bounds the
+    round trip, or fail with why: t/o for no response, a TURN error code); `*` marks the pair
+    the viewer selected. A pair sits in the row of its valid local candidate (a check from
+    the host base that came back through a NAT belongs to the srflx row); peer-reflexive
+    candidates add rows or columns.
     """
     viewer = list(result.peers["viewer"].candidates)
     columns = list(result.peers["master"].candidates)
