@@ -6,10 +6,9 @@ Both read a result written by `lab run --capture` (`--json FILE`), a directory h
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,40 +16,35 @@ from lab.core.errors import LabInputError
 from lab.core.terminal import console, fail
 from lab.observations.capture.capture import LAST_CAPTURE
 from lab.observations.capture.trail import describe_end
-from lab.observations.ice import endpoint
+from lab.observations.ice import CandidatePair
+from lab.report.result import RunResult, load_result
 
 RESULT = "result.json"
 
 
-def load_result(path: Path | None) -> tuple[dict[str, Any], Path]:
+def captured_result(path: Path | None) -> tuple[RunResult, Path]:
     """A captured run's result and the file it came from (a directory: its result.json)."""
     source = path or LAST_CAPTURE
     file = source / RESULT if source.is_dir() else source
     if not file.exists():
         hint = "" if path else " (run `lab run SCENARIO --capture` first)"
         raise LabInputError(f"{file}: no captured result here{hint}")
-    try:
-        result = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LabInputError(f"{file}: not a result document ({exc})") from None
-    if not isinstance(result, dict) or "capture" not in result:
+    result = load_result(file)
+    if result.capture is None:
         raise LabInputError(f"{file}: capture: missing (was the run made with --capture?)")
     return result, file
 
 
-def pair_label(pair: dict[str, Any]) -> str:
-    local, remote = pair["local"], pair["remote"]
-    return (
-        f"{pair['agent']}: {local['type']} {endpoint(local['address'], local['port'])} -> "
-        f"{remote['type']} {endpoint(remote['address'], remote['port'])}"
-    )
+def pair_label(pair: CandidatePair) -> str:
+    local, remote = pair.local, pair.remote
+    return f"{pair.agent}: {local.type} {local.endpoint} -> {remote.type} {remote.endpoint}"
 
 
-def ladder_lines(pair: dict[str, Any]) -> list[str]:
+def ladder_lines(pair: CandidatePair) -> list[str]:
     """One line per hop of each check: time, link, addresses as seen there, message; then
     where the check ended."""
     lines = []
-    trail = pair.get("trail") or {"checks": [], "summary": "no trail (run without --capture)"}
+    trail = pair.trail or {"checks": [], "summary": "no trail (run without --capture)"}
     for check in trail["checks"]:
         lines.append(f"check {check['transaction_id']} (sent {check['sent']}x)")
         hops = [("->", h) for h in check["hops"]] + [("<-", h) for h in check["response"]]
@@ -61,19 +55,18 @@ def ladder_lines(pair: dict[str, Any]) -> list[str]:
                 f"{hop['dst']:<21} {hop['message']}{via}"
             )
         lines.append(f"  => {describe_end(check['ended'])}")
-    lines.append(f"verdict: {pair['state']}: {trail['summary']}")
-    failure = pair.get("failure") or {}
+    lines.append(f"verdict: {pair.state}: {trail['summary']}")
+    failure = pair.failure or {}
     if failure.get("dropped_at"):
         at = failure["dropped_at"]
         lines.append(f"dropped_at: {at['node']} / {at['rule']} / {at['direction']}")
     return lines
 
 
-def pair_list(result: dict[str, Any]) -> list[str]:
+def pair_list(pairs: list[CandidatePair]) -> list[str]:
     return [
-        f"{index:3}  {pair_label(pair)}  {pair['state']}: "
-        f"{(pair.get('trail') or {}).get('summary', '')}"
-        for index, pair in enumerate(result["pairs"])
+        f"{index:3}  {pair_label(pair)}  {pair.state}: {(pair.trail or {}).get('summary', '')}"
+        for index, pair in enumerate(pairs)
     ]
 
 
@@ -94,17 +87,17 @@ def register(app: typer.Typer) -> None:
 
         Each check ends answered, or dropped at a node by a named nftables rule."""
         try:
-            result, file = load_result(result_path)
+            result, file = captured_result(result_path)
             if pair is None:
                 console.print(f"{file}: pairs (lab trace --pair N)", highlight=False)
-                for line in pair_list(result):
+                for line in pair_list(result.pairs):
                     console.print(line, highlight=False, markup=False, soft_wrap=True)
                 return
-            if not 0 <= pair < len(result["pairs"]):
+            if not 0 <= pair < len(result.pairs):
                 raise LabInputError(
-                    f"--pair: {pair} is not a pair of {file} (0..{len(result['pairs']) - 1})"
+                    f"--pair: {pair} is not a pair of {file} (0..{len(result.pairs) - 1})"
                 )
-            chosen = result["pairs"][pair]
+            chosen = result.pairs[pair]
         except LabInputError as exc:
             raise fail(exc) from None
         console.print(f"[bold]{pair_label(chosen)}[/bold]", highlight=False)
@@ -123,17 +116,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List a captured run's pcapng files (one per link), or export them."""
         try:
-            result, file = load_result(run)
-            directory = Path(result["capture"]["pcap_dir"])
+            result, file = captured_result(run)
+            capture = result.capture or {}
+            directory = Path(capture["pcap_dir"])
             if (
                 not directory.is_dir()
-                and file.parent.joinpath(result["capture"]["links"][0]["file"]).exists()
+                and file.parent.joinpath(capture["links"][0]["file"]).exists()
             ):
                 directory = file.parent
             missing = [
-                ln["file"]
-                for ln in result["capture"]["links"]
-                if not (directory / ln["file"]).exists()
+                ln["file"] for ln in capture["links"] if not (directory / ln["file"]).exists()
             ]
             if missing:
                 raise LabInputError(
@@ -141,14 +133,14 @@ def register(app: typer.Typer) -> None:
                 )
             if export is not None:
                 export.mkdir(parents=True, exist_ok=True)
-                for link in result["capture"]["links"]:
+                for link in capture["links"]:
                     shutil.copy2(directory / link["file"], export / link["file"])
                 directory = export
         except LabInputError as exc:
             raise fail(exc) from None
         except OSError as exc:
             raise fail(LabInputError(f"--export: cannot write {export}: {exc.strerror}")) from None
-        for link in result["capture"]["links"]:
+        for link in capture["links"]:
             counts = f"  (STUN {link['stun']}, DTLS {link['dtls']})" if "stun" in link else ""
             console.print(
                 f"{directory / link['file']}  {link['link']}{counts}",

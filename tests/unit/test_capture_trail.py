@@ -165,21 +165,26 @@ def test_the_trail_shows_the_home_nat_translating_the_check(pairs: list[Any]) ->
 
 
 def test_a_result_without_a_capture_is_bad_input_naming_file_and_field(tmp_path: Path) -> None:
-    from lab.commands.capture import load_result
+    from lab.commands.capture import captured_result
     from lab.core.errors import LabInputError
+    from tests.result_docs import typed
 
     plain = tmp_path / "result.json"
-    plain.write_text(json.dumps({"scenario": "x", "pairs": []}))
+    plain.write_text(json.dumps(typed({"scenario": "x"}).to_json()))
     with pytest.raises(LabInputError, match=r"result\.json: capture: missing"):
-        load_result(plain)
+        captured_result(plain)
     with pytest.raises(LabInputError, match="no captured result"):
-        load_result(tmp_path / "nothing")
+        captured_result(tmp_path / "nothing")
+    plain.write_text(json.dumps({"scenario": "x", "pairs": []}))
+    with pytest.raises(LabInputError, match=r"result\.json: not a lab run result"):
+        captured_result(plain)
 
 
 def test_the_ladder_prints_hops_in_time_order_with_the_verdict(pairs: list[Any]) -> None:
     from lab.commands.capture import ladder_lines
+    from lab.observations.ice import CandidatePair
 
     pair = next(p for p in pairs if (p.get("failure") or {}).get("dropped_at"))
-    lines = ladder_lines(pair)
+    lines = ladder_lines(CandidatePair.from_json(pair))
     assert lines[0].startswith("check ") and lines[-1].startswith("dropped_at: ")
     assert any(line.strip().startswith("=> dropped by ") for line in lines)
