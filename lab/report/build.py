@@ -9,7 +9,8 @@ from lab.core.roles import ROLES
 from lab.observations.ice import JsonObject, attribute_turn_refusals, merge_pairs, selected_pairs
 from lab.report.expectations import evaluate
 from lab.report.kvs_sdk import kvs_status
-from lab.report.result import PeerResult, RunResult, ServerFacts, Timings
+from lab.report.result import Expectation, PeerResult, RunResult, ServerFacts, Timings
+from lab.scenario.by_agent import expect_for, reasons_for
 from lab.scenario.scenario import Scenario
 
 PEER_FIELDS = (
@@ -90,7 +91,11 @@ def build_result(
     )
     attribute_turn_refusals(result.pairs, facts.turn_requests, scenario.name)
     result.kvs_status = kvs_status(result)
-    result.expectations = evaluate(scenario.expect, result)
+    agents = {role: peer.agent for role, peer in result.peers.items()}
+    result.expectations = evaluate(expect_for(scenario.expect, agents), result)
+    for why in reasons_for(scenario.expect, agents):
+        # The scenario expects something else of these agents, and says why.
+        result.expectations.append(Expectation(f"for these agents: {why}", True, agents))
     if any(p.get("agent") == "command" for p in (viewer, master)):
         # A user's program is opaque (no candidates, no pairs): only the outcome, which its
         # exit status gives, can be judged against the scenario.

@@ -1,0 +1,59 @@
+"""Expectations that differ by agent, each with its reason, and scenarios not meant for
+some agents: a scenario says so, and the lab judges each run by what applies to it."""
+
+from __future__ import annotations
+
+from lab.scenario.by_agent import applies, expect_for, not_meant_for, reasons_for
+from lab.scenario.scenario import load_scenario
+
+EXPECT = {
+    "outcome": "connected",
+    "selected": {"viewer": {"local": "host"}, "master": {"local": "host", "remote": "host"}},
+    "failing_pairs": [{"local": "host", "remote": "srflx"}],
+    "where_agents": [
+        {
+            "when": {"viewer": ["chromium", "firefox"]},
+            "why": "mDNS",
+            "selected": {"master": {"local": "host", "remote": ["host", "prflx"]}},
+        }
+    ],
+    "not_for_agents": [{"when": {"master": ["command"]}, "why": "a program has no pairs"}],
+}
+
+
+def test_an_entry_applies_when_every_role_it_names_runs_an_agent_it_lists() -> None:
+    when = {"viewer": ["chromium"], "master": ["aiortc"]}
+    assert applies(when, {"viewer": "chromium", "master": "aiortc"})
+    assert not applies(when, {"viewer": "chromium", "master": "chromium"})
+    assert applies({"viewer": ["chromium"]}, {"viewer": "chromium", "master": "kvs-js"})
+
+
+def test_a_matching_entry_replaces_what_it_names_per_role() -> None:
+    browser = expect_for(EXPECT, {"viewer": "chromium", "master": "aiortc"})
+    assert browser["selected"]["master"] == {"local": "host", "remote": ["host", "prflx"]}
+    assert browser["selected"]["viewer"] == {"local": "host"}  # the other role keeps its own
+    assert browser["failing_pairs"] == EXPECT["failing_pairs"]
+    assert "where_agents" not in browser and "not_for_agents" not in browser
+    assert reasons_for(EXPECT, {"viewer": "chromium", "master": "aiortc"}) == ["mDNS"]
+    plain = expect_for(EXPECT, {"viewer": "aiortc", "master": "aiortc"})
+    assert plain["selected"] == EXPECT["selected"] and reasons_for(EXPECT, {}) == []
+
+
+def test_a_scenario_says_which_agents_it_is_not_meant_for() -> None:
+    assert not_meant_for(EXPECT, {"viewer": "aiortc", "master": "command"}) == (
+        "a program has no pairs"
+    )
+    assert not_meant_for(EXPECT, {"viewer": "aiortc", "master": "aiortc"}) is None
+
+
+def test_same_lan_expects_a_peer_reflexive_remote_behind_a_browser_and_says_why() -> None:
+    expect = load_scenario("same-lan").expect
+    mixed = expect_for(expect, {"viewer": "chromium", "master": "aiortc"})
+    assert "prflx" in mixed["selected"]["master"]["remote"]
+    assert mixed["selected"]["viewer"]["remote"] == "host"
+    assert any("mDNS" in why for why in reasons_for(expect, {"viewer": "kvs-js"}))
+    both = expect_for(expect, {"viewer": "chromium", "master": "firefox"})
+    assert "prflx" in both["selected"]["viewer"]["remote"]
+    assert expect_for(expect, {"viewer": "aiortc", "master": "aiortc"}) == {
+        k: v for k, v in expect.items() if k != "where_agents"
+    }
