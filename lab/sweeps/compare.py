@@ -24,6 +24,8 @@ from lab.core.roles import ROLES, other_role
 from lab.core.terminal import EXIT_LAB_FAILED
 from lab.observations.ice import SelectedPair
 from lab.report.result import PeerResult, RunResult, load_result
+from lab.scenario.by_agent import not_meant_for
+from lab.scenario.scenario import bundled_scenarios, load_scenario
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -196,6 +198,8 @@ def differences(cells: Mapping[str, Mapping[str, Any]]) -> list[JsonObject]:
     baseline = cells[baseline_name]
     found = []
     for name in others:
+        if "not_meant_for" in cells[name] or "not_meant_for" in baseline:
+            continue  # not judged, so not compared either
         fields = ["outcome"] if cells[name]["outcome"] != baseline["outcome"] else list(COMPARED)
         for path in fields:
             value, expected = _field(cells[name], path), _field(baseline, path)
@@ -341,6 +345,7 @@ def notes(document: Mapping[str, Any]) -> list[str]:
         "expectation not met": [],
         "peer error": [],
         "sides disagree": [],
+        "not meant for": [],
     }
     for row in document["scenarios"]:
         for name, cell in row["cells"].items():
@@ -349,6 +354,8 @@ def notes(document: Mapping[str, Any]) -> list[str]:
                 kinds["error"].append(f"{where}: {cell['error']}")
             kinds["expectation not met"] += [f"{where}: {c}" for c in cell["failed_checks"]]
             kinds["peer error"] += [f"{where} {r}: {m}" for r, m in cell["peer_errors"].items()]
+            if "not_meant_for" in cell:
+                kinds["not meant for"].append(f"{where}: {cell['not_meant_for']}")
             if sides_disagree(cell):
                 pairs = f"viewer {pair_text(cell)}, master {pair_text(cell, 'master')}"
                 kinds["sides disagree"].append(f"{where}: {pairs}")
@@ -381,9 +388,19 @@ def _last_line(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
+def not_meant_cell(why: str) -> JsonObject:
+    """A cell for a combination the scenario says it is not meant for: not run, not judged."""
+    return {**summarize(None), "outcome": "n/a", "error": None, "not_meant_for": why}
+
+
 def run_cell(scenario: str, combo: Combo, extra: list[str]) -> JsonObject:
     """One `lab run` with this combination's agents, summarized as a cell. A run that
-    overstays is sent SIGTERM, which the run turns into a full teardown."""
+    overstays is sent SIGTERM, which the run turns into a full teardown; a combination the
+    scenario is not meant for is not run (its cell says why)."""
+    expect = load_scenario(scenario).expect
+    why = not_meant_for(expect, {"viewer": combo.viewer, "master": combo.master})
+    if why is not None:
+        return not_meant_cell(why)
     import tempfile
 
     from lab.sweeps.bounded_run import run_bounded
@@ -443,8 +460,6 @@ def _progress_word(cell: Mapping[str, Any]) -> str:
 def resolve_scenarios(references: list[str] | None) -> list[str]:
     """The scenarios named (checked, so a typo is bad input before anything runs), or
     every bundled one."""
-    from lab.scenario.scenario import bundled_scenarios, load_scenario
-
     if not references:
         return [path.stem for path in bundled_scenarios()]
     for reference in references:

@@ -3,9 +3,15 @@ some agents: a scenario says so, and the lab judges each run by what applies to 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from lab.scenario.by_agent import applies, expect_for, not_meant_for, reasons_for
 from lab.scenario.scenario import load_scenario
+from lab.sweeps.compare import Combo, differences, run_cell
 
+ROOT = Path(__file__).resolve().parents[2]
 EXPECT = {
     "outcome": "connected",
     "selected": {"viewer": {"local": "host"}, "master": {"local": "host", "remote": "host"}},
@@ -57,3 +63,16 @@ def test_same_lan_expects_a_peer_reflexive_remote_behind_a_browser_and_says_why(
     assert expect_for(expect, {"viewer": "aiortc", "master": "aiortc"}) == {
         k: v for k, v in expect.items() if k != "where_agents"
     }
+
+
+def test_compare_does_not_run_or_judge_a_combination_the_scenario_is_not_meant_for(
+    tmp_path: Path,
+) -> None:
+    document = yaml.safe_load((ROOT / "scenarios" / "same-lan.yaml").read_text())
+    document["expect"]["not_for_agents"] = [{"when": {"viewer": ["chromium"]}, "why": "a test"}]
+    path = tmp_path / "not-for.yaml"
+    path.write_text(yaml.safe_dump(document))
+    cell = run_cell(str(path), Combo("chromium", "aiortc"), [])  # returns before any run
+    assert cell["outcome"] == "n/a" and cell["not_meant_for"] == "a test"
+    cells = {"aiortc/aiortc": {**cell, "outcome": "connected"}, "chromium/aiortc": cell}
+    assert differences(cells) == []
