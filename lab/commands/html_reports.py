@@ -10,6 +10,7 @@ import typer
 
 from lab.core.errors import LabError, LabInputError
 from lab.core.terminal import console, fail
+from lab.report.result import RunResult
 
 
 def read_json(path: Path) -> Any:
@@ -49,16 +50,20 @@ def _shape_error(document: Any, exc: Exception) -> str:
     return errors[0] if errors else f"a field the report needs is missing or malformed ({exc!r})"
 
 
-def _result(path: Path) -> dict[str, Any]:
+def _result(path: Path, document: Any) -> RunResult:
+    """The saved result `document` (read from `path`) as the typed result; bad input names
+    the file, and the field when the result schema has a word for it."""
     from lab.report.html.render import kind_of
 
-    document = read_json(path)
     if kind_of(document) != "result":
         raise LabInputError(
             f"{path}: not a result document (a result has `peers` and `pairs`; "
             "`lab run --json` writes one)"
         )
-    return document
+    try:
+        return RunResult.from_json(document)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise LabInputError(f"{path}: {_shape_error(document, exc)}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -88,9 +93,10 @@ def register(app: typer.Typer) -> None:
         from lab.report.explain import explain_text
 
         try:
-            document = _result(result)
+            document = read_json(result)
+            typed = _result(result, document)
             try:
-                text = explain_text(document)
+                text = explain_text(typed)
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise LabInputError(f"{result}: {_shape_error(document, exc)}") from None
         except LabError as exc:

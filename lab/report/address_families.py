@@ -8,18 +8,18 @@ none of the service at all. An IPv4-only run has nothing to say here (no lines).
 
 from __future__ import annotations
 
-from typing import Any
-
 from lab.core.addresses import family
-from lab.observations.ice import endpoint
+from lab.core.documents import JsonObject
+from lab.core.roles import ROLES, other_role
+from lab.observations.ice import Candidate
+from lab.report.result import RunResult
 
-ROLES = ("viewer", "master")
 SERVER_ROLES = {"signaling": "the signaling server", "stun-turn": "the STUN/TURN server"}
 
 
-def family_lines(result: dict[str, Any]) -> list[str]:
+def family_lines(result: RunResult) -> list[str]:
     """Sentences on the address families of the run; none for an IPv4-only network."""
-    nodes = (result.get("network") or {}).get("nodes") or {}
+    nodes = (result.network or {}).get("nodes") or {}
     if not any(family(a) == "ipv6" for n in nodes.values() for a in n.get("addresses") or []):
         return []
     lines = [_ipv6_only_line(result, role, nodes) for role in ROLES]
@@ -28,12 +28,13 @@ def family_lines(result: dict[str, Any]) -> list[str]:
     return [line for line in lines if line]
 
 
-def _host_addresses(result: dict[str, Any], role: str, nodes: dict[str, Any]) -> list[str]:
-    host = ((result.get("peers") or {}).get(role) or {}).get("host")
+def _host_addresses(result: RunResult, role: str, nodes: JsonObject) -> list[str]:
+    peer = result.peers.get(role)
+    host = peer.host if peer else None
     return list((nodes.get(host) or {}).get("addresses") or [])
 
 
-def _ipv6_only_line(result: dict[str, Any], role: str, nodes: dict[str, Any]) -> str | None:
+def _ipv6_only_line(result: RunResult, role: str, nodes: JsonObject) -> str | None:
     addresses = _host_addresses(result, role, nodes)
     if not addresses or any(family(a) == "ipv4" for a in addresses):
         return None
@@ -60,8 +61,9 @@ def _ipv6_only_line(result: dict[str, Any], role: str, nodes: dict[str, Any]) ->
             f"{role} allocates through it are IPv4 addresses, which can pair with an "
             "IPv4-only peer."
         )
-    failed = result.get("outcome") == "failed"
-    error = ((result.get("peers") or {}).get(role) or {}).get("error")
+    failed = result.outcome == "failed"
+    peer = result.peers.get(role)
+    error = peer.error if peer else None
     return (
         f"The {role}'s host has IPv6 only ({', '.join(addresses)}): no IPv4 address, no IPv4 "
         f"route. {_first_upper(' and '.join(servers))} have IPv4 addresses only, as the "
@@ -72,19 +74,19 @@ def _ipv6_only_line(result: dict[str, Any], role: str, nodes: dict[str, Any]) ->
     )
 
 
-def _nat64_nodes(result: dict[str, Any]) -> list[str]:
-    conditions = (result.get("network") or {}).get("conditions") or {}
+def _nat64_nodes(result: RunResult) -> list[str]:
+    conditions = (result.network or {}).get("conditions") or {}
     return sorted(n for n, c in conditions.items() if isinstance(c, dict) and c.get("nat64"))
 
 
-def _unpaired_line(result: dict[str, Any], role: str) -> str | None:
-    peers = result.get("peers") or {}
-    mine = [c for c in (peers.get(role) or {}).get("candidates") or [] if _is_ipv6(c)]
-    other = "master" if role == "viewer" else "viewer"
-    theirs = [c for c in (peers.get(other) or {}).get("candidates") or [] if _is_ipv6(c)]
-    if not mine or theirs or not (peers.get(other) or {}).get("candidates"):
+def _unpaired_line(result: RunResult, role: str) -> str | None:
+    other = other_role(role)
+    gathered, gathered_there = _candidates(result, role), _candidates(result, other)
+    mine = [c for c in gathered if _is_ipv6(c)]
+    theirs = [c for c in gathered_there if _is_ipv6(c)]
+    if not mine or theirs or not gathered_there:
         return None
-    listed = ", ".join(endpoint(c["address"], c["port"]) for c in mine)
+    listed = ", ".join(c.endpoint for c in mine)
     return (
         f"The {role}'s IPv6 candidate(s) {listed} had nothing to pair with: ICE pairs only "
         f"candidates of one address family, and the {other} gathered none with IPv6 (an "
@@ -93,9 +95,9 @@ def _unpaired_line(result: dict[str, Any], role: str) -> str | None:
     )
 
 
-def _selected_line(result: dict[str, Any]) -> str | None:
-    pair = (result.get("selected") or {}).get("viewer")
-    if not pair or not (_is_ipv6(pair["local"]) and _is_ipv6(pair["remote"])):
+def _selected_line(result: RunResult) -> str | None:
+    pair = result.selected.get("viewer")
+    if not pair or not (_is_ipv6(pair.local) and _is_ipv6(pair.remote)):
         return None
     return (
         "The selected pair is IPv6: global addresses routed end to end, no NAT and no STUN "
@@ -109,7 +111,12 @@ def _first_upper(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _is_ipv6(candidate: dict[str, Any]) -> bool:
+def _candidates(result: RunResult, role: str) -> list[Candidate]:
+    peer = result.peers.get(role)
+    return peer.candidates if peer else []
+
+
+def _is_ipv6(candidate: Candidate) -> bool:
     """An IPv6 candidate with an address (a browser's `::` placeholder does not count)."""
-    address = str(candidate.get("address"))
+    address = str(candidate.address)
     return family(address) == "ipv6" and address != "::"

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
 
 from lab.core.addresses import family
-from lab.observations.ice import endpoint
+from lab.core.documents import JsonObject
+from lab.core.roles import ROLES, other_role
+from lab.observations.ice import Candidate, CandidatePair
 from lab.report.address_families import family_lines
 from lab.report.network_graph import (
-    ROLES,
     NetworkGraph,
+    conditions_of,
     firewall_of,
     nat_of,
     network_graph,
@@ -25,7 +26,9 @@ from lab.report.network_graph import (
     sides,
     tunnelled,
     vpn_of,
+    vpns_of,
 )
+from lab.report.result import PeerResult, RunResult, SelectedPair
 
 MAPPING = {
     "endpoint-independent": "keeps one public port per inside socket, whatever the destination",
@@ -54,7 +57,7 @@ class Section:
     lines: list[str] = field(default_factory=list)
 
 
-def explain(result: dict[str, Any]) -> list[Section]:
+def explain(result: RunResult) -> list[Section]:
     """The walk-through: outcome, the network, candidates, failed pairs, the selected pairs."""
     graph = network_graph(result)
     sections = [
@@ -70,7 +73,7 @@ def explain(result: dict[str, Any]) -> list[Section]:
     return sections
 
 
-def explain_text(result: dict[str, Any]) -> str:
+def explain_text(result: RunResult) -> str:
     """The walk-through as plain text (what `lab explain` prints)."""
     blocks = []
     for section in explain(result):
@@ -79,42 +82,34 @@ def explain_text(result: dict[str, Any]) -> str:
     return "\n\n".join(blocks)
 
 
-def describe(candidate: dict[str, Any]) -> str:
-    """`relay 203.0.113.10:50349/tls`."""
-    text = f"{candidate.get('type')} {endpoint(candidate.get('address'), candidate.get('port'))}"
-    if candidate.get("protocol") == "tcp":
-        text += " (tcp)"
-    if candidate.get("relay_protocol"):
-        text += f"/{candidate['relay_protocol']}"
-    return text
-
-
-def nat_label(nat: dict[str, Any]) -> str:
+def nat_label(nat: JsonObject) -> str:
     """`symmetric (mapping address-and-port-dependent, filtering address-and-port-dependent)`."""
     words = f"mapping {nat.get('mapping')}, filtering {nat.get('filtering')}"
     return f"{nat['preset']} ({words})" if nat.get("preset") else words
 
 
-def outcome_line(result: dict[str, Any]) -> str:
-    selected = (result.get("selected") or {}).get("viewer")
-    if result.get("outcome") != "connected":
+def outcome_line(result: RunResult) -> str:
+    selected = result.selected.get("viewer")
+    if result.outcome != "connected":
         return "The peers did not connect: no data channel message came back."
     if not selected:
         return "The peers connected, but the viewer reported no selected pair."
-    relayed = "relay" in (selected["local"]["type"], selected["remote"]["type"])
-    how = "through a TURN relay" if relayed else "directly, peer to peer"
+    how = "through a TURN relay" if _relayed(selected) else "directly, peer to peer"
     return (
-        f"The peers connected {how}: the viewer's {describe(selected['local'])} -> "
-        f"the master's {describe(selected['remote'])}."
+        f"The peers connected {how}: the viewer's {selected.local.text()} -> "
+        f"the master's {selected.remote.text()}."
     )
 
 
-def network_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
+def _relayed(pair: SelectedPair | CandidatePair) -> bool:
+    return "relay" in (pair.local.type, pair.remote.type)
+
+
+def network_lines(result: RunResult, graph: NetworkGraph) -> list[str]:
     """Each NAT's mapping and filtering, each firewall's rules, on whose side they stand."""
     lines = []
     side_of = {node: role for role, nodes in sides(result, graph).items() for node in nodes}
-    conditions = (result.get("network") or {}).get("conditions") or {}
-    for node in conditions:
+    for node in conditions_of(result):
         whose = f" (the {side_of[node]}'s side)" if node in side_of else ""
         nat = nat_of(result, node)
         if nat:
@@ -127,13 +122,13 @@ def network_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
         firewall = firewall_of(result, node)
         if firewall:
             lines.append(f"{node}{whose} has a firewall: {firewall_summary(firewall)}.")
-    lines += [vpn_line(vpn) for vpn in (result.get("network") or {}).get("vpns") or []]
+    lines += [vpn_line(vpn) for vpn in vpns_of(result)]
     if not lines:
         lines.append("No NAT and no firewall: every address is reachable as it is.")
     return lines
 
 
-def vpn_line(vpn: dict[str, Any]) -> str:
+def vpn_line(vpn: JsonObject) -> str:
     """What a VPN tunnel does to its client's traffic."""
     client, server = vpn.get("client"), vpn.get("server")
     routes = vpn.get("routes") or []
@@ -155,7 +150,7 @@ def vpn_line(vpn: dict[str, Any]) -> str:
     )
 
 
-def firewall_summary(firewall: dict[str, Any]) -> str:
+def firewall_summary(firewall: JsonObject) -> str:
     """`tcp-web-only: outbound deny by default, allows udp 53, tcp 80,443; inbound allow`."""
     parts = []
     for direction in ("outbound", "inbound"):
@@ -175,55 +170,59 @@ def firewall_summary(firewall: dict[str, Any]) -> str:
     return preset + "; ".join(parts)
 
 
-def _locals(result: dict[str, Any], role: str) -> list[dict[str, Any]]:
+def _peer(result: RunResult, role: str) -> PeerResult:
+    """The role's peer (one with nothing observed when a partial result lacks it)."""
+    return result.peers.get(role) or PeerResult([])
+
+
+def _locals(result: RunResult, role: str) -> list[Candidate]:
     """The peer's gathered candidates, then the peer-reflexive ones its checks revealed."""
-    peer = (result.get("peers") or {}).get(role) or {}
-    found = list(peer.get("candidates") or [])
-    for pair in result.get("pairs") or []:
-        local = pair.get("local") or {}
-        if pair.get("agent") == role and local.get("type") == "prflx" and local not in found:
+    found = list(_peer(result, role).candidates)
+    for pair in result.pairs_of(role):
+        local = pair.local
+        if local.type == "prflx" and not any(local.same_as(c) for c in found):
             found.append(local)
     return found
 
 
-def candidate_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
+def candidate_lines(result: RunResult, graph: NetworkGraph) -> list[str]:
     lines = []
     by_side = sides(result, graph)
     for role in ROLES:
-        peer = (result.get("peers") or {}).get(role) or {}
+        peer = _peer(result, role)
         host = peer_host(result, role) or role
         nats = [n for n in by_side.get(role, []) if nat_of(result, n)]
         reasons: dict[str, list[str]] = {}
         for candidate in _locals(result, role):
-            reasons.setdefault(_why(candidate, host, nats, result), []).append(describe(candidate))
+            reasons.setdefault(_why(candidate, host, nats, result), []).append(candidate.text())
         for why, described in reasons.items():
             lines.append(f"{role} {', '.join(described)}: {why}")
-        for error in peer.get("gathering_errors") or []:
+        for error in peer.extra.get("gathering_errors") or []:
             lines.append(f"{role} gathered nothing from {error.get('url')}: {error.get('reason')}.")
-        for skipped in peer.get("skipped_servers") or []:
+        for skipped in peer.extra.get("skipped_servers") or []:
             lines.append(f"{role} skipped {skipped.get('url')}: {skipped.get('reason')}.")
-        if not peer.get("candidates") and not peer.get("error"):
+        if not peer.candidates and not peer.error:
             lines.append(f"{role}: no candidates were observed.")
     return lines
 
 
-def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str, Any]) -> str:
-    kind = candidate.get("type")
+def _why(candidate: Candidate, host: str, nats: list[str], result: RunResult) -> str:
+    kind = candidate.type
     outer = nats[-1] if nats else None
     if kind == "host":
-        if not candidate.get("address"):
+        if not candidate.address:
             return f"an address of {host} that its browser reports without the address itself."
-        if str(candidate.get("address", "")).endswith(".local"):
+        if str(candidate.address).endswith(".local"):
             return (
                 f"{host}'s own address, hidden behind an mDNS name as browsers do; the other "
                 "side can only use it if it resolves the name on the same LAN."
             )
         vpn = vpn_of(result, host)
-        if vpn and str(vpn.get("client_address", "")).startswith(f"{candidate['address']}/"):
+        if vpn and str(vpn.get("client_address", "")).startswith(f"{candidate.address}/"):
             return f"the address of {host}'s VPN tunnel interface, private behind {vpn['server']}."
         if vpn and "0.0.0.0/0" in vpn.get("routes", []):
             return f"the address of {host}'s own interface on its LAN, behind the VPN."
-        if family(str(candidate["address"])) == "ipv6":
+        if family(str(candidate.address)) == "ipv6":
             guard = f"; {outer}'s IPv6 firewall decides what reaches it" if outer else ""
             return (
                 f"{host}'s own global IPv6 address: routed, not translated, so the other side "
@@ -235,12 +234,12 @@ def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str
         via = f" by {outer}" if outer else ""
         return (
             f"server-reflexive: the public address and port {host}'s STUN request to "
-            f"{candidate.get('server') or 'the STUN server'} came from, as mapped{via}."
+            f"{candidate.server or 'the STUN server'} came from, as mapped{via}."
         )
     if kind == "relay":
         return (
-            f"an allocation on the TURN server ({candidate.get('server') or 'its server'}), "
-            f"requested over {candidate.get('relay_protocol') or 'udp'}: packets the other "
+            f"an allocation on the TURN server ({candidate.server or 'its server'}), "
+            f"requested over {candidate.relay_protocol or 'udp'}: packets the other "
             f"peer sends to it are relayed to {host}."
         )
     if kind == "prflx":
@@ -261,13 +260,13 @@ def _why(candidate: dict[str, Any], host: str, nats: list[str], result: dict[str
 MAPPING_EI = "endpoint-independent"
 
 
-def _failure_key(pair: dict[str, Any]) -> tuple[Any, ...]:
-    failure = pair.get("failure") or {}
+def _failure_key(pair: CandidatePair) -> tuple[object, ...]:
+    failure = pair.failure or {}
     dropped = failure.get("dropped_at") or {}
     return (
-        pair.get("agent"),
-        (pair.get("local") or {}).get("type") == "relay",
-        (pair.get("remote") or {}).get("type"),
+        pair.agent,
+        pair.local.type == "relay",
+        pair.remote.type,
         failure.get("reason"),
         failure.get("code"),
         dropped.get("node"),
@@ -276,11 +275,11 @@ def _failure_key(pair: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def failure_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
+def failure_lines(result: RunResult, graph: NetworkGraph) -> list[str]:
     """One line per kind of failure: which pairs, and the behaviour that failed them."""
-    pairs = result.get("pairs") or []
-    failed = [p for p in pairs if p.get("state") == "failed"]
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    pairs = result.pairs
+    failed = [p for p in pairs if p.state == "failed"]
+    groups: dict[tuple[object, ...], list[CandidatePair]] = {}
     for pair in failed:
         lost = _lost_in_tunnel(pair, result) is not None
         groups.setdefault((*_failure_key(pair), lost), []).append(pair)
@@ -288,16 +287,15 @@ def failure_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
     lines = []
     for group in groups.values():
         first = group[0]
-        agent = first.get("agent")
-        locals_ = sorted({p["local"]["type"] for p in group})
+        locals_ = sorted({p.local.type for p in group})
         what = (
-            f"{agent}: {'/'.join(locals_)} -> the other's {first['remote']['type']} "
+            f"{first.agent}: {'/'.join(locals_)} -> the other's {first.remote.type} "
             f"({len(group)} pair{'s' if len(group) > 1 else ''})"
         )
         lines.append(f"{what} failed: {failure_reason(first, result, by_side)}")
-    waiting = [p for p in pairs if p.get("state") not in ("failed", "succeeded")]
+    waiting = [p for p in pairs if p.state not in ("failed", "succeeded")]
     if waiting:
-        states = sorted({str(p.get("state")) for p in waiting})
+        states = sorted({str(p.state) for p in waiting})
         lines.append(
             f"{len(waiting)} pair(s) were still {', '.join(states)} when the run ended: "
             "the agent had not finished checking them."
@@ -307,15 +305,9 @@ def failure_lines(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
     return lines
 
 
-def _other(role: str | None) -> str:
-    return "master" if role == "viewer" else "viewer"
-
-
-def failure_reason(
-    pair: dict[str, Any], result: dict[str, Any], by_side: dict[str, list[str]]
-) -> str:
+def failure_reason(pair: CandidatePair, result: RunResult, by_side: dict[str, list[str]]) -> str:
     """Why one failed pair failed, naming the behaviour responsible."""
-    failure = pair.get("failure") or {}
+    failure = pair.failure or {}
     reason = failure.get("reason")
     dropped = failure.get("dropped_at")
     lost = _lost_in_tunnel(pair, result)
@@ -335,16 +327,16 @@ def failure_reason(
     return f"{reason or 'unknown'}: {failure.get('message') or 'no detail recorded'}."
 
 
-def _lost_in_tunnel(pair: dict[str, Any], result: dict[str, Any]) -> str | None:
+def _lost_in_tunnel(pair: CandidatePair, result: RunResult) -> str | None:
     """Checks a VPN client sent from the wrong address for their way: from a LAN address
     into the tunnel (the concentrator drops them: WireGuard accepts only the client's tunnel
     address), or from the tunnel address past a split tunnel (out through the home router,
     whose answers cannot find a tunnel address)."""
-    agent = pair.get("agent")
-    vpn = vpn_of(result, peer_host(result, agent) if agent else None)
-    local = pair.get("local_base") or pair.get("local") or {}
-    address, remote = str(local.get("address", "")), str((pair.get("remote") or {}).get("address"))
-    if not vpn or local.get("type", "host") != "host" or not address:
+    agent = pair.agent
+    vpn = vpn_of(result, peer_host(result, agent))
+    local = _sent_from(pair)
+    address, remote = str(local.address or ""), str(pair.remote.address)
+    if not vpn or local.type != "host" or not address:
         return None
     tunnel = str(vpn.get("client_address", "")).split("/")[0]
     if address != tunnel and tunnelled(vpn, remote):
@@ -362,18 +354,24 @@ def _lost_in_tunnel(pair: dict[str, Any], result: dict[str, Any]) -> str | None:
     return None
 
 
+def _sent_from(pair: CandidatePair) -> Candidate:
+    """The candidate the checks left from: the local candidate's base when the result
+    records one (a srflx's host, RFC 8445), else the local candidate itself."""
+    base = pair.extra.get("local_base")
+    return Candidate.from_json(base) if base else pair.local
+
+
 def _dropped(
-    pair: dict[str, Any],
-    dropped: dict[str, Any],
-    result: dict[str, Any],
+    pair: CandidatePair,
+    dropped: JsonObject,
+    result: RunResult,
     by_side: dict[str, list[str]],
 ) -> str:
     node, rule = dropped.get("node"), str(dropped.get("rule") or "")
     direction = dropped.get("direction") or ""
-    remote = pair.get("remote") or {}
     if rule.startswith("no route"):
         return (
-            f"{node} dropped the checks: {rule}. {remote.get('address')} is a private address "
+            f"{node} dropped the checks: {rule}. {pair.remote.address} is a private address "
             "inside the other peer's network, not reachable from the internet."
         )
     nat, firewall = nat_of(result, node), firewall_of(result, node)
@@ -385,53 +383,45 @@ def _dropped(
 
 
 def _filtered(
-    pair: dict[str, Any],
+    pair: CandidatePair,
     node: str,
-    nat: dict[str, Any],
+    nat: JsonObject,
     rule: str,
-    result: dict[str, Any],
+    result: RunResult,
     by_side: dict[str, list[str]],
 ) -> str:
     """An inbound drop at the other side's NAT filter, and the mapping that caused it."""
-    agent = pair.get("agent")
     filter_name, filter_does = FILTERING.get(nat.get("filtering"), ("its", "filters"))
     text = (
         f"{node}'s {filter_name} filter ({nat.get('filtering')} filtering, rule '{rule}') "
-        f"dropped them on the way in: it {filter_does}, and the {_other(agent)} had not "
-        "sent to where they came from."
+        f"dropped them on the way in: it {filter_does}, and the {other_role(pair.agent)} had "
+        "not sent to where they came from."
     )
-    local = pair.get("local") or {}
-    if local.get("type") == "relay":
-        return text + f" The relay address {local.get('address')} was new to it."
+    if pair.local.type == "relay":
+        return text + f" The relay address {pair.local.address} was new to it."
     cause = _mapping_cause(pair, result, by_side)
     return text + (f" {cause}" if cause else "")
 
 
-def _mapping_cause(
-    pair: dict[str, Any], result: dict[str, Any], by_side: dict[str, list[str]]
-) -> str:
+def _mapping_cause(pair: CandidatePair, result: RunResult, by_side: dict[str, list[str]]) -> str:
     """The sender's NAT mapping that made its checks arrive from an unexpected port (empty
     when its NAT keeps one port per socket, or the check left from a relay)."""
-    agent = pair.get("agent")
-    if (pair.get("local") or {}).get("type") == "relay":
+    agent = pair.agent
+    if pair.local.type == "relay":
         return ""
     mapping_nats = [
         n
-        for n in by_side.get(agent or "", [])
+        for n in by_side.get(agent, [])
         if (nat_of(result, n) or {}).get("mapping") not in (None, MAPPING_EI)
     ]
     if not mapping_nats:
         return ""
     mapper = mapping_nats[-1]
     mapping = nat_of(result, mapper).get("mapping")
-    other = _other(agent)
+    other = other_role(agent)
     source = _public_source(pair)
-    srflx = [
-        c
-        for c in ((result.get("peers") or {}).get(agent) or {}).get("candidates") or []
-        if c.get("type") == "srflx"
-    ]
-    seen = f" {endpoint(srflx[0]['address'], srflx[0]['port'])}" if srflx else ""
+    srflx = [c for c in _peer(result, agent).candidates if c.type == "srflx"]
+    seen = f" {srflx[0].endpoint}" if srflx else ""
     came = f" from {source}" if source else ""
     if mapping == "address-and-port-dependent":
         return (
@@ -446,23 +436,23 @@ def _mapping_cause(
     )
 
 
-def _public_source(pair: dict[str, Any]) -> str | None:
+def _public_source(pair: CandidatePair) -> str | None:
     """Where the dropped check came from after the sender's NAT (with --capture)."""
-    for check in (pair.get("trail") or {}).get("checks") or []:
+    for check in (pair.trail or {}).get("checks") or []:
         ended = check.get("ended") or {}
         if ended.get("from"):
             return str(ended["from"])
     return None
 
 
-def _timeout(pair: dict[str, Any], result: dict[str, Any], by_side: dict[str, list[str]]) -> str:
+def _timeout(pair: CandidatePair, result: RunResult, by_side: dict[str, list[str]]) -> str:
     """A check that went unanswered, without wire evidence: what the conditions imply."""
-    agent, remote = pair.get("agent"), pair.get("remote") or {}
-    other = _other(agent)
-    text = f"no answer to {pair.get('checks_sent', 'its')} checks before the timeout"
-    if remote.get("type") == "host" and _private(remote.get("address")) and by_side.get(other):
+    remote, other = pair.remote, other_role(pair.agent)
+    sent = "its" if pair.checks_sent is None else pair.checks_sent
+    text = f"no answer to {sent} checks before the timeout"
+    if remote.type == "host" and _private(remote.address) and by_side.get(other):
         text += (
-            f": {remote.get('address')} is a private address inside the {other}'s "
+            f": {remote.address} is a private address inside the {other}'s "
             "network, which nothing outside it can route to."
         )
     else:
@@ -472,14 +462,14 @@ def _timeout(pair: dict[str, Any], result: dict[str, Any], by_side: dict[str, li
     return text + " (With --capture the result names the hop that dropped them.)"
 
 
-def _private(address: Any) -> bool:
+def _private(address: str) -> bool:
     try:
         return ipaddress.ip_address(str(address)).is_private
     except ValueError:
         return False
 
 
-def _filter_hint(role: str, result: dict[str, Any], by_side: dict[str, list[str]]) -> str:
+def _filter_hint(role: str, result: RunResult, by_side: dict[str, list[str]]) -> str:
     for node in by_side.get(role, []):
         nat = nat_of(result, node)
         if nat and nat.get("filtering") != "endpoint-independent":
@@ -490,55 +480,42 @@ def _filter_hint(role: str, result: dict[str, Any], by_side: dict[str, list[str]
     return ""
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return (a.get("address"), a.get("port"), a.get("protocol", "udp")) == (
-        b.get("address"),
-        b.get("port"),
-        b.get("protocol", "udp"),
-    )
-
-
-def selected_lines(result: dict[str, Any]) -> list[str]:
+def selected_lines(result: RunResult) -> list[str]:
     lines = []
     for role in ROLES:
-        chosen = (result.get("selected") or {}).get(role)
-        peer = (result.get("peers") or {}).get(role) or {}
+        chosen = result.selected.get(role)
+        peer = _peer(result, role)
         if not chosen:
-            why = f" ({peer['error']})" if peer.get("error") else ""
+            why = f" ({peer.error})" if peer.error else ""
             lines.append(f"The {role} selected no pair{why}: no check of its succeeded in time.")
             continue
         lines.append(_selected_line(role, chosen, result, peer))
     return lines
 
 
-def _selected_line(
-    role: str, chosen: dict[str, Any], result: dict[str, Any], peer: dict[str, Any]
-) -> str:
-    pairs = [p for p in result.get("pairs") or [] if p.get("agent") == role]
-    pair = next(
-        (
-            p
-            for p in pairs
-            if _same(p["local"], chosen["local"]) and _same(p["remote"], chosen["remote"])
-        ),
-        None,
-    )
-    succeeded = [p for p in pairs if p.get("state") == "succeeded"]
-    text = f"The {role} chose {describe(chosen['local'])} -> {describe(chosen['remote'])}"
-    if chosen.get("rtt_ms") is not None:
-        text += f" (round trip {chosen['rtt_ms']} ms)"
+def _priority(pair: CandidatePair) -> int | None:
+    """The pair's priority (RFC 8445 6.1.2.3) when its agent reports one."""
+    return pair.extra.get("priority")
+
+
+def _selected_line(role: str, chosen: SelectedPair, result: RunResult, peer: PeerResult) -> str:
+    pair = result.selected_pair_of(role)
+    succeeded = [p for p in result.pairs_of(role) if p.state == "succeeded"]
+    text = f"The {role} chose {chosen.text()}"
+    if chosen.rtt_ms is not None:
+        text += f" (round trip {chosen.rtt_ms} ms)"
     reasons = []
-    controlling = peer.get("ice_role") == "controlling" or (
-        peer.get("ice_role") is None and role == "viewer"
-    )
-    if pair and pair.get("nominated"):
+    ice_role = peer.extra.get("ice_role")
+    controlling = ice_role == "controlling" or (ice_role is None and role == "viewer")
+    if pair and pair.nominated:
         reasons.append(
             "it nominated it, as the controlling agent"
             if controlling
-            else f"the {_other(role)}, the controlling agent, nominated it"
+            else f"the {other_role(role)}, the controlling agent, nominated it"
         )
-    if pair and succeeded and pair.get("priority") is not None:
-        higher = [p for p in succeeded if (p.get("priority") or 0) > pair["priority"]]
+    priority = _priority(pair) if pair else None
+    if succeeded and priority is not None:
+        higher = [p for p in succeeded if (_priority(p) or 0) > priority]
         reasons.append(
             (
                 "it was the only pair that succeeded"
@@ -549,32 +526,28 @@ def _selected_line(
             else f"{len(higher)} succeeded pair(s) had a higher priority, but this one was "
             "nominated first"
         )
-    kinds = (chosen["local"]["type"], chosen["remote"]["type"])
-    if "relay" in kinds:
-        direct = [p for p in succeeded if "relay" not in (p["local"]["type"], p["remote"]["type"])]
+    if _relayed(chosen):
+        direct = [p for p in succeeded if not _relayed(p)]
         reasons.append(
             "a relay has the lowest type preference (0, against host 126, prflx 110, srflx "
             "100), so it wins only when "
             + ("no direct pair succeeded" if not direct else "the direct pairs came too late")
         )
-        protocol = chosen["local"].get("relay_protocol")
-        if protocol and chosen["local"]["type"] == "relay":
+        protocol = chosen.local.relay_protocol
+        if protocol and chosen.local.type == "relay":
             reasons.append(_relay_protocol(protocol, peer))
-        elif chosen["remote"].get("relay_protocol"):
+        elif chosen.remote.relay_protocol:
             reasons.append(
-                f"the relay is the {_other(role)}'s, allocated over "
-                f"{chosen['remote']['relay_protocol'].upper()}"
+                f"the relay is the {other_role(role)}'s, allocated over "
+                f"{chosen.remote.relay_protocol.upper()}"
             )
     else:
         reasons.append("both ends are direct addresses, so no TURN server carries the media")
     return text + ": " + "; ".join(reasons) + "."
 
 
-def _relay_protocol(protocol: str, peer: dict[str, Any]) -> str:
-    udp = any(
-        c.get("type") == "relay" and c.get("relay_protocol") == "udp"
-        for c in peer.get("candidates") or []
-    )
+def _relay_protocol(protocol: str, peer: PeerResult) -> str:
+    udp = any(c.type == "relay" and c.relay_protocol == "udp" for c in peer.candidates)
     if protocol == "udp":
         return "relayed over UDP to the TURN server, the cheapest relay"
     if udp:

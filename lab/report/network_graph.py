@@ -12,19 +12,20 @@ import contextlib
 import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabError
-
-ROLES = ("viewer", "master")
+from lab.core.roles import ROLES
+from lab.network.topology import load_topology
+from lab.report.result import RunResult
 
 
 @dataclass
 class NetworkGraph:
     """Nodes (name -> role, description, addresses) and undirected links between them."""
 
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    links: list[dict[str, Any]] = field(default_factory=list)
+    nodes: dict[str, JsonObject] = field(default_factory=dict)
+    links: list[JsonObject] = field(default_factory=list)
 
     def neighbours(self, name: str) -> list[str]:
         found = []
@@ -67,16 +68,14 @@ class NetworkGraph:
         return None
 
 
-def network_graph(result: dict[str, Any]) -> NetworkGraph:
+def network_graph(result: RunResult) -> NetworkGraph:
     """The result's own nodes and links, else its bundled topology's, else an empty graph."""
-    network = result.get("network") or {}
+    network = result.network or {}
     if network.get("nodes"):
         return NetworkGraph(dict(network["nodes"]), list(network.get("links") or []))
     name = network.get("topology")
     if not isinstance(name, str):
         return NetworkGraph()
-    from lab.network.topology import load_topology
-
     with contextlib.suppress(LabError, OSError):
         topology = load_topology(name)
         nodes = {
@@ -94,14 +93,15 @@ def network_graph(result: dict[str, Any]) -> NetworkGraph:
     return NetworkGraph()
 
 
-def peer_host(result: dict[str, Any], role: str) -> str | None:
-    return ((result.get("peers") or {}).get(role) or {}).get("host")
+def peer_host(result: RunResult, role: str) -> str | None:
+    peer = result.peers.get(role)
+    return peer.host if peer else None
 
 
-def sides(result: dict[str, Any], graph: NetworkGraph) -> dict[str, list[str]]:
+def sides(result: RunResult, graph: NetworkGraph) -> dict[str, list[str]]:
     """Per peer, the nodes with conditions (NAT, firewall) between it and the internet, the
     nearest first: the path from viewer to master, cut at its router."""
-    conditions = (result.get("network") or {}).get("conditions") or {}
+    conditions = conditions_of(result)
     viewer, master = peer_host(result, "viewer"), peer_host(result, "master")
     # A full-tunnel VPN client reaches the internet from its concentrator, not its home.
     ends = [_exit(result, viewer), _exit(result, master)]
@@ -115,30 +115,40 @@ def sides(result: dict[str, Any], graph: NetworkGraph) -> dict[str, list[str]]:
     return {"viewer": viewer_side, "master": master_side}
 
 
-def nat_of(result: dict[str, Any], node: str) -> dict[str, Any] | None:
-    condition = ((result.get("network") or {}).get("conditions") or {}).get(node)
+def conditions_of(result: RunResult) -> JsonObject:
+    """Each node's NAT, firewall and impairments as the scenario set them (`conditions`)."""
+    return (result.network or {}).get("conditions") or {}
+
+
+def nat_of(result: RunResult, node: str) -> JsonObject | None:
+    condition = conditions_of(result).get(node)
     return condition.get("nat") if isinstance(condition, dict) else None
 
 
-def firewall_of(result: dict[str, Any], node: str) -> dict[str, Any] | None:
-    condition = ((result.get("network") or {}).get("conditions") or {}).get(node)
+def firewall_of(result: RunResult, node: str) -> JsonObject | None:
+    condition = conditions_of(result).get(node)
     return condition.get("firewall") if isinstance(condition, dict) else None
 
 
-def vpn_of(result: dict[str, Any], host: str | None) -> dict[str, Any] | None:
+def vpns_of(result: RunResult) -> list[JsonObject]:
+    """The network's VPN tunnels (`network.vpns`, lab.network.vpn)."""
+    return (result.network or {}).get("vpns") or []
+
+
+def vpn_of(result: RunResult, host: str | None) -> JsonObject | None:
     """The VPN tunnel whose client `host` is (`network.vpns`, lab.network.vpn), if any."""
-    for vpn in (result.get("network") or {}).get("vpns") or []:
+    for vpn in vpns_of(result):
         if vpn.get("client") == host:
             return dict(vpn)
     return None
 
 
-def _exit(result: dict[str, Any], host: str | None) -> str | None:
+def _exit(result: RunResult, host: str | None) -> str | None:
     vpn = vpn_of(result, host)
     return vpn["server"] if vpn and "0.0.0.0/0" in vpn.get("routes", []) else host
 
 
-def tunnelled(vpn: dict[str, Any], address: str) -> bool:
+def tunnelled(vpn: JsonObject, address: str) -> bool:
     """Whether the client's routes send packets for `address` into the tunnel."""
     try:
         ip = ipaddress.ip_address(address)

@@ -54,7 +54,7 @@ def render(
         + (f" in {connected:.3f} s" if connected is not None else "")
         + f" (run {timings.total_s:.2f} s, timing {result.timing_profile})"
     )
-    for line in family_lines(result.to_json()):
+    for line in family_lines(result):
         console.print(line, highlight=False, markup=False)
     status = result.kvs_status
     viewer = result.peers["viewer"]

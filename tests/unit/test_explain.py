@@ -11,6 +11,8 @@ import pytest
 
 from lab.report.explain import explain, explain_text, failure_lines, firewall_summary
 from lab.report.network_graph import network_graph, sides
+from lab.report.result import RunResult
+from tests.result_docs import typed
 
 FIXTURE = Path(__file__).parent / "fixtures" / "html" / "symmetric-both-result.json"
 
@@ -20,7 +22,8 @@ def symmetric() -> dict[str, Any]:
     return json.loads(FIXTURE.read_text())
 
 
-def _section(result: dict[str, Any], title: str) -> list[str]:
+def _section(document: dict[str, Any], title: str) -> list[str]:
+    result = RunResult.from_json(document)
     return next(s.lines for s in explain(result) if s.title == title)
 
 
@@ -103,33 +106,35 @@ def test_a_failed_run_has_no_winner_and_says_so(symmetric):
     failed["peers"]["master"]["error"] = "no pair succeeded"
     for pair in failed["pairs"]:
         pair["state"] = "failed"
-    text = explain_text(failed)
+    text = explain_text(RunResult.from_json(failed))
     assert "The peers did not connect" in text
     assert "The viewer selected no pair" in text
     assert "The master selected no pair (no pair succeeded)" in text
 
 
 def test_turn_refusals_and_pairs_in_progress():
-    result = {
-        "peers": {"viewer": {"host": "v"}, "master": {"host": "m"}},
-        "network": {"topology": "no-such-topology", "conditions": {}},
-        "pairs": [
-            {
-                "agent": "viewer",
-                "local": {"type": "relay", "address": "203.0.113.10", "port": 1},
-                "remote": {"type": "host", "address": "192.168.1.10", "port": 2},
-                "state": "failed",
-                "failure": {"reason": "turn_error", "code": 403, "message": "Forbidden IP"},
-            },
-            {
-                "agent": "viewer",
-                "local": {"type": "host", "address": "1d5aeb18-aaaa.local", "port": 3},
-                "remote": {"type": "host", "address": "192.168.1.10", "port": 2},
-                "state": "in-progress",
-            },
-        ],
-        "selected": {"viewer": None, "master": None},
-    }
+    result = typed(
+        {
+            "peers": {"viewer": {"host": "v"}, "master": {"host": "m"}},
+            "network": {"topology": "no-such-topology", "conditions": {}},
+            "pairs": [
+                {
+                    "agent": "viewer",
+                    "local": {"type": "relay", "address": "203.0.113.10", "port": 1},
+                    "remote": {"type": "host", "address": "192.168.1.10", "port": 2},
+                    "state": "failed",
+                    "failure": {"reason": "turn_error", "code": 403, "message": "Forbidden IP"},
+                },
+                {
+                    "agent": "viewer",
+                    "local": {"type": "host", "address": "1d5aeb18-aaaa.local", "port": 3},
+                    "remote": {"type": "host", "address": "192.168.1.10", "port": 2},
+                    "state": "in-progress",
+                },
+            ],
+            "selected": {"viewer": None, "master": None},
+        }
+    )
     lines = failure_lines(result, network_graph(result))
     assert "403 Forbidden IP" in lines[0] and "will not relay" in lines[0]
     assert "still in-progress" in lines[1]
@@ -137,7 +142,8 @@ def test_turn_refusals_and_pairs_in_progress():
 
 
 def test_sides_split_the_path_at_the_router(symmetric):
-    assert sides(symmetric, network_graph(symmetric)) == {
+    result = RunResult.from_json(symmetric)
+    assert sides(result, network_graph(result)) == {
         "viewer": ["viewer-gw"],
         "master": ["master-gw"],
     }

@@ -36,19 +36,19 @@ def test_documents_are_told_apart(result):
 
 
 def test_the_grid_marks_the_selected_pair_and_every_failure(result):
-    grid = pair_grid(result, "viewer", "run")
-    cells = [c for row in grid["rows"] for c in row["cells"] if c["index"] is not None]
-    assert len(cells) == grid["count"] == 23
-    assert [c["text"] for c in cells if c["selected"]] == ["ok 2.1 ms"]
-    failed = [c for c in cells if c["state"] == "failed"]
-    assert {c["why"] for c in failed} == {"timeout @ internet", "timeout @ master-gw"}
-    assert all(c["checks"] == "4/0" for c in failed)
+    grid = pair_grid(RunResult.from_json(result), "viewer", "run")
+    cells = [c for row in grid.rows for c in row.cells if c.index is not None]
+    assert len(cells) == grid.count == 23
+    assert [c.text for c in cells if c.selected] == ["ok 2.1 ms"]
+    failed = [c for c in cells if c.state == "failed"]
+    assert {c.why for c in failed} == {"timeout @ internet", "timeout @ master-gw"}
+    assert all(c.checks == "4/0" for c in failed)
     # peer-reflexive locals learned from checks get rows of their own
-    assert sum(1 for row in grid["rows"] if row["candidate"]["type"] == "prflx") == 3
+    assert sum(1 for row in grid.rows if row.candidate.type == "prflx") == 3
 
 
 def test_the_drawing_highlights_the_relayed_path(result):
-    picture = drawing(result)
+    picture = drawing(RunResult.from_json(result))
     assert picture is not None
     assert picture.path == [
         "viewer",
@@ -77,7 +77,7 @@ def test_a_direct_pair_does_not_cross_the_turn_server(result):
     direct["selected"]["viewer"]["remote"] = dict(
         direct["peers"]["master"]["candidates"][1]  # the master's srflx
     )
-    assert "turn" not in drawing(direct).path
+    assert "turn" not in drawing(RunResult.from_json(direct)).path
 
 
 def test_a_result_without_a_known_topology_still_renders(result):
@@ -120,17 +120,17 @@ def test_the_page_fetches_nothing(result):
 
 
 def test_the_timeline_orders_the_run(result):
-    events = timeline(result)["timed"]
-    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
-    assert events[-1]["kind"] == "connected"
-    assert any(e["kind"] == "gathering" and "stun:203.0.113.10:3478" in e["what"] for e in events)
+    events = timeline(RunResult.from_json(result)).timed
+    assert [e.t for e in events] == sorted(e.t for e in events)
+    assert events[-1].kind == "connected"
+    assert any(e.kind == "gathering" and "stun:203.0.113.10:3478" in e.what for e in events)
 
 
 def test_captured_checks_get_a_lane_of_their_own(result):
-    checks = timeline(result)["checks"]
+    checks = timeline(RunResult.from_json(result)).checks
     # the fixture keeps the trail of one check per host -> srflx pair, both dropped
-    assert sorted(c["lane"] for c in checks) == ["master", "viewer"]
-    assert all("dropped at" in c["what"] and "filter" in c["what"] for c in checks)
+    assert sorted(c.lane for c in checks) == ["master", "viewer"]
+    assert all("dropped at" in c.what and "filter" in c.what for c in checks)
     assert "Each check on the wire" in render_document(result)
 
 

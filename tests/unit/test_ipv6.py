@@ -204,11 +204,11 @@ def test_expectations_on_address_families() -> None:
 
 
 def test_the_report_says_why_ipv6_candidates_paired_with_nothing() -> None:
-    lines = family_lines(_result(selected_v6=False))
+    lines = family_lines(typed(_result(selected_v6=False)))
     assert len(lines) == 1 and "[2001:db8:2::10]:2 had nothing to pair with" in lines[0]
     ipv4_only = json.loads(json.dumps(_result(selected_v6=False)))
     ipv4_only["network"]["nodes"]["viewer"]["addresses"] = ["192.168.2.10"]
-    assert family_lines(ipv4_only) == []
+    assert family_lines(typed(ipv4_only)) == []
 
 
 def test_the_report_says_an_ipv6_only_host_cannot_reach_an_ipv4_only_service() -> None:
@@ -226,7 +226,7 @@ def test_the_report_says_an_ipv6_only_host_cannot_reach_an_ipv4_only_service() -
         },
         "selected": {},
     }
-    [line] = family_lines(result)
+    [line] = family_lines(typed(result))
     assert "IPv6 only (2001:db8:64:1::10): no IPv4 address" in line
     assert "NAT64" in line and "failed before ICE began (name resolution failed)" in line
 
@@ -331,7 +331,7 @@ def test_lab_status_lists_ipv6_addresses(tmp_path: Path) -> None:
 def test_lab_explain_calls_an_ipv6_host_candidate_global_not_private() -> None:
     from lab.report.explain import explain_text
 
-    text = explain_text(_result(selected_v6=False))
+    text = explain_text(typed(_result(selected_v6=False)))
     assert "viewer host [2001:db8:2::10]:2: viewer's own global IPv6 address" in text
     assert "IPv4 and IPv6" in text
 

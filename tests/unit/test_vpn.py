@@ -3,7 +3,6 @@ NAT, and the expectation on candidate addresses (pure: no root)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,9 @@ from lab.network.vpn import (
     remove_stale_sockets,
     server_commands,
 )
+from lab.observations.ice import CandidatePair
 from lab.report.expectations import evaluate
+from lab.report.result import RunResult, load_result
 from lab.scenario.scenario import load_scenario
 from tests.result_docs import typed
 
@@ -222,7 +223,7 @@ RESULT = Path(__file__).parent / "fixtures" / "vpn-viewer-result.json"
 def _explained(title: str) -> list[str]:
     from lab.report.explain import explain
 
-    result = json.loads(RESULT.read_text())
+    result = load_result(RESULT)
     return next(s.lines for s in explain(result) if s.title == title)
 
 
@@ -246,19 +247,23 @@ def test_explain_says_the_lan_addresss_checks_die_in_the_tunnel() -> None:
     assert any("vpn-gw's symmetric mapping" in x for x in direct)
 
 
-def _split_result() -> dict[str, Any]:
+def _split_result() -> RunResult:
     vpn = load_topology("vpn-office").resolved()["vpns"][0]
-    return {"network": {"vpns": [vpn]}, "peers": {"viewer": {"host": "viewer"}}}
+    return typed({"network": {"vpns": [vpn]}, "peers": {"viewer": {"host": "viewer"}}})
 
 
-def _check(local: str, remote: str) -> dict[str, Any]:
-    return {
-        "agent": "viewer",
-        "local": {"type": "host", "address": local},
-        "remote": {"type": "host", "address": remote},
-        "state": "failed",
-        "failure": {"reason": "timeout"},
-    }
+def _check(local: str, remote: str) -> CandidatePair:
+    return CandidatePair.from_json(
+        {
+            "agent": "viewer",
+            "local": {"type": "host", "protocol": "udp", "address": local, "port": 5000},
+            "remote": {"type": "host", "protocol": "udp", "address": remote, "port": 5000},
+            "state": "failed",
+            "nominated": False,
+            "rtt_ms": None,
+            "failure": {"reason": "timeout"},
+        }
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,140 @@ shows on click travels inside the page as JSON.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
-from lab.report.explain import describe, explain
-from lab.report.html.topology_svg import drawing
+from lab.core.roles import ROLES, other_role
+from lab.observations.ice import Candidate, CandidatePair, SelectedPair
+from lab.report.explain import Section, explain
+from lab.report.html.topology_svg import Drawing, drawing
+from lab.report.result import PeerResult, RunResult
 
-ROLES = ("viewer", "master")
+
+@dataclass
+class AgentRow:
+    """One peer in the summary table: where it ran, which agent, how it ended."""
+
+    role: str
+    host: str
+    agent: str
+    software: str
+    mode: str
+    error: str
+
+
+@dataclass
+class GridCell:
+    """One pair in a grid (index None: no pair joins this row and column)."""
+
+    state: str
+    text: str
+    title: str
+    index: int | None
+    why: str = ""
+    checks: str = ""
+    selected: bool = False
+    nominated: bool = False
+    id: str = ""
+
+
+@dataclass
+class GridRow:
+    candidate: Candidate
+    label: str
+    cells: list[GridCell]
+
+
+@dataclass
+class Grid:
+    """One agent's checks: rows its local candidates, columns the remote ones."""
+
+    role: str
+    columns: list[str]
+    rows: list[GridRow]
+    count: int
+
+
+@dataclass
+class Event:
+    """Something that happened at `t` seconds, in a lane (a role); `x` its place on the
+    drawn clock, in percent."""
+
+    t: float | None
+    lane: str
+    what: str
+    kind: str
+    x: float | None = None
+
+
+@dataclass
+class Timeline:
+    events: list[Event]
+    timed: list[Event]
+    end: float
+    checks: list[Event]
+    checks_end: float
+
+
+@dataclass
+class ResultView:
+    """Everything the result's part of a page shows."""
+
+    key: str
+    result: RunResult
+    agents: list[AgentRow]
+    drawing: Drawing | None
+    grids: list[Grid]
+    pairs: list[JsonObject]  # the detail view's data, as the result document holds it
+    timeline: Timeline
+    call: JsonObject | None
+    explain: list[Section]
+    selected: dict[str, str]
+
+
+@dataclass
+class MatrixCell:
+    kind: str  # direct | relay | failed | none
+    text: str
+    expected: str
+    agrees: bool | None
+    link: str | None = None
+    explanation: str = ""
+
+
+@dataclass
+class MatrixRow:
+    viewer: str
+    cells: list[MatrixCell]
+
+
+@dataclass
+class CellReport:
+    """A matrix cell's own report, further down its page."""
+
+    key: str
+    title: str
+    r: ResultView
+
+
+@dataclass
+class CompareCell:
+    kind: str
+    text: str
+    detail: str
+    differs: bool
+
+
+@dataclass
+class CompareRow:
+    scenario: str | None
+    cells: list[CompareCell] = field(default_factory=list)
 
 
 def _environment() -> Environment:
@@ -34,8 +158,6 @@ def _environment() -> Environment:
 
 def page_json(value: Any) -> str:
     """JSON safe inside a <script> element (no `</script>` can end it early)."""
-    from markupsafe import Markup
-
     text = json.dumps(value, separators=(",", ":"))
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
@@ -57,7 +179,7 @@ def render_document(document: Any, source: str = "the document") -> str:
     """The HTML page for any of the three documents; LabInputError if it is none of them."""
     kind = kind_of(document)
     if kind == "result":
-        return render_result(document)
+        return render_result(RunResult.from_json(document))
     if kind == "matrix":
         return render_matrix(document)
     if kind == "compare":
@@ -69,220 +191,170 @@ def render_document(document: Any, source: str = "the document") -> str:
     )
 
 
-def render_result(result: dict[str, Any]) -> str:
+def render_result(result: RunResult) -> str:
     template = _environment().get_template("result.html.j2")
     return template.render(r=result_context(result, "run"), title=_title(result))
 
 
-def _title(result: dict[str, Any]) -> str:
-    return f"ice-lab: {result.get('scenario', 'run')} ({result.get('outcome', '?')})"
+def _title(result: RunResult) -> str:
+    return f"ice-lab: {result.scenario} ({result.outcome})"
 
 
-def result_context(result: dict[str, Any], key: str) -> dict[str, Any]:
+def result_context(result: RunResult, key: str) -> ResultView:
     """Everything the result's part of a page shows; `key` keeps element ids unique when a
     page holds many results (a matrix)."""
-    return {
-        "key": key,
-        "result": result,
-        "agents": _agents(result),
-        "drawing": drawing(result),
-        "grids": [pair_grid(result, role, key) for role in ROLES],
-        "pairs": result.get("pairs") or [],
-        "timeline": timeline(result),
-        "call": result.get("call"),
-        "explain": explain(result),
-        "selected": {
-            role: _selected_text((result.get("selected") or {}).get(role)) for role in ROLES
-        },
-    }
+    return ResultView(
+        key=key,
+        result=result,
+        agents=[_agent(role, _peer(result, role)) for role in ROLES],
+        drawing=drawing(result),
+        grids=[pair_grid(result, role, key) for role in ROLES],
+        pairs=[pair.to_json() for pair in result.pairs],
+        timeline=timeline(result),
+        call=result.call,
+        explain=explain(result),
+        selected={role: _selected_text(result.selected.get(role)) for role in ROLES},
+    )
 
 
-def _agents(result: dict[str, Any]) -> list[dict[str, str]]:
-    rows = []
-    for role in ROLES:
-        peer = (result.get("peers") or {}).get(role) or {}
-        software = peer.get("software") or {}
-        rows.append(
-            {
-                "role": role,
-                "host": str(peer.get("host") or ""),
-                "agent": str(peer.get("agent") or ""),
-                "software": " ".join(
-                    str(software[k]) for k in ("name", "version") if software.get(k)
-                ),
-                "mode": str(peer.get("mode") or ""),
-                "error": str(peer.get("error") or ""),
-            }
-        )
-    return rows
+def _peer(result: RunResult, role: str) -> PeerResult:
+    """The role's peer (one with nothing observed when a document lacks it)."""
+    return result.peers.get(role) or PeerResult([])
 
 
-def _selected_text(pair: dict[str, Any] | None) -> str:
+def _agent(role: str, peer: PeerResult) -> AgentRow:
+    software = peer.software or {}
+    return AgentRow(
+        role=role,
+        host=str(peer.host or ""),
+        agent=str(peer.agent or ""),
+        software=" ".join(str(software[k]) for k in ("name", "version") if software.get(k)),
+        mode=str(peer.extra.get("mode") or ""),
+        error=str(peer.error or ""),
+    )
+
+
+def _selected_text(pair: SelectedPair | None) -> str:
     if not pair:
         return "none"
-    rtt = f", rtt {pair['rtt_ms']} ms" if pair.get("rtt_ms") is not None else ""
-    return f"{describe(pair['local'])} -> {describe(pair['remote'])}{rtt}"
+    rtt = f", rtt {pair.rtt_ms} ms" if pair.rtt_ms is not None else ""
+    return f"{pair.text()}{rtt}"
 
 
-def _key(candidate: dict[str, Any]) -> tuple[Any, ...]:
-    return (candidate.get("address"), candidate.get("port"), candidate.get("protocol", "udp"))
-
-
-def pair_grid(result: dict[str, Any], role: str, key: str) -> dict[str, Any]:
+def pair_grid(result: RunResult, role: str, key: str) -> Grid:
     """Rows: the agent's local candidates; columns: the remote ones; each cell a pair (its
     index in `pairs` for the detail view), its state, RTT, checks and failure."""
-    peers = result.get("peers") or {}
-    rows = list((peers.get(role) or {}).get("candidates") or [])
-    other = "master" if role == "viewer" else "viewer"
-    columns = list(
-        (peers.get(role) or {}).get("remote_candidates")
-        or (peers.get(other) or {}).get("candidates")
-        or []
-    )
-    indexed = [(i, p) for i, p in enumerate(result.get("pairs") or []) if p.get("agent") == role]
+    mine = _peer(result, role)
+    rows = list(mine.candidates)
+    columns = list(mine.remote_candidates or _peer(result, other_role(role)).candidates)
+    indexed = [(i, p) for i, p in enumerate(result.pairs) if p.agent == role]
     for _, pair in indexed:
-        if not any(_key(pair["remote"]) == _key(c) for c in columns):
-            columns.append(pair["remote"])
-        if not any(_key(pair["local"]) == _key(c) for c in rows):
-            rows.append(pair["local"])
-    chosen = (result.get("selected") or {}).get(role)
+        if not any(pair.remote.same_as(c) for c in columns):
+            columns.append(pair.remote)
+        if not any(pair.local.same_as(c) for c in rows):
+            rows.append(pair.local)
+    chosen = result.selected.get(role)
     cells = []
     for row in rows:
         line = []
         for column in columns:
-            found = next(
-                (
-                    (i, p)
-                    for i, p in indexed
-                    if _key(p["local"]) == _key(row) and _key(p["remote"]) == _key(column)
-                ),
-                None,
-            )
+            found = next(((i, p) for i, p in indexed if p.joins(row, column)), None)
             line.append(_cell(found, chosen, key))
-        cells.append({"candidate": row, "label": describe(row), "cells": line})
-    return {
-        "role": role,
-        "columns": [describe(c) for c in columns],
-        "rows": cells,
-        "count": len(indexed),
-    }
+        cells.append(GridRow(row, row.text(), line))
+    return Grid(role, [c.text() for c in columns], cells, len(indexed))
 
 
 def _cell(
-    found: tuple[int, dict[str, Any]] | None, chosen: dict[str, Any] | None, key: str
-) -> dict[str, Any]:
+    found: tuple[int, CandidatePair] | None, chosen: SelectedPair | None, key: str
+) -> GridCell:
     if found is None:
-        return {"state": "none", "text": "-", "title": "no pair", "index": None}
+        return GridCell("none", "-", "no pair", None)
     index, pair = found
-    failure = pair.get("failure") or {}
+    failure = pair.failure or {}
     dropped = failure.get("dropped_at") or {}
-    selected = bool(
-        chosen
-        and _key(chosen["local"]) == _key(pair["local"])
-        and _key(chosen["remote"]) == _key(pair["remote"])
-    )
-    state = str(pair.get("state") or "unknown")
+    selected = bool(chosen and pair.joins(chosen.local, chosen.remote))
+    state = str(pair.state or "unknown")
     text = {"succeeded": "ok", "failed": "fail"}.get(state, state)
-    if state == "succeeded" and pair.get("rtt_ms") is not None:
-        text += f" {pair['rtt_ms']:.1f} ms"
+    if state == "succeeded" and pair.rtt_ms is not None:
+        text += f" {pair.rtt_ms:.1f} ms"
     why = ""
     if failure:
         why = str(failure.get("code") or failure.get("reason") or "")
         if dropped:
             why += f" @ {dropped.get('node')}"
-    checks = f"{pair.get('checks_sent', '?')}/{pair.get('responses_received', '?')}"
+    # as the result holds them: `None` where the agent does not count (a browser)
+    checks = f"{pair.extra.get('checks_sent', '?')}/{pair.extra.get('responses_received', '?')}"
     title = f"{state}; checks sent/answered {checks}"
     if failure:
         title += f"; {failure.get('message') or failure.get('reason')}"
-    return {
-        "state": state,
-        "text": text,
-        "why": why,
-        "checks": checks,
-        "selected": selected,
-        "nominated": bool(pair.get("nominated")),
-        "title": title,
-        "index": index,
-        "id": f"{key}-pair-{index}",
-    }
+    return GridCell(
+        state=state,
+        text=text,
+        title=title,
+        index=index,
+        why=why,
+        checks=checks,
+        selected=selected,
+        nominated=pair.nominated,
+        id=f"{key}-pair-{index}",
+    )
 
 
-def timeline(result: dict[str, Any]) -> dict[str, Any]:
+def timeline(result: RunResult) -> Timeline:
     """The run's events on one clock (seconds since the peers started): gathering per peer
     and server, ICE state changes, connected."""
-    events: list[dict[str, Any]] = []
-    peers = result.get("peers") or {}
+    events: list[Event] = []
     for role in ROLES:
-        peer = peers.get(role) or {}
-        gathered = (result.get("timings") or {}).get("gathering_s", {}).get(role)
+        peer = _peer(result, role)
+        gathered = result.timings.gathering_s.get(role)
         if gathered is not None:
-            servers = sorted({c["server"] for c in peer.get("candidates") or [] if c.get("server")})
+            servers = sorted({c.server for c in peer.candidates if c.server})
             events.append(
-                {
-                    "t": gathered,
-                    "lane": role,
-                    "what": f"gathering done: {len(peer.get('candidates') or [])} candidates"
+                Event(
+                    gathered,
+                    role,
+                    f"gathering done: {len(peer.candidates)} candidates"
                     + (f" from {', '.join(servers)}" if servers else ""),
-                    "kind": "gathering",
-                }
+                    "gathering",
+                )
             )
-        for error in peer.get("gathering_errors") or []:
-            events.append(
-                {
-                    "t": gathered,
-                    "lane": role,
-                    "what": f"no candidate from {error.get('url')}: {error.get('reason')}",
-                    "kind": "error",
-                }
-            )
-        for change in peer.get("ice_states") or []:
-            events.append(
-                {
-                    "t": change.get("t_s"),
-                    "lane": role,
-                    "what": f"ICE {change.get('state')}",
-                    "kind": "state",
-                }
-            )
-    connected = (result.get("timings") or {}).get("connected_s")
+        for error in peer.extra.get("gathering_errors") or []:
+            what = f"no candidate from {error.get('url')}: {error.get('reason')}"
+            events.append(Event(gathered, role, what, "error"))
+        for change in peer.extra.get("ice_states") or []:
+            events.append(Event(change.get("t_s"), role, f"ICE {change.get('state')}", "state"))
+    connected = result.timings.connected_s
     if connected is not None:
-        chosen = (result.get("selected") or {}).get("viewer")
-        events.append(
-            {
-                "t": connected,
-                "lane": "viewer",
-                "what": "connected: the echo came back"
-                + (f" over {_selected_text(chosen)}" if chosen else ""),
-                "kind": "connected",
-            }
+        chosen = result.selected.get("viewer")
+        what = "connected: the echo came back" + (
+            f" over {_selected_text(chosen)}" if chosen else ""
         )
-    timed = sorted((e for e in events if e["t"] is not None), key=lambda e: e["t"])
-    untimed = [e for e in events if e["t"] is None]
+        events.append(Event(connected, "viewer", what, "connected"))
+    timed = sorted((e for e in events if e.t is not None), key=_time)
+    untimed = [e for e in events if e.t is None]
     end = _place_on(timed)
-    checks = wire_checks(result)
-    return {
-        "events": timed + untimed,
-        "timed": timed,
-        "end": end,
-        "checks": checks,
-        "checks_end": _place_on(checks),
-    }
+    checks = wire_checks(result.pairs)
+    return Timeline(timed + untimed, timed, end, checks, _place_on(checks))
 
 
-def _place_on(events: list[dict[str, Any]]) -> float:
+def _time(event: Event) -> float:
+    return event.t or 0.0
+
+
+def _place_on(events: list[Event]) -> float:
     """Give each event its x (percent of the clock's span); the span's end."""
-    end = max([e["t"] for e in events] + [0.001])
+    end = max([_time(e) for e in events] + [0.001])
     for event in events:
-        event["x"] = round(100 * event["t"] / end, 2)
+        event.x = round(100 * _time(event) / end, 2)
     return end
 
 
-def wire_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+def wire_checks(pairs: list[CandidatePair]) -> list[Event]:
     """Each connectivity check the capture saw (--capture), on the capture's clock: when it
     first crossed a link, for which pair, and how it ended (answered, dropped where)."""
     checks = []
-    for pair in result.get("pairs") or []:
-        for check in (pair.get("trail") or {}).get("checks") or []:
+    for pair in pairs:
+        for check in (pair.trail or {}).get("checks") or []:
             hops = check.get("hops") or []
             if not hops or hops[0].get("t") is None:
                 continue
@@ -290,27 +362,21 @@ def wire_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
             how = str(ended.get("kind") or "?")
             if ended.get("node"):
                 how += f" at {ended['node']} ({ended.get('rule')})"
-            checks.append(
-                {
-                    "t": hops[0]["t"],
-                    "lane": pair.get("agent"),
-                    "kind": "answered" if how == "answered" else "lost",
-                    "what": f"{describe(pair['local'])} -> {describe(pair['remote'])}: {how}",
-                }
-            )
-    return sorted(checks, key=lambda c: c["t"])
+            kind = "answered" if how == "answered" else "lost"
+            what = f"{pair.local.text()} -> {pair.remote.text()}: {how}"
+            checks.append(Event(hops[0]["t"], pair.agent, what, kind))
+    return sorted(checks, key=_time)
 
 
-def classify(selected: dict[str, Any] | None, outcome: str | None) -> str:
-    """direct, relay or failed: the colour of a matrix or compare cell."""
-    if outcome not in (None, "connected") or not selected:
+def classify(ends: tuple[str | None, str | None] | None, outcome: str | None) -> str:
+    """direct, relay or failed: the colour of a matrix or compare cell, from the outcome and
+    the types of the viewer's selected pair's ends (None: no selected pair)."""
+    if outcome not in (None, "connected") or not ends:
         return "failed"
-    kinds = (selected.get("local"), selected.get("remote"))
-    kinds = tuple(k.get("type") if isinstance(k, dict) else k for k in kinds)
-    return "relay" if "relay" in kinds else "direct"
+    return "relay" if "relay" in ends else "direct"
 
 
-def render_matrix(document: dict[str, Any]) -> str:
+def render_matrix(document: JsonObject) -> str:
     """The viewer x master grid, each cell coloured, linked to its own report below."""
     presets = [p["name"] for p in document.get("presets") or []]
     by_pair = {(c.get("viewer"), c.get("master")): c for c in document.get("cells") or []}
@@ -320,82 +386,85 @@ def render_matrix(document: dict[str, Any]) -> str:
         line = []
         for master in presets:
             cell = by_pair.get((viewer, master))
-            line.append(_matrix_cell(viewer, master, cell))
-            if cell and isinstance(cell.get("result"), dict):
+            result = _cell_result(cell)
+            line.append(_matrix_cell(viewer, master, cell, result))
+            if result is not None:
                 key = f"cell-{viewer}-{master}"
-                reports.append({"key": key, "title": f"{viewer} x {master}", **_ctx(cell, key)})
-        rows.append({"viewer": viewer, "cells": line})
+                reports.append(CellReport(key, f"{viewer} x {master}", result_context(result, key)))
+        rows.append(MatrixRow(viewer, line))
     template = _environment().get_template("matrix.html.j2")
     return template.render(
         title="ice-lab matrix", document=document, presets=presets, rows=rows, reports=reports
     )
 
 
-def _ctx(cell: dict[str, Any], key: str) -> dict[str, Any]:
-    return {"r": result_context(cell["result"], key)}
+def _cell_result(cell: JsonObject | None) -> RunResult | None:
+    """The run result a matrix cell holds (None: the cell did not run or its run failed)."""
+    if cell and isinstance(cell.get("result"), dict):
+        return RunResult.from_json(cell["result"])
+    return None
 
 
-def _end(candidate: dict[str, Any]) -> str:
+def _end(candidate: Candidate) -> str:
     """`relay/udp`, `srflx`: a candidate's type and, for a relay, its protocol."""
-    protocol = candidate.get("relay_protocol")
-    return candidate.get("type", "?") + (f"/{protocol}" if protocol else "")
+    protocol = candidate.relay_protocol
+    return candidate.type + (f"/{protocol}" if protocol else "")
 
 
-def _matrix_cell(viewer: str, master: str, cell: dict[str, Any] | None) -> dict[str, Any]:
+def _matrix_cell(
+    viewer: str, master: str, cell: JsonObject | None, result: RunResult | None
+) -> MatrixCell:
     if cell is None:
-        return {"kind": "none", "text": "not run", "expected": "", "agrees": None}
-    result = cell.get("result") or {}
-    chosen = (result.get("selected") or {}).get("viewer")
-    kind = classify(chosen, result.get("outcome") or cell.get("outcome"))
+        return MatrixCell("none", "not run", "", None)
+    chosen = result.selected.get("viewer") if result else None
+    outcome = result.outcome if result else None
+    ends = (chosen.local.type, chosen.remote.type) if chosen else None
     text = (
-        f"{_end(chosen['local'])}-{_end(chosen['remote'])}"
+        f"{_end(chosen.local)}-{_end(chosen.remote)}"
         if chosen
-        else str(result.get("outcome") or cell.get("error") or "failed")
+        else str(outcome or cell.get("error") or "failed")
     )
     expected = cell.get("libwebrtc") or {}
     expectation = ""
     if expected:
         how = "relay" if expected.get("relayed") else "direct"
         expectation = f"libwebrtc: {expected.get('local')}-{expected.get('remote')} ({how})"
-    return {
-        "kind": kind,
-        "text": text,
-        "expected": expectation,
-        "agrees": cell.get("agrees"),
-        "link": f"cell-{viewer}-{master}" if isinstance(cell.get("result"), dict) else None,
-        "explanation": cell.get("explanation") or "",
-    }
+    return MatrixCell(
+        kind=classify(ends, outcome or cell.get("outcome")),
+        text=text,
+        expected=expectation,
+        agrees=cell.get("agrees"),
+        link=f"cell-{viewer}-{master}" if result is not None else None,
+        explanation=cell.get("explanation") or "",
+    )
 
 
-def render_compare(document: dict[str, Any]) -> str:
+def render_compare(document: JsonObject) -> str:
     """Scenarios down, agent combinations across; each cell coloured and its summary."""
     combos = [c["name"] for c in document.get("combos") or []]
     rows = []
     for row in document.get("scenarios") or []:
-        cells = []
         differing = {d.get("combo") for d in row.get("differences") or []}
-        for combo in combos:
-            cell = (row.get("cells") or {}).get(combo)
-            cells.append(_compare_cell(cell, combo in differing))
-        rows.append({"scenario": row.get("scenario"), "cells": cells})
+        cells = [
+            _compare_cell((row.get("cells") or {}).get(combo), combo in differing)
+            for combo in combos
+        ]
+        rows.append(CompareRow(row.get("scenario"), cells))
     template = _environment().get_template("compare.html.j2")
     return template.render(title="ice-lab compare", document=document, combos=combos, rows=rows)
 
 
-def _compare_cell(cell: dict[str, Any] | None, differs: bool) -> dict[str, Any]:
+def _compare_cell(cell: JsonObject | None, differs: bool) -> CompareCell:
+    """A compare cell (lab/sweeps/compare.py's summary: the selected pair's ends by type)."""
     if cell is None:
-        return {"kind": "none", "text": "not run", "detail": "", "differs": differs}
+        return CompareCell("none", "not run", "", differs)
     chosen = (cell.get("selected") or {}).get("viewer")
-    kind = "failed" if cell.get("outcome") == "error" else classify(chosen, cell.get("outcome"))
+    ends = (chosen.get("local"), chosen.get("remote")) if chosen else None
+    kind = "failed" if cell.get("outcome") == "error" else classify(ends, cell.get("outcome"))
     text = str(cell.get("outcome"))
     if chosen:
         text += f": {chosen.get('local')}->{chosen.get('remote')}"
-    return {
-        "kind": kind,
-        "text": text,
-        "detail": json.dumps(cell, indent=1),
-        "differs": differs,
-    }
+    return CompareCell(kind, text, json.dumps(cell, indent=1), differs)
 
 
 def write_report(document: Any, source: str, out: Path) -> None:

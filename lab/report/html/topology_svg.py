@@ -9,9 +9,10 @@ the template draws them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from lab.core.documents import JsonObject
 from lab.report.network_graph import NetworkGraph, firewall_of, nat_of, network_graph, peer_host
+from lab.report.result import RunResult
 
 STEP_X = 196
 STEP_Y = 100
@@ -108,7 +109,7 @@ def _place(graph: NetworkGraph, viewer: str | None, master: str | None) -> dict[
     return places
 
 
-def _lines(name: str, node: dict[str, Any], result: dict[str, Any]) -> list[str]:
+def _lines(name: str, node: JsonObject, result: RunResult) -> list[str]:
     """Name; NAT behaviour (or role); firewall; addresses."""
     nat = nat_of(result, name)
     firewall = firewall_of(result, name)
@@ -121,21 +122,21 @@ def _lines(name: str, node: dict[str, Any], result: dict[str, Any]) -> list[str]
     ]
 
 
-def selected_path(result: dict[str, Any], graph: NetworkGraph) -> list[str]:
+def selected_path(result: RunResult, graph: NetworkGraph) -> list[str]:
     """The nodes the viewer's selected pair's packets cross (through the TURN server when
     either end is a relay); empty without a selected pair."""
-    chosen = (result.get("selected") or {}).get("viewer")
+    chosen = result.selected.get("viewer")
     viewer, master = peer_host(result, "viewer"), peer_host(result, "master")
     if not chosen or not viewer or not master:
         return []
-    relay = next((c for c in (chosen["local"], chosen["remote"]) if c.get("type") == "relay"), None)
-    server = graph.owner_of(relay["address"]) if relay else None
+    relay = next((c for c in (chosen.local, chosen.remote) if c.type == "relay"), None)
+    server = graph.owner_of(relay.address) if relay else None
     if server:
         return graph.path(viewer, server) + graph.path(server, master)[1:]
     return graph.path(viewer, master)
 
 
-def drawing(result: dict[str, Any]) -> Drawing | None:
+def drawing(result: RunResult) -> Drawing | None:
     """The SVG drawing of the result's network, or None when the result has no topology."""
     graph = network_graph(result)
     if not graph.nodes:
