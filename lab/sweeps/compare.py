@@ -13,19 +13,26 @@ Cells run in parallel as separate `lab run` processes, each in its own namespace
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
 
 from lab.core.documents import JsonObject
 from lab.core.errors import EXIT_BAD_INPUT, EXIT_OK, LabInputError
 from lab.core.roles import ROLES, other_role
 from lab.core.terminal import EXIT_LAB_FAILED
 from lab.observations.ice import SelectedPair
+from lab.peers.agents import AGENTS
 from lab.report.result import PeerResult, RunResult, load_result
 from lab.scenario.by_agent import not_meant_for
 from lab.scenario.scenario import bundled_scenarios, load_scenario
+from lab.sweeps.bounded_run import run_bounded
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -68,8 +75,6 @@ class Combo:
 
 
 def _known_agent(name: str, option: str) -> str:
-    from lab.core.errors import LabInputError
-    from lab.peers.agents import AGENTS
 
     if name not in AGENTS:
         raise LabInputError(f"{option}: unknown agent '{name}' (known: {', '.join(AGENTS)})")
@@ -280,7 +285,6 @@ def compare_document(
 
 
 def _cell_text(cell: Mapping[str, Any], differing: set[str]) -> Text:
-    from rich.text import Text
 
     highlight = "bold yellow"
     text = Text()
@@ -301,7 +305,6 @@ def _cell_text(cell: Mapping[str, Any], differing: set[str]) -> Text:
 def render_table(document: Mapping[str, Any]) -> Table:
     """One row per scenario, one column per combination: outcome, time to connected and
     the viewer's selected pair; what differs from the baseline in yellow."""
-    from rich.table import Table
 
     table = Table(
         title="Agents compared (viewer/master): outcome, seconds to connected, the viewer's "
@@ -401,9 +404,6 @@ def run_cell(scenario: str, combo: Combo, extra: list[str]) -> JsonObject:
     why = not_meant_for(expect, {"viewer": combo.viewer, "master": combo.master})
     if why is not None:
         return not_meant_cell(why)
-    import tempfile
-
-    from lab.sweeps.bounded_run import run_bounded
 
     with tempfile.TemporaryDirectory(prefix="ice-lab-compare-") as directory:
         result_path = Path(directory) / "result.json"
@@ -427,7 +427,6 @@ def run_all(
 ) -> list[JsonObject]:
     """Every scenario under every combination, `jobs` runs at once, each counted by
     `sweep` as it starts and ends; one row per scenario."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     def one(scenario: str, combo: Combo) -> JsonObject:
         sweep.started()

@@ -22,12 +22,19 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.observations.ice import Candidate, SelectedPair
+from lab.peers.agents import DEFAULT_AGENT, require_agent
 from lab.report.result import RunResult
+from lab.sweeps.bounded_run import run_bounded
 from lab.sweeps.libwebrtc_matrix import CONFIGS, Expectation, expectation
 from lab.sweeps.matrix_cells import GROUPS, ROWS, write_cell_documents
+from lab.sweeps.workers import ReusedSweep
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -81,7 +88,6 @@ def _run(command: list[str]) -> str:
     """Run one `lab run`; returns the last line it printed on stderr (its error, if it left
     no result). One that overstays gets SIGTERM, which it turns into a full teardown (a
     SIGKILL would leave its namespaces to `lab clean`)."""
-    from lab.sweeps.bounded_run import run_bounded
 
     done = run_bounded(command, CELL_TIMEOUT_S)
     return f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
@@ -297,7 +303,6 @@ def run_cells_reused(
 ) -> list[JsonObject]:
     """Every combination on `jobs` reused networks (lab/sweeps/workers.py), judged; in the order of
     `combos`. A cell a worker cannot run is a fresh `lab run`, and its entry says why."""
-    from lab.sweeps.workers import ReusedSweep
 
     entries: dict[tuple[str, str], JsonObject] = {}
     lock = threading.Lock()
@@ -354,7 +359,6 @@ def agreement(cells: list[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _cell_text(entry: Mapping[str, Any]) -> Text:
-    from rich.text import Text
 
     text = Text(describe_cell(entry))
     libwebrtc = entry.get("libwebrtc")
@@ -376,8 +380,6 @@ def render_grid(
     """Rows: the viewer's network; columns: the master's. Each cell: the viewer's selected
     pair, and below it libwebrtc's (`=` agrees on direct versus relay, `x` differs); a
     combination without a cell (another shard's, or one a partial merge lacks): `absent`."""
-    from rich.table import Table
-    from rich.text import Text
 
     title = "Matrix: the viewer's selected pair (local-remote), libwebrtc's below"
     if agents:
@@ -435,7 +437,6 @@ def difference_lines(cells: list[Mapping[str, Any]]) -> list[str]:
 def cell_agents(viewer: str | None, master: str | None) -> dict[str, str]:
     """Each side's ICE agent for every cell (the cells' scenarios name none: aiortc), checked
     before any cell runs so a typo or a missing browser is one line of bad input."""
-    from lab.peers.agents import DEFAULT_AGENT, require_agent
 
     agents = {"viewer": viewer or DEFAULT_AGENT, "master": master or DEFAULT_AGENT}
     for role, agent in agents.items():
@@ -484,7 +485,6 @@ def matrix_document(
 def print_matrix(document: Mapping[str, Any], absent: str = "missing") -> None:
     """The grid, the agreement, every difference and the time, on stdout: what `lab matrix`
     prints after its cells ran, and `lab merge` after joining shards."""
-    from rich.console import Console
 
     presets = [p["name"] for p in document["presets"]]
     cells = document["cells"]

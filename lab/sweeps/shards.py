@@ -25,6 +25,9 @@ from typing import Any
 
 from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
+from lab.sweeps.matrix import matrix_document
+from lab.sweeps.matrix_cells import ROWS
+from lab.sweeps.workers import topology_key
 
 Combo = tuple[str, str]
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -62,7 +65,6 @@ def parse_shard(text: str) -> Shard:
 
 
 def _topology_key(combo: Combo) -> str:
-    from lab.sweeps.workers import topology_key
 
     return topology_key(*combo)
 
@@ -173,7 +175,6 @@ def merge_documents(
     longest shard's, as they run side by side), plus `missing` when `allow_partial` let
     cells be absent. Shards of different matrices, a cell twice, a cell outside the
     matrix or (without `allow_partial`) cells no shard has are bad input."""
-    from lab.sweeps.matrix import matrix_document
 
     if not documents:
         raise LabInputError("lab merge: no shard documents given")
@@ -201,7 +202,6 @@ def merge_documents(
 def _rows(path: Path, document: Mapping[str, Any]) -> list[str]:
     """The matrix's rows, each one the lab knows (a document of another lab version's rows
     cannot be rendered by this one)."""
-    from lab.sweeps.matrix_cells import ROWS
 
     rows = definition(document)["rows"]
     unknown = [row for row in rows if row not in ROWS]
