@@ -1,0 +1,462 @@
+#!/usr/bin/env bash
+# Proves the Vagrant VM on this machine, offline from any box registry (`make vm-check`):
+# builds a libvirt box from Debian packages (scripts/vm/build-box.sh, cached in .cache/vm-check),
+# `vagrant up --provider libvirt` on KVM with the repository's own Vagrantfile (so
+# scripts/setup.sh sets the VM up), runs `sudo make run` (enterprise-firewall) and
+# home-nat-both with a Chromium viewer and with a kvs-js viewer inside it, copies their
+# result documents back and checks them, then destroys the VM and checks that no libvirt
+# domain, network, pool or volume and no process it started is left. Each step prints its
+# time; any failure exits non-zero, after the same clean-up (also on Ctrl-C and SIGTERM).
+#
+#   scripts/vm-check.sh                  the whole check
+#   scripts/vm-check.sh --kvm-works      exit 0 where hardware KVM runs a stock kernel (.ci/run)
+#   scripts/vm-check.sh --clean          only remove what an earlier check left
+#
+# Environment: ICE_LAB_VM_ACCEL=kvm|tcg picks the accelerator (default: kvm where hardware KVM
+# works, else QEMU's CPU emulation, many times slower). ICE_LAB_VM_CACHE=DIR keeps a copy of the built box outside the clone (a
+# speed-up for fresh clones; the check works without it). ICE_LAB_VM_CHECK_COMMAND=CMD runs
+# CMD in /vagrant inside the VM (as root) after the checks, its output shown (benchmarks).
+# The host's packages (vagrant, vagrant-libvirt, libvirt, QEMU, mmdebstrap, ...) are installed
+# here when missing, not by scripts/setup.sh: only this check needs them.
+set -euo pipefail
+set -m
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/vm/registry-config.sh
+. "${REPO}/scripts/vm/registry-config.sh"
+CACHE="${REPO}/.cache/vm-check"
+NAME=ice-lab-vm-check                # every libvirt object of the check (scripts/vm/box.Vagrantfile)
+DOMAIN="${NAME}-default"       # default_prefix + the machine's name
+POOL_DIR="/var/lib/libvirt/images/${NAME}"
+VM_NET=192.168.125.0/24
+BOX_NAME=ice-lab/debian-12-local
+VIRSH=(virsh --quiet -c qemu:///system)
+HOST_PACKAGES=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
+    qemu-utils mmdebstrap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk rsync
+    openssh-client dnsmasq-base iptables nftables python3)
+
+STARTED_DAEMONS=()      # pids of libvirtd/virtlogd when this check started them
+CHILD=""                # the process group of the step running now
+IP_FORWARD_BEFORE=""
+KVM_MODE_BEFORE=""      # /dev/kvm's mode and owner when this check had to open it to QEMU
+TABLES_BEFORE=""        # the nftables tables there were before libvirt added its own
+CHECK_START=$SECONDS
+
+say() { echo "vm-check: $*"; }
+alive() {
+    # A daemon that left its parent is reaped by init; where init does not reap, an ended one
+    # stays a zombie, which `kill -0` still finds.
+    local state
+    state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+    [ -n "$state" ] && [ "${state:0:1}" != Z ]
+}
+fail() { echo "vm-check: FAILED: $*" >&2; exit 1; }
+
+export VAGRANT_HOME="${CACHE}/vagrant.d"
+export VAGRANT_DOTFILE_PATH="${CACHE}/dot-vagrant"
+export VAGRANT_CWD="$REPO"
+export VAGRANT_CHECKPOINT_DISABLE=1
+export VAGRANT_DEFAULT_PROVIDER=libvirt
+export ICE_LAB_BOX="$BOX_NAME"
+export LIBVIRT_DEFAULT_URI=qemu:///system
+
+hardware_kvm() {
+    # KVM backed by the CPU's own virtualisation (kvm_intel, kvm_amd), which runs a stock
+    # kernel at native speed. Some machines' /dev/kvm is another kind: kvm_pvm (this project's
+    # machines: nested, "pagetable-based" virtualisation) runs only guest kernels built for it
+    # and emulates a stock one instruction by instruction, so a Debian kernel had not printed
+    # its first line after 3 minutes there.
+    [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ] || return 1
+    [ ! -d /sys/module/kvm_pvm ] && kvm_works
+}
+
+choose_accel() {
+    # kvm where hardware KVM works, else QEMU's emulation (tcg); ICE_LAB_VM_ACCEL picks one.
+    case "${ICE_LAB_VM_ACCEL:-}" in
+        kvm | tcg) ;;
+        "") if hardware_kvm; then ICE_LAB_VM_ACCEL=kvm; else ICE_LAB_VM_ACCEL=tcg; fi ;;
+        *) echo "vm-check: ICE_LAB_VM_ACCEL must be kvm or tcg, not '${ICE_LAB_VM_ACCEL}'" >&2; exit 2 ;;
+    esac
+    export ICE_LAB_VM_ACCEL
+    if [ "$ICE_LAB_VM_ACCEL" = kvm ]; then
+        kvm_works || fail "/dev/kvm cannot create a VM here (ICE_LAB_VM_ACCEL=tcg emulates the CPU)"
+        say "accelerator: kvm"
+    else
+        say "accelerator: tcg (QEMU emulates the CPU: no hardware KVM here$([ -d /sys/module/kvm_pvm ] && echo ", /dev/kvm is kvm_pvm"); slow)"
+    fi
+}
+
+kvm_works() {
+    # /dev/kvm may exist yet refuse to make VMs (nested virtualisation off): ask it for one.
+    python3 - <<'EOF'
+import fcntl, os, sys
+try:
+    kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    if fcntl.ioctl(kvm, 0xAE00) != 12:  # KVM_GET_API_VERSION
+        sys.exit(1)
+    os.close(fcntl.ioctl(kvm, 0xAE01, 0))  # KVM_CREATE_VM
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+in_group() {
+    # Runs a command (or function) in a process group of its own (job control, set -m), in the
+    # background, and waits for it, so that a signal reaches the trap at once and the clean-up
+    # can end exactly that group.
+    "$@" &
+    CHILD=$!
+    local status=0
+    wait "$CHILD" || status=$?
+    CHILD=""
+    return "$status"
+}
+
+step() {
+    # step TITLE COMMAND...: runs one step in a process group of its own, prints how long it
+    # took, fails the check on error. step --here TITLE FUNCTION runs it in this shell instead,
+    # for the steps that record what the clean-up must undo (a subshell would lose it).
+    local here=0 title start=$SECONDS status=0
+    [ "$1" = --here ] && { here=1; shift; }
+    title="$1"
+    shift
+    say "--- ${title}"
+    if [ "$here" -eq 1 ]; then "$@" || status=$?; else in_group "$@" || status=$?; fi
+    if [ "$status" -ne 0 ]; then
+        say "--- ${title}: FAILED (exit ${status}) after $((SECONDS - start)) s"
+        exit 1
+    fi
+    say "--- ${title}: ok in $((SECONDS - start)) s"
+}
+
+install_host_packages() {
+    local missing=() pkg status
+    declare -A installed=()
+    while read -r pkg status; do
+        [ "$status" = "install ok installed" ] && installed["$pkg"]=1
+    done < <(dpkg-query -W -f='${Package} ${Status}\n' "${HOST_PACKAGES[@]}" 2>/dev/null || true)
+    for pkg in "${HOST_PACKAGES[@]}"; do
+        [ -n "${installed[$pkg]:-}" ] || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && { say "host packages: all present"; return 0; }
+    say "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start_daemon() {
+    # libvirtd and virtlogd, started here when not running (machines without systemd); the
+    # ones this check starts are stopped by it at the end, by pid.
+    local daemon="$1" pidfile="/run/$1.pid" pid
+    if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then return 0; fi
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$daemon" 2>/dev/null; then
+        return 0
+    fi
+    "/usr/sbin/${daemon}" --daemon --pid-file "$pidfile"
+    for _ in $(seq 1 50); do
+        [ -s "$pidfile" ] && pid="$(cat "$pidfile")" && alive "$pid" && break
+        sleep 0.1
+    done
+    [ -n "${pid:-}" ] || fail "${daemon} did not start"
+    STARTED_DAEMONS+=("$pid")
+    say "started ${daemon} (pid ${pid})"
+}
+
+open_kvm_to_qemu() {
+    # libvirt runs QEMU as libvirt-qemu (group kvm); udev gives /dev/kvm to that group on a
+    # usual Debian, but machines without udev leave it root's alone. Then the check opens it to
+    # the group for its run, and puts it back afterwards.
+    if ! runuser -u libvirt-qemu -- test -r /dev/kvm -a -w /dev/kvm 2>/dev/null; then
+        KVM_MODE_BEFORE="$(stat -c '%a %U:%G' /dev/kvm)"
+        chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+        say "/dev/kvm opened to group kvm for QEMU (was ${KVM_MODE_BEFORE})"
+    fi
+}
+
+restore_kvm_mode() {
+    [ -n "$KVM_MODE_BEFORE" ] || return 0
+    chown "${KVM_MODE_BEFORE#* }" /dev/kvm && chmod "${KVM_MODE_BEFORE%% *}" /dev/kvm
+    KVM_MODE_BEFORE=""
+}
+
+libvirt_only_tables() {
+    # Tables that appeared during the check and hold nothing but libvirt's (now empty) chains
+    # and the jumps to them: what starting a libvirt network leaves behind in iptables-nft.
+    local table
+    while read -r table; do
+        grep -qxF "$table" <<<"$TABLES_BEFORE" && continue
+        case "$table" in "table ip "* | "table ip6 "*) ;; *) continue ;; esac
+        nft list $table 2>/dev/null | awk '
+            /^[[:space:]]*(table|chain|type|})/ || /^[[:space:]]*$/ { next }
+            /jump LIBVIRT_[A-Z]+$/ { next }
+            { other = 1 }
+            END { exit other }' && echo "$table"
+    done < <(nft list tables 2>/dev/null)
+    return 0
+}
+
+remove_libvirt_tables() {
+    local table
+    while read -r table; do
+        [ -n "$table" ] && nft delete $table 2>/dev/null || true
+    done < <(libvirt_only_tables)
+}
+
+start_libvirt() {
+    start_daemon virtlogd
+    start_daemon libvirtd
+    for _ in $(seq 1 50); do "${VIRSH[@]}" version >/dev/null 2>&1 && return 0; sleep 0.2; done
+    fail "libvirtd does not answer on qemu:///system"
+}
+
+image_inputs_digest() {
+    # What the disk image is made of: its builder and this host's registry configuration. A
+    # change of either builds it again.
+    local files
+    mapfile -t files < <(registry_config_files)
+    cat "${REPO}/scripts/vm/build-box.sh" "${REPO}/scripts/vm/registry-config.sh" "${files[@]}" |
+        sha256sum | cut -c1-16
+}
+
+ensure_image() {
+    # ensure_image DIGEST: the disk image in .cache/vm-check/box/, built when missing; copied
+    # from (and to) ICE_LAB_VM_CACHE when that is set.
+    local digest="$1" image outside=""
+    image="${CACHE}/box/debian-12-amd64-${digest}.qcow2"
+    [ -n "${ICE_LAB_VM_CACHE:-}" ] && outside="${ICE_LAB_VM_CACHE}/${image##*/}"
+    if [ ! -s "$image" ] && [ -n "$outside" ] && [ -s "$outside" ]; then
+        say "disk image from ${outside}"
+        cp "$outside" "${image}.tmp" && mv "${image}.tmp" "$image"
+    fi
+    if [ -s "$image" ]; then
+        say "disk image cached: ${image#"${REPO}/"}"
+        return 0
+    fi
+    rm -f "${CACHE}"/box/debian-12-amd64-*.qcow2
+    bash "${REPO}/scripts/vm/build-box.sh" "$image"
+    if [ -n "$outside" ]; then
+        mkdir -p "$ICE_LAB_VM_CACHE"
+        rm -f "${ICE_LAB_VM_CACHE}"/debian-12-amd64-*.qcow2
+        cp "$image" "${outside}.tmp" && mv "${outside}.tmp" "$outside"
+    fi
+}
+
+ensure_box() {
+    # The box: the disk image, its metadata and scripts/vm/box.Vagrantfile, added to the
+    # check's own VAGRANT_HOME; added again when either changed.
+    local digest box_digest image pack="${CACHE}/box/pack"
+    digest="$(image_inputs_digest)"
+    ensure_image "$digest"
+    image="${CACHE}/box/debian-12-amd64-${digest}.qcow2"
+    box_digest="${digest}-$(sha256sum < "${REPO}/scripts/vm/box.Vagrantfile" | cut -c1-16)"
+    [ "$(cat "${CACHE}/box/added" 2>/dev/null)" = "$box_digest" ] && return 0
+    rm -f "${CACHE}/box/added"
+    rm -rf "$pack" "${VAGRANT_HOME}/boxes/${BOX_NAME//\//-VAGRANTSLASH-}"
+    mkdir -p "$pack"
+    ln "$image" "${pack}/box.img" 2>/dev/null || cp "$image" "${pack}/box.img"
+    cp "${REPO}/scripts/vm/box.Vagrantfile" "${pack}/Vagrantfile"
+    printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %d}\n' \
+        "$(qemu-img info --output=json "$image" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"] >> 30)')" \
+        > "${pack}/metadata.json"
+    # Added from an empty directory: Vagrant would otherwise load the repository's
+    # Vagrantfile merged with the old copy of the box's.
+    (cd "$pack" && tar -cf ../box.tar metadata.json Vagrantfile box.img)
+    rm -rf "$pack"
+    mkdir -p "${CACHE}/empty"
+    VAGRANT_CWD="${CACHE}/empty" vagrant box add --name "$BOX_NAME" --provider libvirt "${CACHE}/box/box.tar"
+    rm -f "${CACHE}/box/box.tar"
+    echo "$box_digest" > "${CACHE}/box/added"
+}
+
+restrict_vm_network() {
+    # The VM reaches what this host reaches, the package registries, over HTTP and HTTPS
+    # through libvirt's NAT; its DNS and DHCP are libvirt's dnsmasq on the VM's network. Nothing
+    # else leaves the VM's network. One nftables table of the check's own, deleted at the end.
+    IP_FORWARD_BEFORE="$(cat /proc/sys/net/ipv4/ip_forward)"
+    nft -f - <<EOF
+table inet ${NAME//-/_}
+delete table inet ${NAME//-/_}
+table inet ${NAME//-/_} {
+    chain forward {
+        type filter hook forward priority -10; policy accept;
+        ip daddr ${VM_NET} ct state established,related accept
+        ip saddr ${VM_NET} ct state established,related accept
+        ip saddr ${VM_NET} tcp dport { 80, 443 } accept
+        ip saddr ${VM_NET} counter drop
+        ip daddr ${VM_NET} counter drop
+    }
+    chain input {
+        type filter hook input priority -10; policy accept;
+        ip saddr ${VM_NET} ct state established,related accept
+        ip saddr ${VM_NET} udp dport { 53, 67 } accept
+        ip saddr ${VM_NET} tcp dport 53 accept
+        ip saddr ${VM_NET} counter drop
+    }
+}
+EOF
+}
+
+create_pool() {
+    mkdir -p "$POOL_DIR"
+    "${VIRSH[@]}" pool-create-as "$NAME" dir --target "$POOL_DIR" >/dev/null
+}
+
+in_vm() {
+    # One command in the VM, as root, in /vagrant; its output shown, its status returned.
+    vagrant ssh --no-tty -c "cd /vagrant && sudo $1"
+}
+
+copy_back() {
+    # copy_back VM-PATH HOST-PATH: a file from the VM (`--no-tty`: no CR LF line ends).
+    vagrant ssh --no-tty -c "sudo cat '$1'" > "$2"
+}
+
+run_and_check() {
+    # run_and_check NAME AGENT: home-nat-both with AGENT as the viewer, its result copied back
+    # and checked.
+    local name="$1" agent="$2"
+    in_vm ".venv/bin/lab run home-nat-both --viewer ${agent} --json results/vm-check-${name}.json" &&
+        copy_back "/vagrant/results/vm-check-${name}.json" "${CACHE}/results/${name}.json" &&
+        python3 "${REPO}/scripts/vm/check_result.py" "${CACHE}/results/${name}.json" "$agent"
+}
+
+leftovers() {
+    # Everything of the check's that still exists, one per line; nothing when clean.
+    "${VIRSH[@]}" list --all --name 2>/dev/null | grep -x "$DOMAIN" | sed 's/^/domain /' || true
+    "${VIRSH[@]}" net-list --all --name 2>/dev/null | grep -x "$NAME" | sed 's/^/network /' || true
+    "${VIRSH[@]}" pool-list --all --name 2>/dev/null | grep -x "$NAME" | sed 's/^/pool /' || true
+    "${VIRSH[@]}" vol-list default 2>/dev/null | grep -F "$NAME" | sed 's/^/volume /' || true
+    [ -e "$POOL_DIR" ] && echo "directory ${POOL_DIR}"
+    nft list table inet "${NAME//-/_}" >/dev/null 2>&1 && echo "nftables table inet ${NAME//-/_}"
+    libvirt_only_tables | sed 's/^/libvirt firewall /'
+    [ -n "$KVM_MODE_BEFORE" ] && echo "/dev/kvm mode not restored"
+    pgrep -f "guest=${DOMAIN}" | sed 's/^/qemu process /' || true
+    pgrep -f "/${NAME}.conf" | sed 's/^/dnsmasq process /' || true
+    local pid
+    for pid in "${STARTED_DAEMONS[@]}"; do alive "$pid" && echo "daemon ${pid}"; done
+    return 0
+}
+
+remove_libvirt_objects() {
+    # Idempotent: each object is removed if it exists, by its name, and only the check's.
+    if "${VIRSH[@]}" dominfo "$DOMAIN" >/dev/null 2>&1; then
+        "${VIRSH[@]}" destroy "$DOMAIN" >/dev/null 2>&1 || true
+        "${VIRSH[@]}" undefine "$DOMAIN" --remove-all-storage --nvram >/dev/null 2>&1 ||
+            "${VIRSH[@]}" undefine "$DOMAIN" >/dev/null 2>&1 || true
+    fi
+    if "${VIRSH[@]}" net-info "$NAME" >/dev/null 2>&1; then
+        "${VIRSH[@]}" net-destroy "$NAME" >/dev/null 2>&1 || true
+        "${VIRSH[@]}" net-undefine "$NAME" >/dev/null 2>&1 || true
+    fi
+    if "${VIRSH[@]}" pool-info "$NAME" >/dev/null 2>&1; then
+        local volume
+        for volume in $("${VIRSH[@]}" vol-list "$NAME" 2>/dev/null | awk '{print $1}'); do
+            "${VIRSH[@]}" vol-delete --pool "$NAME" "$volume" >/dev/null 2>&1 || true
+        done
+        "${VIRSH[@]}" pool-destroy "$NAME" >/dev/null 2>&1 || true
+        "${VIRSH[@]}" pool-undefine "$NAME" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$POOL_DIR"
+}
+
+stop_started_daemons() {
+    local pid
+    for pid in "${STARTED_DAEMONS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+    done
+    STARTED_DAEMONS=()
+}
+
+clean_up() {
+    # The VM first, through Vagrant (it also drops its network), then by name whatever Vagrant
+    # left or never got to, the firewall table, the daemons this check started and the
+    # forwarding setting libvirt turned on.
+    if [ -n "$CHILD" ]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; sleep 1; kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
+    if "${VIRSH[@]}" version >/dev/null 2>&1 && command -v vagrant >/dev/null 2>&1; then
+        remove_leftovers
+    fi
+    nft delete table inet "${NAME//-/_}" 2>/dev/null || true
+    stop_started_daemons
+    remove_libvirt_tables
+    restore_kvm_mode
+    if [ -n "$IP_FORWARD_BEFORE" ]; then echo "$IP_FORWARD_BEFORE" > /proc/sys/net/ipv4/ip_forward; fi
+}
+
+remove_leftovers() {
+    # What an earlier, killed check may have left: the VM, its libvirt objects, the table.
+    if [ -d "$VAGRANT_DOTFILE_PATH" ]; then timeout 300 vagrant destroy -f >/dev/null 2>&1 || true; fi
+    rm -rf "$VAGRANT_DOTFILE_PATH"
+    remove_libvirt_objects
+    nft delete table inet "${NAME//-/_}" 2>/dev/null || true
+}
+
+verify_nothing_left() {
+    local left
+    left="$(leftovers)"
+    [ -z "$left" ] || { printf '%s\n' "$left" >&2; fail "left behind (above)"; }
+    say "nothing left: no domain, network, pool, volume, firewall table or process of the check"
+}
+
+on_exit() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ "$status" -ne 0 ]; then
+        say "cleaning up after the failure"
+        clean_up
+        local left
+        left="$(leftovers)"
+        [ -z "$left" ] || { echo "vm-check: could not remove:" >&2; printf '%s\n' "$left" >&2; }
+        say "FAILED after $((SECONDS - CHECK_START)) s"
+    fi
+    exit "$status"
+}
+
+on_signal() {
+    say "interrupted"
+    exit 130
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || fail "needs root (libvirt's system instance, mmdebstrap, nftables)"
+    choose_accel
+    trap on_exit EXIT
+    trap on_signal INT TERM
+    mkdir -p "${CACHE}/results"
+    rm -f "${CACHE}"/results/*.json
+    step "host packages" install_host_packages
+    # An earlier check's libvirt tables count as leftovers, not as the machine's own.
+    TABLES_BEFORE="$(nft list tables 2>/dev/null | grep -vxF -f <(libvirt_only_tables; echo '#') || true)"
+    if [ "$ICE_LAB_VM_ACCEL" = kvm ]; then step --here "/dev/kvm for QEMU" open_kvm_to_qemu; fi
+    step --here "libvirt" start_libvirt
+    step --here "leftovers of an earlier check" remove_leftovers
+    step "box (Debian 12, built here from Debian packages when not cached)" ensure_box
+    step --here "VM network restricted to the package registries" restrict_vm_network
+    step "storage pool" create_pool
+    step "vagrant up (boot, then scripts/setup.sh in the VM)" vagrant up --provider libvirt
+    step "netem in the VM's kernel" in_vm "modprobe sch_netem && lsmod | grep -w sch_netem"
+    step "sudo make run (enterprise-firewall) in the VM" in_vm "make run"
+    step "Chromium viewer run in the VM, result checked here" run_and_check chromium chromium
+    step "kvs-js viewer run in the VM, result checked here" run_and_check kvs-js kvs-js
+    if [ -n "${ICE_LAB_VM_CHECK_COMMAND:-}" ]; then
+        step "ICE_LAB_VM_CHECK_COMMAND in the VM" in_vm "$ICE_LAB_VM_CHECK_COMMAND"
+    fi
+    step "vagrant destroy" vagrant destroy -f
+    step --here "clean-up" clean_up
+    step --here "nothing left" verify_nothing_left
+    say "passed in $((SECONDS - CHECK_START)) s; results in ${CACHE#"${REPO}/"}/results/"
+}
+
+case "${1:-}" in
+    "") main ;;
+    --kvm-works) hardware_kvm ;;
+    --clean)
+        [ "$(id -u)" -eq 0 ] || fail "needs root"
+        start_libvirt
+        remove_leftovers
+        clean_up
+        verify_nothing_left ;;
+    *) echo "usage: scripts/vm-check.sh [--kvm-works | --clean]" >&2; exit 2 ;;
+esac
