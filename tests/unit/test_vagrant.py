@@ -181,8 +181,23 @@ def test_vagrant_provisioning_is_the_shared_setup(vagrant_config: dict) -> None:
         )
 
 
-def test_vagrant_box_is_ubuntu_24_04(vagrant_config: dict) -> None:
-    assert vagrant_config["box"] == "bento/ubuntu-24.04"
+def test_vagrant_box_is_debian_12(vagrant_config: dict) -> None:
+    """Debian packages Chromium (Ubuntu's is a snap): the browser agents need Debian."""
+    assert vagrant_config["box"] == "bento/debian-12"
+
+
+def test_ice_lab_box_overrides_the_box(tmp_path: Path) -> None:
+    recorder = tmp_path / "record.rb"
+    recorder.write_text(RECORDING_VAGRANT)
+    result = subprocess.run(
+        [_ruby(), str(recorder), str(VAGRANTFILE)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ICE_LAB_BOX": "ice-lab/debian-12-local"},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["box"] == "ice-lab/debian-12-local"
 
 
 def test_vagrant_machine_size_for_virtualbox_and_libvirt(vagrant_config: dict) -> None:
@@ -201,6 +216,13 @@ def test_vm_never_shares_the_host_venv(vagrant_config: dict) -> None:
     assert repo.get("type") == "rsync", repo
     excluded = {pattern.strip("/") for pattern in repo.get("rsync__exclude", [])}
     assert ".venv" in excluded, repo
+
+
+def test_vm_copy_leaves_out_machine_files_and_the_box_cache(vagrant_config: dict) -> None:
+    """The kvs-js agent's npm packages are set up per machine; .cache/ holds vm-check's box."""
+    folders = {f["guest"]: f for f in vagrant_config["synced_folders"]}
+    excluded = {pattern.strip("/") for pattern in folders["/vagrant"].get("rsync__exclude", [])}
+    assert {"lab/peers/page/node_modules", ".cache"} <= excluded, excluded
 
 
 def _make_dry_run(target: str) -> list[str]:
