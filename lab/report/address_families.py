@@ -12,6 +12,7 @@ from lab.core.addresses import family
 from lab.core.documents import JsonObject
 from lab.core.roles import ROLES, other_role
 from lab.observations.ice import Candidate
+from lab.report.network_graph import peer_of
 from lab.report.result import RunResult
 
 SERVER_ROLES = {"signaling": "the signaling server", "stun-turn": "the STUN/TURN server"}
@@ -29,8 +30,7 @@ def family_lines(result: RunResult) -> list[str]:
 
 
 def _host_addresses(result: RunResult, role: str, nodes: JsonObject) -> list[str]:
-    peer = result.peers.get(role)
-    host = peer.host if peer else None
+    host = peer_of(result, role).host
     return list((nodes.get(host) or {}).get("addresses") or [])
 
 
@@ -62,8 +62,7 @@ def _ipv6_only_line(result: RunResult, role: str, nodes: JsonObject) -> str | No
             "IPv4-only peer."
         )
     failed = result.outcome == "failed"
-    peer = result.peers.get(role)
-    error = peer.error if peer else None
+    error = peer_of(result, role).error
     return (
         f"The {role}'s host has IPv6 only ({', '.join(addresses)}): no IPv4 address, no IPv4 "
         f"route. {_first_upper(' and '.join(servers))} have IPv4 addresses only, as the "
@@ -81,8 +80,8 @@ def _nat64_nodes(result: RunResult) -> list[str]:
 
 def _unpaired_line(result: RunResult, role: str) -> str | None:
     other = other_role(role)
-    gathered, gathered_there = _candidates(result, role), _candidates(result, other)
-    mine = [c for c in gathered if _is_ipv6(c)]
+    mine = [c for c in peer_of(result, role).candidates if _is_ipv6(c)]
+    gathered_there = peer_of(result, other).candidates
     theirs = [c for c in gathered_there if _is_ipv6(c)]
     if not mine or theirs or not gathered_there:
         return None
@@ -109,11 +108,6 @@ def _selected_line(result: RunResult) -> str | None:
 
 def _first_upper(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def _candidates(result: RunResult, role: str) -> list[Candidate]:
-    peer = result.peers.get(role)
-    return peer.candidates if peer else []
 
 
 def _is_ipv6(candidate: Candidate) -> bool:

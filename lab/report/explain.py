@@ -23,6 +23,7 @@ from lab.report.network_graph import (
     nat_of,
     network_graph,
     peer_host,
+    peer_of,
     sides,
     tunnelled,
     vpn_of,
@@ -170,14 +171,9 @@ def firewall_summary(firewall: JsonObject) -> str:
     return preset + "; ".join(parts)
 
 
-def _peer(result: RunResult, role: str) -> PeerResult:
-    """The role's peer (one with nothing observed when a partial result lacks it)."""
-    return result.peers.get(role) or PeerResult([])
-
-
 def _locals(result: RunResult, role: str) -> list[Candidate]:
     """The peer's gathered candidates, then the peer-reflexive ones its checks revealed."""
-    found = list(_peer(result, role).candidates)
+    found = list(peer_of(result, role).candidates)
     for pair in result.pairs_of(role):
         local = pair.local
         if local.type == "prflx" and not any(local.same_as(c) for c in found):
@@ -189,7 +185,7 @@ def candidate_lines(result: RunResult, graph: NetworkGraph) -> list[str]:
     lines = []
     by_side = sides(result, graph)
     for role in ROLES:
-        peer = _peer(result, role)
+        peer = peer_of(result, role)
         host = peer_host(result, role) or role
         nats = [n for n in by_side.get(role, []) if nat_of(result, n)]
         reasons: dict[str, list[str]] = {}
@@ -420,7 +416,7 @@ def _mapping_cause(pair: CandidatePair, result: RunResult, by_side: dict[str, li
     mapping = nat_of(result, mapper).get("mapping")
     other = other_role(agent)
     source = _public_source(pair)
-    srflx = [c for c in _peer(result, agent).candidates if c.type == "srflx"]
+    srflx = [c for c in peer_of(result, agent).candidates if c.type == "srflx"]
     seen = f" {srflx[0].endpoint}" if srflx else ""
     came = f" from {source}" if source else ""
     if mapping == "address-and-port-dependent":
@@ -484,7 +480,7 @@ def selected_lines(result: RunResult) -> list[str]:
     lines = []
     for role in ROLES:
         chosen = result.selected.get(role)
-        peer = _peer(result, role)
+        peer = peer_of(result, role)
         if not chosen:
             why = f" ({peer.error})" if peer.error else ""
             lines.append(f"The {role} selected no pair{why}: no check of its succeeded in time.")

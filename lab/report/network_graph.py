@@ -17,7 +17,7 @@ from lab.core.documents import JsonObject
 from lab.core.errors import LabError
 from lab.core.roles import ROLES
 from lab.network.topology import load_topology
-from lab.report.result import RunResult
+from lab.report.result import PeerResult, RunResult
 
 
 @dataclass
@@ -93,9 +93,13 @@ def network_graph(result: RunResult) -> NetworkGraph:
     return NetworkGraph()
 
 
+def peer_of(result: RunResult, role: str) -> PeerResult:
+    """The role's peer; one that observed nothing when a partial result lacks it."""
+    return result.peers.get(role) or PeerResult([])
+
+
 def peer_host(result: RunResult, role: str) -> str | None:
-    peer = result.peers.get(role)
-    return peer.host if peer else None
+    return peer_of(result, role).host
 
 
 def sides(result: RunResult, graph: NetworkGraph) -> dict[str, list[str]]:

@@ -21,6 +21,7 @@ from lab.core.roles import ROLES, other_role
 from lab.observations.ice import Candidate, CandidatePair, SelectedPair
 from lab.report.explain import Section, explain
 from lab.report.html.topology_svg import Drawing, drawing
+from lab.report.network_graph import peer_of
 from lab.report.result import PeerResult, RunResult
 
 
@@ -206,7 +207,7 @@ def result_context(result: RunResult, key: str) -> ResultView:
     return ResultView(
         key=key,
         result=result,
-        agents=[_agent(role, _peer(result, role)) for role in ROLES],
+        agents=[_agent(role, peer_of(result, role)) for role in ROLES],
         drawing=drawing(result),
         grids=[pair_grid(result, role, key) for role in ROLES],
         pairs=[pair.to_json() for pair in result.pairs],
@@ -215,11 +216,6 @@ def result_context(result: RunResult, key: str) -> ResultView:
         explain=explain(result),
         selected={role: _selected_text(result.selected.get(role)) for role in ROLES},
     )
-
-
-def _peer(result: RunResult, role: str) -> PeerResult:
-    """The role's peer (one with nothing observed when a document lacks it)."""
-    return result.peers.get(role) or PeerResult([])
 
 
 def _agent(role: str, peer: PeerResult) -> AgentRow:
@@ -244,9 +240,9 @@ def _selected_text(pair: SelectedPair | None) -> str:
 def pair_grid(result: RunResult, role: str, key: str) -> Grid:
     """Rows: the agent's local candidates; columns: the remote ones; each cell a pair (its
     index in `pairs` for the detail view), its state, RTT, checks and failure."""
-    mine = _peer(result, role)
+    mine = peer_of(result, role)
     rows = list(mine.candidates)
-    columns = list(mine.remote_candidates or _peer(result, other_role(role)).candidates)
+    columns = list(mine.remote_candidates or peer_of(result, other_role(role)).candidates)
     indexed = [(i, p) for i, p in enumerate(result.pairs) if p.agent == role]
     for _, pair in indexed:
         if not any(pair.remote.same_as(c) for c in columns):
@@ -305,7 +301,7 @@ def timeline(result: RunResult) -> Timeline:
     and server, ICE state changes, connected."""
     events: list[Event] = []
     for role in ROLES:
-        peer = _peer(result, role)
+        peer = peer_of(result, role)
         gathered = result.timings.gathering_s.get(role)
         if gathered is not None:
             servers = sorted({c.server for c in peer.candidates if c.server})
