@@ -498,7 +498,13 @@ def _selected_line(role: str, chosen: SelectedPair, result: RunResult, peer: Pee
     pair = result.selected_pair_of(role)
     succeeded = [p for p in result.pairs_of(role) if p.state == "succeeded"]
     text = f"The {role} chose {chosen.text()}"
-    if chosen.rtt_ms is not None:
+    if chosen.rtt_ms is not None and chosen.rtt_upper_bound:
+        text += (
+            f" (round trip at most {chosen.rtt_ms} ms: its checks were answered only after a"
+            " retransmission, as the first ones died at a NAT before the other side had"
+            " opened it, and an answer cannot say which send it answers)"
+        )
+    elif chosen.rtt_ms is not None:
         text += f" (round trip {chosen.rtt_ms} ms)"
     reasons = []
     ice_role = peer.extra.get("ice_role")

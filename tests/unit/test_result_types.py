@@ -66,3 +66,29 @@ def test_a_file_that_is_no_result_is_bad_input_naming_it(tmp_path: Path) -> None
     path.write_text('{"scenario": "s"}')
     with pytest.raises(LabInputError, match="x.json: not a lab run result"):
         load_result(path)
+
+
+def test_a_round_trip_timed_across_a_retransmission_reads_as_a_bound_everywhere() -> None:
+    from rich.console import Console
+
+    from lab.report.explain import explain_text
+    from lab.report.summary import pair_grid
+    from tests.result_docs import typed
+
+    host = {"type": "srflx", "address": "198.51.100.2", "port": 1}
+    other = {"type": "srflx", "address": "198.51.100.18", "port": 2}
+    bound = {"local": host, "remote": other, "rtt_ms": 212.9, "rtt_upper_bound": True}
+    result = typed({
+        "peers": {"viewer": {"candidates": [host]}, "master": {"candidates": [other]}},
+        "pairs": [{"agent": "viewer", **bound, "state": "succeeded", "nominated": True}],
+        "selected": {"viewer": bound},
+    })  # fmt: skip
+    assert result.selected["viewer"].rtt_text() == "≤ 212.9 ms"
+    assert result.pairs[0].rtt_text() == "≤ 212.9 ms"
+    console = Console(record=True, width=120)
+    console.print(pair_grid(result))
+    assert "≤212.9" in console.export_text()
+    assert "at most 212.9 ms" in explain_text(result)
+    assert "retransmission" in explain_text(result)
+    exact = typed({"selected": {"viewer": {**bound, "rtt_upper_bound": False, "rtt_ms": 0.5}}})
+    assert exact.selected["viewer"].rtt_text() == "0.5 ms"

@@ -233,7 +233,11 @@ def _agent(role: str, peer: PeerResult) -> AgentRow:
 def _selected_text(pair: SelectedPair | None) -> str:
     if not pair:
         return "none"
-    rtt = f", rtt {pair.rtt_ms} ms" if pair.rtt_ms is not None else ""
+    rtt = (
+        f", rtt {'≤ ' if pair.rtt_upper_bound else ''}{pair.rtt_ms} ms"
+        if pair.rtt_ms is not None
+        else ""
+    )
     return f"{pair.text()}{rtt}"
 
 
@@ -272,7 +276,7 @@ def _cell(
     state = str(pair.state or "unknown")
     text = {"succeeded": "ok", "failed": "fail"}.get(state, state)
     if state == "succeeded" and pair.rtt_ms is not None:
-        text += f" {pair.rtt_ms:.1f} ms"
+        text += f" {pair.rtt_text()}"  # `≤ 212.9 ms` where it only bounds the round trip
     why = ""
     if failure:
         why = str(failure.get("code") or failure.get("reason") or "")
