@@ -6,12 +6,14 @@ Both read a result written by `lab run --capture` (`--json FILE`), a directory h
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
 from lab.core.terminal import console, fail
 from lab.observations.capture.capture import LAST_CAPTURE
@@ -22,17 +24,32 @@ from lab.report.result import RunResult, load_result
 RESULT = "result.json"
 
 
-def captured_result(path: Path | None) -> tuple[RunResult, Path]:
-    """A captured run's result and the file it came from (a directory: its result.json)."""
+def captured_document(path: Path | None) -> tuple[JsonObject, Path]:
+    """A capture's document and the file it came from (a directory: its result.json): a
+    captured run's result, or what `lab up --capture` kept of its session (no pairs)."""
     source = path or LAST_CAPTURE
     file = source / RESULT if source.is_dir() else source
     if not file.exists():
         hint = "" if path else " (run `lab run SCENARIO --capture` first)"
         raise LabInputError(f"{file}: no captured result here{hint}")
-    result = load_result(file)
-    if result.capture is None:
+    try:
+        document = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise LabInputError(f"{file}: not a result document ({exc})") from None
+    if not isinstance(document, dict) or "capture" not in document:
         raise LabInputError(f"{file}: capture: missing (was the run made with --capture?)")
-    return result, file
+    return document, file
+
+
+def captured_result(path: Path | None) -> tuple[RunResult, Path]:
+    """A captured run's result, typed, and the file it came from."""
+    document, file = captured_document(path)
+    if "outcome" not in document:
+        raise LabInputError(
+            f"{file}: a `lab up --capture` session has no pairs to trace (`lab pcap` lists "
+            "its pcaps)"
+        )
+    return load_result(file), file
 
 
 def pair_label(pair: CandidatePair) -> str:
@@ -116,8 +133,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List a captured run's pcapng files (one per link), or export them."""
         try:
-            result, file = captured_result(run)
-            capture = result.capture or {}
+            document, file = captured_document(run)
+            capture = document["capture"]
             directory = Path(capture["pcap_dir"])
             if (
                 not directory.is_dir()

@@ -165,7 +165,7 @@ def test_the_trail_shows_the_home_nat_translating_the_check(pairs: list[Any]) ->
 
 
 def test_a_result_without_a_capture_is_bad_input_naming_file_and_field(tmp_path: Path) -> None:
-    from lab.commands.capture import captured_result
+    from lab.commands.capture import captured_document, captured_result
     from lab.core.errors import LabInputError
     from tests.result_docs import typed
 
@@ -176,7 +176,13 @@ def test_a_result_without_a_capture_is_bad_input_naming_file_and_field(tmp_path:
     with pytest.raises(LabInputError, match="no captured result"):
         captured_result(tmp_path / "nothing")
     plain.write_text(json.dumps({"scenario": "x", "pairs": []}))
-    with pytest.raises(LabInputError, match=r"result\.json: not a lab run result"):
+    with pytest.raises(LabInputError, match=r"result\.json: capture: missing"):
+        captured_result(plain)
+    # What `lab up --capture` keeps of a session: its pcaps (lab pcap), no pairs to trace.
+    session = {"scenario": "x", "pairs": [], "capture": {"pcap_dir": "/p", "links": []}}
+    plain.write_text(json.dumps(session))
+    assert captured_document(plain)[0]["capture"]["pcap_dir"] == "/p"
+    with pytest.raises(LabInputError, match="session has no pairs to trace"):
         captured_result(plain)
 
 
