@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,24 @@ class PageSession:
         return json.loads(value["value"]) if value.get("type") == "string" else None
 
 
+async def until_stopped(
+    starting: Coroutine[Any, Any, Browser], stop: asyncio.Event
+) -> Browser | None:
+    """The started browser, or None if the lab stopped this peer first (Firefox takes
+    seconds to start on a busy machine: the peer must still write its observations
+    within the lab's grace; launch kills what it started when cancelled)."""
+    launching = asyncio.create_task(starting)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([launching, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if launching.done():
+        return launching.result()
+    launching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await launching
+    return None
+
+
 async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
     """Start Firefox, run the page to the end (or until `stop`), return observations."""
     servers, skipped = page_ice_servers(config)
@@ -89,17 +108,22 @@ async def drive(config: PeerConfig, stop: asyncio.Event) -> dict[str, Any]:
         return base | nothing_observed("the firefox agent does not use a proxy yet")
     profile = Path(config.result_path).with_name(f"{config.role}.firefox-profile")
     try:
-        browser = await launch(
-            binary,
-            profile,
-            Path(config.ca_file),
-            config.reveal_host_addresses,
-            sys.stderr,
-            url=PAGE.resolve().as_uri(),
+        browser = await until_stopped(
+            launch(
+                binary,
+                profile,
+                Path(config.ca_file),
+                config.reveal_host_addresses,
+                sys.stderr,
+                url=PAGE.resolve().as_uri(),
+            ),
+            stop,
         )
     except (BiDiError, OSError, TimeoutError) as exc:
         log.exception("firefox did not start")
         return base | nothing_observed(f"firefox did not start: {exc or 'timed out'}")
+    if browser is None:
+        return base | nothing_observed("stopped by the lab before Firefox had started")
     log.info("browser started")
     try:
         base["software"] = browser.version

@@ -61,6 +61,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict,
         "home": run_scenario(tmp, "home-nat-both", *both),
         "tls": run_scenario(tmp, "enterprise-firewall-kvs", "--viewer", "firefox"),
         "bad-cert": run_scenario(tmp, str(bad_certificate_by_name(tmp)), "--viewer", "firefox"),
+        # The aiortc viewer fails at once (no name resolution): the lab stops the master
+        # while its Firefox may still be starting.
+        "early-stop": run_scenario(tmp, "ipv6-only-viewer", "--master", "firefox"),
     }
 
 
@@ -124,12 +127,19 @@ def test_turns_urls_named_by_address_are_reported_unused(runs: dict) -> None:
     assert [s["url"] for s in unused] == ["turns:203.0.113.10:443?transport=tcp"]
 
 
+def test_a_firefox_stopped_while_starting_still_reports(runs: dict) -> None:
+    status, result, output = runs["early-stop"]
+    master = result["peers"]["master"]
+    assert master["agent"] == "firefox", output
+    assert master["error"].startswith("stopped by the lab before"), master["error"]
+
+
 def test_no_firefox_profile_or_namespace_outlives_the_runs(runs: dict) -> None:
     assert lab_firefoxes() == []
     assert leftovers() == CLEAN
 
 
-def test_sigterm_mid_run_leaves_no_firefox() -> None:
+def _start_long_firefox_run() -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [
             *LAB,
@@ -150,9 +160,25 @@ def test_sigterm_mid_run_leaves_no_firefox() -> None:
     while len(lab_firefoxes()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(lab_firefoxes()) >= 2, "the browsers never started"
-    process.send_signal(signal.SIGTERM)
+    return process
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signal_mid_run_leaves_no_firefox(sig: signal.Signals) -> None:
+    process = _start_long_firefox_run()
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=30)
-    assert process.returncode in (130, 143), stderr  # 143 once issue 26's item 5 lands
+    assert process.returncode in (130, 143), stderr  # SIGTERM: 143 once issue 26's item 5 lands
+    assert lab_firefoxes() == []
+    assert leftovers() == CLEAN
+
+
+def test_lab_clean_kills_the_firefoxes_of_a_killed_run() -> None:
+    process = _start_long_firefox_run()
+    process.kill()
+    process.communicate(timeout=10)
+    completed = lab("clean")
+    assert completed.returncode == 0, completed.stderr
     assert lab_firefoxes() == []
     assert leftovers() == CLEAN
 
