@@ -37,6 +37,8 @@ HOST_PACKAGES=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qem
 
 STARTED_DAEMONS=()      # pids of libvirtd/virtlogd when this check started them
 CHILD=""                # the process group of the step running now
+CURRENT_STEP=""
+STEP_START=0
 IP_FORWARD_BEFORE=""
 KVM_MODE_BEFORE=""      # /dev/kvm's mode and owner when this check had to open it to QEMU
 TABLES_BEFORE=""        # the nftables tables there were before libvirt added its own
@@ -100,33 +102,34 @@ except OSError:
 EOF
 }
 
-in_group() {
-    # Runs a command (or function) in a process group of its own (job control, set -m), in the
-    # background, and waits for it, so that a signal reaches the trap at once and the clean-up
-    # can end exactly that group.
-    "$@" &
-    CHILD=$!
-    local status=0
-    wait "$CHILD" || status=$?
-    CHILD=""
-    return "$status"
-}
-
 step() {
-    # step TITLE COMMAND...: runs one step in a process group of its own, prints how long it
-    # took, fails the check on error. step --here TITLE FUNCTION runs it in this shell instead,
-    # for the steps that record what the clean-up must undo (a subshell would lose it).
-    local here=0 title start=$SECONDS status=0
+    # step TITLE COMMAND...: runs one step in a process group of its own (job control, set -m),
+    # in the background, waiting for it, so that a signal reaches the trap at once and the
+    # clean-up can end exactly that group; prints how long it took; fails the check on error.
+    # step --here TITLE FUNCTION runs it in this shell instead, for the steps that record what
+    # the clean-up must undo (a subshell would lose it); an error there ends the script, and
+    # on_exit names the step. Neither runs the step in an `||` or `if` context, where bash
+    # would ignore set -e inside it.
+    local here=0 status=0
     [ "$1" = --here ] && { here=1; shift; }
-    title="$1"
+    CURRENT_STEP="$1"
+    STEP_START=$SECONDS
     shift
-    say "--- ${title}"
-    if [ "$here" -eq 1 ]; then "$@" || status=$?; else in_group "$@" || status=$?; fi
-    if [ "$status" -ne 0 ]; then
-        say "--- ${title}: FAILED (exit ${status}) after $((SECONDS - start)) s"
-        exit 1
+    say "--- ${CURRENT_STEP}"
+    if [ "$here" -eq 1 ]; then
+        "$@"
+    else
+        "$@" &
+        CHILD=$!
+        set +e
+        wait "$CHILD"
+        status=$?
+        set -e
+        CHILD=""
+        [ "$status" -eq 0 ] || exit 1
     fi
-    say "--- ${title}: ok in $((SECONDS - start)) s"
+    say "--- ${CURRENT_STEP}: ok in $((SECONDS - STEP_START)) s"
+    CURRENT_STEP=""
 }
 
 install_host_packages() {
@@ -404,6 +407,8 @@ on_exit() {
     local status=$?
     trap - EXIT INT TERM
     if [ "$status" -ne 0 ]; then
+        [ -n "$CURRENT_STEP" ] &&
+            say "--- ${CURRENT_STEP}: FAILED (exit ${status}) after $((SECONDS - STEP_START)) s"
         say "cleaning up after the failure"
         clean_up
         local left
@@ -424,7 +429,7 @@ main() {
     choose_accel
     trap on_exit EXIT
     trap on_signal INT TERM
-    mkdir -p "${CACHE}/results"
+    mkdir -p "${CACHE}/results" "${CACHE}/box"
     rm -f "${CACHE}"/results/*.json
     step "host packages" install_host_packages
     # An earlier check's libvirt tables count as leftovers, not as the machine's own.

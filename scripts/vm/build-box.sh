@@ -57,11 +57,8 @@ configure_guest() {
     install -d -m 0700 -o 1000 -g 1000 "${root}/home/vagrant/.ssh"
     install -m 0600 -o 1000 -g 1000 "$VAGRANT_PUBLIC_KEY" "${root}/home/vagrant/.ssh/authorized_keys"
     echo 'UseDNS no' > "${root}/etc/ssh/sshd_config.d/vagrant.conf"
-    # Each box gets its own host keys, made at first boot rather than shared by every copy.
-    rm -f "${root}"/etc/ssh/ssh_host_*
-    mkdir -p "${root}/etc/systemd/system/ssh.service.d"
-    printf '[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n' \
-        > "${root}/etc/systemd/system/ssh.service.d/host-keys.conf"
+    # The host keys openssh-server made at build time stay: this box lives for one check, and
+    # making an RSA key at first boot takes long on an emulated CPU.
     # A machine id of its own per boot of a fresh copy (DHCP client ids derive from it).
     : > "${root}/etc/machine-id"
     copy_registry_config "$root"
