@@ -13,7 +13,7 @@ import pytest
 
 from lab.core.documents import load_schema
 from lab.core.processes import is_same_process
-from lab.network.build import PROCESS_RECORD
+from lab.network.build import OWNER, PROCESS_RECORD
 
 from .helpers import KEPT_BEFORE, LAB, leftovers, run_dirs, run_scenario
 
@@ -137,6 +137,18 @@ def recorded_pids(run_dirs: list[str]) -> dict[int, dict]:
     return found
 
 
+def runs_owned_by(pid: int) -> list[str]:
+    """The run directories whose network `pid` built (other labs may run meanwhile)."""
+    owned = []
+    for run_dir in sorted(run_dirs() - KEPT_BEFORE):
+        record = Path(run_dir) / PROCESS_RECORD
+        lines = record.read_text().splitlines() if record.exists() else []
+        owners = [json.loads(line) for line in lines[:1]]
+        if owners and owners[0]["what"] == OWNER and owners[0]["pid"] == pid:
+            owned.append(run_dir)
+    return owned
+
+
 def test_lab_clean_removes_what_a_killed_run_left() -> None:
     process = subprocess.Popen(
         [*LAB, "run", "enterprise-firewall", "--timing", "kvs"],
@@ -145,7 +157,7 @@ def test_lab_clean_removes_what_a_killed_run_left() -> None:
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # killed once its TURN server is up, however busy
-        started = recorded_pids(sorted(run_dirs() - KEPT_BEFORE))
+        started = recorded_pids(runs_owned_by(process.pid))
         if any("turnserver" in entry["what"] for entry in started.values()):
             break
         time.sleep(0.1)
