@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Coroutine
@@ -30,6 +31,12 @@ from lab.peers.firefox_browser import Browser, firefox_binary, launch
 log = logging.getLogger("lab.peer.firefox")
 
 
+def without_query(text: str) -> str:
+    """`text` with every URL's query left out: Firefox's console names the signaling URL
+    it could not reach, whose presigned query carries credentials and a signature."""
+    return re.sub(r"(\b\w+://[^\s?]+)\?[^\s]*", r"\1?…", text)
+
+
 class PageError(BiDiError):
     """The page threw (its message, as Firefox reports it)."""
 
@@ -44,7 +51,8 @@ class PageSession:
 
     def _event(self, method: str, params: dict[str, Any]) -> None:
         if method == "log.entryAdded":
-            log.info("page %s: %s", params.get("level", "log"), params.get("text", ""))
+            text = without_query(str(params.get("text", "")))
+            log.info("page %s: %s", params.get("level", "log"), text)
 
     async def attach(self, timeout_s: float = 10.0) -> None:
         """Find the tab Firefox was started with, once peer.js has loaded in it."""

@@ -1,0 +1,50 @@
+"""The Firefox peer's own logic without a browser: a start the lab stops is cancelled
+(and reports), and URLs in Firefox's console lose their presigned query."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lab.peers.firefox_peer import until_stopped, without_query
+
+
+def test_a_stop_during_start_up_cancels_the_start() -> None:
+    async def main() -> tuple[object, list[str]]:
+        seen: list[str] = []
+
+        async def slow_start() -> str:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                seen.append("cancelled")  # launch kills Firefox here
+                raise
+            return "browser"
+
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.01, stop.set)
+        return await until_stopped(slow_start(), stop), seen  # type: ignore[arg-type]
+
+    assert asyncio.run(main()) == (None, ["cancelled"])
+
+
+def test_a_start_that_finishes_first_gives_the_browser() -> None:
+    async def main() -> object:
+        async def quick_start() -> str:
+            return "browser"
+
+        return await until_stopped(quick_start(), asyncio.Event())  # type: ignore[arg-type]
+
+    assert asyncio.run(main()) == "browser"
+
+
+def test_console_urls_lose_their_presigned_query() -> None:
+    text = (
+        "Firefox can’t establish a connection to the server at "
+        "wss://m-1.kinesisvideo.us-west-2.amazonaws.com/?X-Amz-Credential=AKIA%2F1"
+        "&X-Amz-Signature=84be."
+    )
+    assert without_query(text) == (
+        "Firefox can’t establish a connection to the server at "
+        "wss://m-1.kinesisvideo.us-west-2.amazonaws.com/?…"
+    )
+    assert without_query("ICE failed, add a TURN server") == "ICE failed, add a TURN server"
