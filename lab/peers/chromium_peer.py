@@ -178,7 +178,7 @@ async def run_page(
         run.cancel()
         report = await page.evaluate("icelab.report()")
         report["error"] = report.get("error") or "stopped by the lab before the call ended"
-    log.info("page finished")
+    logging.getLogger(f"lab.peer.{agent}").info("page finished")
     raw = Path(config.result_path).with_name(f"{config.role}.{agent}-report.json")
     raw.write_text(json.dumps(report, indent=1))
     return report
