@@ -29,6 +29,11 @@ AGENTS = {
     "command": "lab.peers.command_peer",
 }
 DEFAULT_AGENT = "aiortc"
+#: Seconds an agent may take from its process's start to its first signaling message,
+#: beyond what the timing profile allows: Firefox answers WebDriver BiDi 1.3-2.8 s after
+#: it starts on two idle cores and took 4-8 s with four browsers starting at once
+#: (`lab compare -j 2`), where the other peer's 8 s wait for a description ran out.
+START_UP_S = {"firefox": 8.0}
 #: Agents that hold an ongoing call (a scenario's `call`: traffic, pauses, timeline).
 CALL_AGENTS = ("aiortc", "chromium")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from lab.core.documents import JsonObject
 from lab.network.build import LabNetwork, terminate_processes
 from lab.network.resolver import node_directory
+from lab.peers.agents import START_UP_S
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
 from lab.peers.signaling_client import signed_channel_url
@@ -95,6 +97,25 @@ def _proxy_url(scenario: Scenario, host: str) -> str | None:
     return proxy.url if proxy else None
 
 
+def start_up_s(configs: dict[str, PeerConfig]) -> float:
+    """The longest start-up allowance of the run's agents (agents.START_UP_S)."""
+    return max(START_UP_S.get(config.agent, 0.0) for config in configs.values())
+
+
+def with_start_up(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
+    """Each peer's wait for the other's description grows by the other agent's start-up
+    allowance: a Firefox that is still starting is not a peer that never came."""
+    grown = {}
+    for role, config in configs.items():
+        other = configs["master" if role == "viewer" else "viewer"]
+        extra = START_UP_S.get(other.agent, 0.0)
+        timing = config.timing | {
+            "signaling_timeout_s": config.timing["signaling_timeout_s"] + extra
+        }
+        grown[role] = replace(config, timing=timing) if extra else config
+    return grown
+
+
 def run_peers(
     network: LabNetwork,
     configs: dict[str, PeerConfig],
@@ -105,6 +126,7 @@ def run_peers(
     """Run both peers to the end, and the call's events while they run; return each
     peer's observations (or its error)."""
     processes: JsonObject = {}
+    configs = with_start_up(configs)
     for role in ("master", "viewer"):
         config = configs[role]
         path = workdir / f"{role}.config.json"
@@ -118,7 +140,7 @@ def run_peers(
     if call_events is not None:
         call_events.start()
     try:
-        _wait(processes["viewer"], profile.peer_deadline_s + call_s)
+        _wait(processes["viewer"], profile.peer_deadline_s + call_s + start_up_s(configs))
         # A user's program as the viewer ends when it likes; the master may still be
         # driving its pairs to a verdict: give it its check budget to write them.
         grace = MASTER_GRACE_S

@@ -48,3 +48,24 @@ def test_console_urls_lose_their_presigned_query() -> None:
         "wss://m-1.kinesisvideo.us-west-2.amazonaws.com/?…"
     )
     assert without_query("ICE failed, add a TURN server") == "ICE failed, add a TURN server"
+
+
+def test_the_other_peers_wait_grows_by_firefoxs_start_up() -> None:
+    from lab.peers.agents import START_UP_S
+    from lab.peers.config import PeerConfig
+    from lab.peers.launch import start_up_s, with_start_up
+
+    def config(role: str, agent: str) -> PeerConfig:
+        timing = {"signaling_timeout_s": 8.0, "check_timeout_s": 4.0}
+        return PeerConfig(
+            role, role, "stun-turn", "wss://s", "v", "ca.pem", [], timing, "r", agent=agent
+        )
+
+    configs = {"viewer": config("viewer", "firefox"), "master": config("master", "aiortc")}
+    grown = with_start_up(configs)
+    assert grown["master"].timing["signaling_timeout_s"] == 8.0 + START_UP_S["firefox"]
+    assert grown["viewer"].timing["signaling_timeout_s"] == 8.0  # an aiortc master is quick
+    assert configs["master"].timing["signaling_timeout_s"] == 8.0  # the input is not changed
+    assert start_up_s(configs) == START_UP_S["firefox"]
+    plain = {"viewer": config("viewer", "chromium"), "master": config("master", "aiortc")}
+    assert with_start_up(plain) == plain and start_up_s(plain) == 0.0
