@@ -38,10 +38,10 @@ def register(app: typer.Typer) -> None:
         servers: Annotated[str | None, typer.Option(help="coturn or mock")] = None,
         timing: Annotated[str | None, typer.Option(help="fast or kvs")] = None,
         viewer: Annotated[
-            str | None, typer.Option(help="the viewer's ICE agent: aiortc (default) or chromium")
+            str | None, typer.Option(help="the viewer's agent: aiortc (default), chromium, firefox")
         ] = None,
         master: Annotated[
-            str | None, typer.Option(help="the master's ICE agent: aiortc (default) or chromium")
+            str | None, typer.Option(help="the master's agent: aiortc (default), chromium, firefox")
         ] = None,
         fresh: Annotated[
             bool,
