@@ -20,7 +20,7 @@ from lab.scenario.call_events import CallEvent, Pause
 #: Chromium pings its selected pair every 2.5 s or so: two checks in a row without an
 #: answer (seen in getStats) is a consent problem, one may just be in flight.
 BROWSER_UNANSWERED_MIN = 2
-BROWSER_AGENTS = ("chromium", "kvs-js")
+BROWSER_AGENTS = ("chromium", "firefox", "kvs-js")
 
 
 def call_section(
@@ -249,6 +249,9 @@ def moved_mappings(mappings: JsonObject) -> list[tuple[str, str, str]]:
 def consent_summary(records: list[JsonObject], browser: bool) -> JsonObject:
     """How many consent checks the peer sent during the call (a browser's counter, if it
     has one), the most that went unanswered in a row, and whether consent expired."""
+    if browser and not records:
+        # Firefox's getStats() counts no checks on a pair: nothing is known either way.
+        return {"checks": None, "unanswered_in_a_row_max": None, "expired": None}
     if browser:
         sent = [r["consent_requests_sent"] for r in records if r.get("consent_requests_sent")]
         streaks = [r.get("unanswered", 0) for r in records]

@@ -35,7 +35,7 @@ DEFAULT_AGENT = "aiortc"
 #: (`lab compare -j 2`), where the other peer's 8 s wait for a description ran out.
 START_UP_S = {"firefox": 8.0}
 #: Agents that hold an ongoing call (a scenario's `call`: traffic, pauses, timeline).
-CALL_AGENTS = ("aiortc", "chromium")
+CALL_AGENTS = ("aiortc", "chromium", "firefox")
 
 
 def require_call_support(name: str, where: str) -> None:

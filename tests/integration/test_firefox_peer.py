@@ -64,6 +64,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict,
         # The aiortc viewer fails at once (no name resolution): the lab stops the master
         # while its Firefox may still be starting.
         "early-stop": run_scenario(tmp, "ipv6-only-viewer", "--master", "firefox"),
+        "call": run_scenario(tmp, "call-nat-rebind", *both),
     }
 
 
@@ -132,6 +133,22 @@ def test_a_firefox_stopped_while_starting_still_reports(runs: dict) -> None:
     master = result["peers"]["master"]
     assert master["agent"] == "firefox", output
     assert master["error"].startswith("stopped by the lab before"), master["error"]
+
+
+def test_two_firefoxes_hold_a_call_whose_consent_is_unknown(runs: dict) -> None:
+    status, result, output = runs["call"]
+    assert status == 0 and result["outcome"] == "connected", output
+    call = result["call"]
+    assert call["started"] and call["messages_sent"] > 0 and call["messages_echoed"] > 0
+    for role in ("viewer", "master"):
+        # The selected pair, sampled from the pair Firefox marks `selected`.
+        assert any("selected_pair" in entry for entry in call["peers"][role]), role
+        # Firefox counts no checks: consent is not known, not "all answered".
+        assert call["consent"][role] == {
+            "checks": None,
+            "unanswered_in_a_row_max": None,
+            "expired": None,
+        }
 
 
 def test_no_firefox_profile_or_namespace_outlives_the_runs(runs: dict) -> None:

@@ -69,3 +69,11 @@ def test_the_other_peers_wait_grows_by_firefoxs_start_up() -> None:
     assert start_up_s(configs) == START_UP_S["firefox"]
     plain = {"viewer": config("viewer", "chromium"), "master": config("master", "aiortc")}
     assert with_start_up(plain) == plain and start_up_s(plain) == 0.0
+
+
+def test_a_browser_call_without_consent_records_knows_nothing_of_consent() -> None:
+    from lab.observations.call_timeline import consent_summary
+
+    unknown = {"checks": None, "unanswered_in_a_row_max": None, "expired": None}
+    assert consent_summary([], browser=True) == unknown
+    assert consent_summary([], browser=False)["unanswered_in_a_row_max"] == 0

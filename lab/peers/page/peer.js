@@ -317,7 +317,10 @@ const icelab = {
     const stats = new Map();
     (await this.pc.getStats()).forEach((entry) => stats.set(entry.id, entry));
     const transport = Array.from(stats.values()).find((s) => s.type === "transport");
-    const pair = transport && stats.get(transport.selectedCandidatePairId);
+    // Firefox has no transport entry: it marks its selected pair `selected` instead.
+    const pair =
+      (transport && stats.get(transport.selectedCandidatePairId)) ||
+      Array.from(stats.values()).find((s) => s.type === "candidate-pair" && s.selected);
     let text = null;
     if (pair) {
       const local = stats.get(pair.localCandidateId) || {};
@@ -335,6 +338,9 @@ const icelab = {
   // selected pair sent since its last answer, and its consent request counter. Chromium
   // reports no consent event of its own; an entry is written whenever either changes.
   trackConsent(pair) {
+    // Firefox counts no checks (no requestsSent): it leaves no consent record, and the
+    // lab says it does not know rather than that every check was answered.
+    if (pair.requestsSent === undefined) return;
     this.consentMarks = this.consentMarks || {};
     const mark = this.consentMarks[pair.id];
     if (!mark || pair.responsesReceived > mark.responses) {
