@@ -31,7 +31,9 @@ def _complete(value: Any) -> Any:
         value = {k: _complete(v) for k, v in value.items()}
         if {"type", "address"} <= value.keys():
             value = {"port": 9, "protocol": "udp", "relay_protocol": None, "server": None, **value}
-        if "local" in value:
+        if "local" in value and (
+            "agent" in value or "state" in value
+        ):  # a pair, not a selected one
             somewhere = _complete({"type": "host", "address": "192.0.2.9"})
             value = {"agent": "viewer", "remote": somewhere, "state": "succeeded",
                      "nominated": False, "rtt_ms": None, **value}  # fmt: skip
