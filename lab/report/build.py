@@ -17,7 +17,7 @@ PEER_FIELDS = (
     "host", "mode", "agent", "software", "command", "host_addresses", "proxy", "candidates",
     "remote_candidates",
     "unresolved_remote_candidates", "gathering_errors", "skipped_servers", "ice_state",
-    "ice_states", "ice_role", "gathering_s", "connected_s", "error", "kvs_sdk",
+    "ice_states", "ice_role", "gathering_s", "connected_s", "error", "kvs_sdk", "not_exposed",
 )  # fmt: skip
 
 

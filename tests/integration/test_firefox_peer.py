@@ -97,6 +97,8 @@ def test_what_firefox_does_not_count_is_marked_unknown_not_zero(runs: dict) -> N
         assert set(p["not_exposed"]) == {"checks_sent", "responses_received", "rtt_ms"}
         if p["state"] in {"in-progress", "waiting", "frozen", "cancelled"}:
             assert p["note"], p
+    missing = runs["home"][1]["peers"]["viewer"]["not_exposed"]
+    assert "requestsSent" in missing["candidate-pair"] and "iceRole" in missing["transport"]
 
 
 def test_firefox_names_its_host_candidates_by_mdns_across_the_nats(runs: dict) -> None:
