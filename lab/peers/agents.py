@@ -65,6 +65,7 @@ def require_agent(name: str, where: str) -> None:
                 "(make setup installs the distribution's chromium package)"
             )
     if name == "firefox":
+        # Lazy: only a run with a Firefox peer needs the BiDi client (and websockets).
         from lab.peers.firefox_browser import firefox_binary
 
         if firefox_binary() is None:
