@@ -57,6 +57,7 @@ def require_agent(name: str, where: str) -> None:
     if name not in AGENTS:
         raise LabInputError(f"{where}: unknown agent '{name}' (known: {', '.join(AGENTS)})")
     if name in ("chromium", "kvs-js"):
+        # Lazy: an agent's own modules load only for a run with that agent (as AGENTS).
         from lab.peers.chromium_browser import chromium_binary
 
         if chromium_binary() is None:
@@ -74,7 +75,7 @@ def require_agent(name: str, where: str) -> None:
                 "(make setup installs the distribution's firefox-esr package)"
             )
     if name == "kvs-js":
-        from lab.peers.kvs_js_peer import missing_assets
+        from lab.peers.kvs_js_peer import missing_assets  # lazy: as above
 
         if missing := missing_assets():
             raise LabInputError(
@@ -93,6 +94,7 @@ def run_peer(config_path: Path) -> None:
     )
     config = PeerConfig.read(config_path)
     if config.resolver_dir:
+        # Lazy: only a peer whose node has a resolver of its own enters it.
         from lab.network.resolver import enter
 
         enter(Path(config.resolver_dir))
