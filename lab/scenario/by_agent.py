@@ -3,7 +3,7 @@ the agent combinations it is not meant for (`expect.not_for_agents`), each with 
 
 An entry applies when every role it names runs one of the agents it lists; it replaces
 the expectations it names, per role for those given per role (`selected`, `gathered`...)
-and whole for the rest (`failing_pairs`, `outcome`).
+and whole for the rest (`failing_pairs`, `outcome`), and removes those it `drop`s.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from lab.core.documents import JsonObject
 
-#: Keys of an entry that say when and why, not what to expect.
-ENTRY_KEYS = ("when", "why")
+#: Keys of an entry that say when, why and what no longer applies, not what to expect.
+ENTRY_KEYS = ("when", "why", "drop")
 
 
 def applies(when: JsonObject, agents: Mapping[str, str | None]) -> bool:
@@ -34,7 +34,19 @@ def expect_for(expect: JsonObject, agents: Mapping[str, str | None]) -> JsonObje
                 effective[key] = {**effective[key], **value}
             else:
                 effective[key] = value
+        for path in entry.get("drop", []):
+            _drop(effective, path)
     return effective
+
+
+def _drop(expect: JsonObject, path: str) -> None:
+    """Remove `name` or `name.role` from the expectations (a name left empty goes too)."""
+    name, _, role = path.partition(".")
+    if role and isinstance(expect.get(name), dict):
+        expect[name] = {k: v for k, v in expect[name].items() if k != role}
+        if expect[name]:
+            return
+    expect.pop(name, None)
 
 
 def reasons_for(expect: JsonObject, agents: Mapping[str, str | None]) -> list[str]:

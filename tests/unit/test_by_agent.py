@@ -76,3 +76,19 @@ def test_compare_does_not_run_or_judge_a_combination_the_scenario_is_not_meant_f
     assert cell["outcome"] == "n/a" and cell["not_meant_for"] == "a test"
     cells = {"aiortc/aiortc": {**cell, "outcome": "connected"}, "chromium/aiortc": cell}
     assert differences(cells) == []
+
+
+def test_an_entry_drops_what_does_not_apply_to_its_agents() -> None:
+    expect = {
+        "outcome": "connected",
+        "absent_candidates": {"viewer": ["srflx"], "master": ["srflx"]},
+        "where_agents": [
+            {"when": {"viewer": ["chromium"]}, "why": "TURN", "drop": ["absent_candidates.viewer"]},
+            {"when": {"master": ["chromium"]}, "why": "TURN", "drop": ["absent_candidates.master"]},
+        ],
+    }
+    one = expect_for(expect, {"viewer": "chromium", "master": "aiortc"})
+    assert one["absent_candidates"] == {"master": ["srflx"]}
+    both = expect_for(expect, {"viewer": "chromium", "master": "chromium"})
+    assert "absent_candidates" not in both
+    assert expect["absent_candidates"] == {"viewer": ["srflx"], "master": ["srflx"]}  # untouched
