@@ -307,7 +307,7 @@ create_pool() {
 
 in_vm() {
     # One command in the VM, as root, in /vagrant; its output shown, its status returned.
-    vagrant ssh --no-tty -c "cd /vagrant && sudo $1"
+    vagrant ssh --no-tty -c "cd /vagrant && sudo bash -c '$1'"
 }
 
 copy_back() {
@@ -319,7 +319,8 @@ run_and_check() {
     # run_and_check NAME AGENT: home-nat-both with AGENT as the viewer, its result copied back
     # and checked.
     local name="$1" agent="$2"
-    in_vm ".venv/bin/lab run home-nat-both --viewer ${agent} --json results/vm-check-${name}.json" &&
+    # results/ is the VM's own (the rsync copy leaves it out): made here on a fresh VM.
+    in_vm "mkdir -p results && .venv/bin/lab run home-nat-both --viewer ${agent} --json results/vm-check-${name}.json" &&
         copy_back "/vagrant/results/vm-check-${name}.json" "${CACHE}/results/${name}.json" &&
         python3 "${REPO}/scripts/vm/check_result.py" "${CACHE}/results/${name}.json" "$agent"
 }

@@ -13,7 +13,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 mkdir -p results
 echo "delay-figures: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
-.venv/bin/python benchmarks/delay_line.py --delays 20,100,300 --rates 25 --seconds 2
+# --scenarios-only: the two scenario runs without the benchmark (minutes on an emulated CPU).
+[ "${1:-}" = --scenarios-only ] ||
+    .venv/bin/python benchmarks/delay_line.py --delays 20,100,300 --rates 25 --seconds 2
 for scenario in lte-viewer far-turn-server; do
     status=0
     .venv/bin/lab run "$scenario" --json "results/delay-${scenario}.json" >/dev/null 2>&1 || status=$?
