@@ -378,7 +378,8 @@ report_dropped() {
     # What the VM tried to reach beyond the registries (the firewall table's drop counters).
     local packets
     packets="$(nft list table inet "${NAME//-/_}" 2>/dev/null |
-        sed -n 's/.*counter packets \([0-9]*\) .* drop$/\1/p' | awk '{n += $1} END {print n + 0}')"
+        sed -n 's/.*counter packets \([0-9]*\) .* drop$/\1/p' | awk '{n += $1} END {print n + 0}')" ||
+        return 0
     [ -n "$packets" ] && nft list table inet "${NAME//-/_}" >/dev/null 2>&1 &&
         say "packets from or to the VM dropped by its firewall (neither registry traffic nor DNS/DHCP): ${packets}"
     return 0
@@ -388,11 +389,11 @@ clean_up() {
     # The VM first, through Vagrant (it also drops its network), then by name whatever Vagrant
     # left or never got to, the firewall table, the daemons this check started and the
     # forwarding setting libvirt turned on.
+    report_dropped
     if [ -n "$CHILD" ]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; sleep 1; kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
     if "${VIRSH[@]}" version >/dev/null 2>&1 && command -v vagrant >/dev/null 2>&1; then
         remove_leftovers
     fi
-    report_dropped
     nft delete table inet "${NAME//-/_}" 2>/dev/null || true
     stop_started_daemons
     remove_libvirt_tables
