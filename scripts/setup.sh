@@ -236,7 +236,7 @@ load_netem() {
         netem_ready && return 0
     fi
     echo "setup: note: kernel ${kernel} has no sch_netem: the lab's userspace delay line carries" \
-        "link delay and jitter instead (README.md, \"Delay and jitter: netem or the delay line\")" >&2
+        "link delay and jitter instead (docs/explanation/delay-line.md)" >&2
 }
 
 install_ci_vagrant() {
