@@ -50,6 +50,7 @@ def test_symmetric_nats_drop_checks_by_their_filter_or_the_internet_has_no_route
 ) -> None:
     result = symmetric[1]
     assert _failed(result)
+    attributed = []
     for pair in _failed(result):
         if pair["remote"]["type"] == "relay":  # no rule dropped it: the TURN server ignored it
             assert "dropped_at" not in (pair["failure"] or {})
@@ -57,7 +58,12 @@ def test_symmetric_nats_drop_checks_by_their_filter_or_the_internet_has_no_route
             continue
         if not pair.get("checks_sent"):  # left unchecked when the budget ran out: no trail
             continue
+        if pair["trail"]["summary"].endswith("then seen on no link"):
+            # The capture missed the check's next hop (seen twice in a loaded full suite:
+            # forwarded by master-gw, then on no link): nothing to attribute it to.
+            continue
         at = pair["failure"]["dropped_at"]
+        attributed.append(pair["remote"]["type"])
         if pair["remote"]["type"] == "host":  # a private address: no route on the internet
             assert at == {"node": "internet", "direction": "forward",
                           "rule": f"no route to {pair['remote']['address']}"}  # fmt: skip
@@ -65,6 +71,8 @@ def test_symmetric_nats_drop_checks_by_their_filter_or_the_internet_has_no_route
             other = "master" if pair["agent"] == "viewer" else "viewer"
             assert at == {"node": NAT_OF[other], "rule": NAT_FILTER, "direction": "inbound"}
             assert "no prior outbound to" in pair["failure"]["message"]
+    # Each kind of drop was attributed at least once.
+    assert "host" in attributed and set(attributed) - {"host"}, attributed
 
 
 def test_enterprise_firewall_drops_the_viewers_udp_going_out(
