@@ -49,8 +49,9 @@ def reconfigure(
     if any(c.nat64 for c in (*conditions.values(), *network.conditions.values())):
         raise NotReconfigurable("a NAT64 gateway is started with the network")
     running = {}
+    befores, afters = _setups(network, network.conditions), _setups(network, conditions)
     for name in network.topology.nodes:
-        before, after = _setup(network, network.conditions, name), _setup(network, conditions, name)
+        before, after = befores[name], afters[name]
         if before.after_ruleset and not after.after_ruleset:
             raise NotReconfigurable(f"{name}: no NAT any more, and its sysctls stay changed")
         path = network.workdir / f"{name}.next.nft"
@@ -68,12 +69,17 @@ def reconfigure(
     network.conditions = dict(conditions)
 
 
-def _setup(network: LabNetwork, conditions: Mapping[str, NodeConditions], name: str) -> NodeSetup:
-    """What a fresh build of `network` under `conditions` would give node `name`."""
-    return render_node_setup(
-        network.topology.nodes[name],
-        conditions.get(name),
-        arrival_losses(network.topology, {}).get(name, ()),
-        delegated_routes(network.topology).get(name, ()),
-        tunnels=network.tunnels,
-    )
+def _setups(network: LabNetwork, conditions: Mapping[str, NodeConditions]) -> dict[str, NodeSetup]:
+    """What a fresh build of `network` under `conditions` would give each node."""
+    losses = arrival_losses(network.topology, {})
+    routes6 = delegated_routes(network.topology)
+    return {
+        name: render_node_setup(
+            node,
+            conditions.get(name),
+            losses.get(name, ()),
+            routes6.get(name, ()),
+            tunnels=network.tunnels,
+        )  # fmt: skip
+        for name, node in network.topology.nodes.items()
+    }
