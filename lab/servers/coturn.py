@@ -62,10 +62,13 @@ def log_path(setup: CoturnSetup) -> Path:
 
 
 def ready_markers(setup: CoturnSetup) -> list[str]:
-    """Log lines that, once all present, mean every listener the peers need is open."""
+    """Log lines that, once all present, mean every listener the peers need is open and
+    coturn answers: its user database is the last thing it opens, and until then it may
+    answer nothing (seen under load: no answer to STUN for half a second)."""
     primary = setup.addresses[0]
     return [
         f"DTLS/UDP listener opened on: {primary}:{STUN_TURN_PORT}",
         f"TLS/TCP listener opened on : {primary}:{STUN_TURN_PORT}",
         f"TLS/TCP listener opened on : {primary}:{TLS_PORT}",
+        f"SQLite DB connection success: {setup.workdir / 'turndb'}",
     ]
