@@ -17,13 +17,13 @@ from lab.report.result import RunResult
 
 def run_and_judge(diagnosis: JsonObject, path: Path) -> tuple[RunResult, JsonObject]:
     """Run the written scenario with lab.run.pipeline and compare the result with the artifact."""
-    from lab.peers.forked import preload_peer_code
     from lab.report.diagnose.verdict import verdict
     from lab.run.pipeline import run_scenario
     from lab.run.plan import RunOptions
+    from lab.run.programs import preload_programs
     from lab.scenario.scenario import load_scenario
 
-    preload_peer_code()
+    preload_programs()
     result = run_scenario(load_scenario(str(path)), RunOptions())
     return result, verdict(diagnosis["facts"], result)
 

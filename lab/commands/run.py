@@ -65,9 +65,9 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary")] = False,
     ) -> None:
         """Build the scenario's network, run the master and viewer, report what ICE did."""
-        from lab.peers.forked import preload_peer_code
+        from lab.run.programs import preload_programs
 
-        preload_peer_code()  # a zygote imports aiortc while the network is built
+        preload_programs()  # a zygote imports aiortc while the network is built
         from lab.report.summary import render
         from lab.run.pipeline import run_scenario
         from lab.run.plan import RunOptions

@@ -32,6 +32,7 @@ from mininet.node import Host
 
 from lab.core.errors import LabRunError
 from lab.core.processes import start_time
+from lab.core.zygote import ForkedProcess, zygote
 from lab.network.conditions import NodeConditions
 from lab.network.firewall import render_firewall
 from lab.network.impairments import (
@@ -337,6 +338,24 @@ class LabNetwork:
         process = subprocess.Popen(self.command(node, args), start_new_session=True, **kwargs)  # type: ignore[call-overload]
         self.processes.append(process)
         self._record(process.pid, f"{node}: {next(iter(args), '')}")
+        return process
+
+    def fork(
+        self, node: str, target: str, args: Sequence[str], *, stderr_path: Path, what: str
+    ) -> ForkedProcess:
+        """Run one of the lab's Python programs (`module:function`, called with `args`) in
+        the node, forked from the pre-loaded zygote (lab/core/zygote.py) instead of a new
+        interpreter; its stdout is a pipe the caller reads. It is killed at tear-down."""
+        read_end, write_end = os.pipe()
+        stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            pid = zygote().fork(self.pid_of(node), target, args, stdout=write_end, stderr=stderr)
+        finally:
+            os.close(write_end)
+            os.close(stderr)
+        process = ForkedProcess(pid, stdout=os.fdopen(read_end, "rb"))
+        self.processes.append(process)  # type: ignore[arg-type]
+        self._record(pid, f"{node}: {what}")
         return process
 
     def adopt(self, process: object) -> None:

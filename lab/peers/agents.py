@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lab.core.errors import LabInputError
 from lab.peers.config import PeerConfig
+from lab.peers.signaling_client import presigned
 
 #: Agent name -> the module that runs it.
 AGENTS = {
@@ -84,15 +85,17 @@ def require_agent(name: str, where: str) -> None:
             )
 
 
-def run_peer(config_path: Path) -> None:
+def run_peer(config_path: str | Path) -> None:
     """Run the peer `config_path` describes with its agent and write its observations
-    (the forked process's whole job)."""
+    (the forked process's whole job). The peer signs its signaling URL itself, with the
+    run's access key, as a KVS client does."""
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(relativeCreated)6.0fms %(name)s %(message)s",
     )
-    config = PeerConfig.read(config_path)
+    config = PeerConfig.read(Path(config_path))
+    config.signaling_url = presigned(config.signaling_url, config.service)
     if config.resolver_dir:
         # Lazy: only a peer whose node has a resolver of its own enters it.
         from lab.network.resolver import enter

@@ -26,6 +26,7 @@ from lab.core.documents import JsonObject
 from lab.observations.ice import candidate_record, pair_priority
 from lab.peers.agents import run_peer
 from lab.peers.call_traffic import CallRecorder, is_call_message, mark_connected
+from lab.peers.check_schedule import AIOICE_TICK_S
 from lab.peers.config import PeerConfig
 from lab.peers.ice_agent import LabConnection
 from lab.peers.ice_servers import ServerPlan, parse_url, plan_servers
@@ -55,6 +56,8 @@ def install_lab_agent(config: PeerConfig, plan: ServerPlan) -> list[LabConnectio
             gathering_timeout_s=config.timing["gathering_timeout_s"],
             ssl_context=context,
             nomination_wait_s=config.timing.get("nomination_wait_s", 0.2),
+            check_pacing_s=config.timing.get("check_pacing_s", AIOICE_TICK_S),
+            other_paces_alike=config.other_agent == "aiortc",
             on_log=log.info,
             **kwargs,
         )
@@ -181,6 +184,7 @@ class Peer:
         """Drive every pair to a final state within the check budget, then wait (bounded)
         until the other peer has too, so that its checks still get answers."""
         await self.audit_pairs()
+        log.info("every pair has its verdict")
         if channel is not None and channel.readyState == "open":
             channel.send(DONE)
             waits = [asyncio.create_task(e.wait()) for e in (self.peer_done, self.finished)]
@@ -383,11 +387,14 @@ class Viewer(Peer):
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await signaling.send_sdp(_description(self.pc), recipient=None)
+        log.info("offer sent")
         answer = await self.wait_for(signaling, "SDP_ANSWER")
+        log.info("answer received")
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer.payload))
         self.accept_trickled_candidates(signaling)
         await self.wait_outcome(echoed)
         if echoed.is_set():
+            log.info("data flowed: the ping came back")
             self.echo = True
             self.connected_s = round(time.monotonic() - self.started, 4)
             await self.hold_call(channel, sends=True)
@@ -402,12 +409,15 @@ class Master(Peer):
         self.channel: Any = None
         self.pc.on("datachannel", lambda channel: self._serve(channel, connected))
         offer = await self.wait_for(signaling, "SDP_OFFER")
+        log.info("offer received")
         await self.pc.setRemoteDescription(RTCSessionDescription(**offer.payload))
         self.accept_trickled_candidates(signaling)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await signaling.send_sdp(_description(self.pc), recipient=offer.sender_client_id)
+        log.info("answer sent")
         await self.wait_outcome(connected)
         if connected.is_set():
+            log.info("data flowed: echoed the ping")
             self.connected_s = round(time.monotonic() - self.started, 4)
             await self.hold_call(self.channel, sends=False)
         await self.finish_checks(self.channel)
@@ -437,12 +447,14 @@ async def observe(config: PeerConfig) -> JsonObject:
     peer: Peer = Viewer(config) if config.role == "viewer" else Master(config)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, peer.finished.set)
     signaling: SignalingClient | None = None
+    log.info("%s started", config.role)
     try:
         signaling = await SignalingClient.connect(
             config.signaling_url,
             ca_file=config.ca_file,
             timeout=config.timing["signaling_timeout_s"],
         )
+        log.info("signaling connected")
         await peer.run(signaling)
     except TimeoutError:
         peer.error = peer.error or "timed out waiting for the other peer"

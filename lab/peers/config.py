@@ -29,6 +29,7 @@ class PeerConfig:
     result_path: str
     kvs_log: bool = False
     agent: str = "aiortc"  # lab/peers/agents.py
+    other_agent: str | None = None  # the other peer's agent
     reveal_host_addresses: bool = False  # browsers: real host addresses instead of mDNS names
     # The emulated service, for peers that call it themselves (endpoint_url, region,
     # channel_arn, access_key_id, secret_access_key: RunningServers.service_access).

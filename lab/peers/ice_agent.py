@@ -30,6 +30,7 @@ from aioice.ice import (
 )
 
 from lab.core.documents import JsonObject
+from lab.peers import check_schedule
 from lab.peers.ice_servers import ServerPlan, ServerUrl
 
 
@@ -131,6 +132,8 @@ class LabConnection(Connection):
         gathering_timeout_s: float,
         ssl_context: ssl.SSLContext | None,
         nomination_wait_s: float = 0.2,
+        check_pacing_s: float = check_schedule.AIOICE_TICK_S,
+        other_paces_alike: bool = False,
         on_log: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -149,6 +152,14 @@ class LabConnection(Connection):
         self.expired: set[int] = set()  # pairs still unanswered when the check budget ran out
         self.audit_over = False  # the check budget has run out: every pair has its verdict
         self.nomination_wait_s = nomination_wait_s
+        self.check_pacing_s = check_pacing_s
+        #: The other agent is the lab's aiortc too: it paces its checks like this one, so
+        #: the nomination wait can end once it has checked every pair (check_schedule.py).
+        self.other_paces_alike = other_paces_alike
+        self.checking_started: float | None = None
+        #: Round trips to the STUN servers while gathering (answered on their first send).
+        self.server_round_trips_s: list[float] = []
+        self.first_success: float | None = None
         self._nomination_task: asyncio.Task[None] | None = None
         self._nomination_timer: asyncio.TimerHandle | None = None
         self.gathering_s: float | None = None
@@ -211,7 +222,11 @@ class LabConnection(Connection):
 
     async def _srflx(self, protocol: StunProtocol, server: ServerUrl) -> tuple[Candidate, None]:
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-        response, _ = await protocol.request(request, await _resolved(server))
+        address = await _resolved(server)
+        sent = time.monotonic()
+        response, _ = await protocol.request(request, address)
+        if (elapsed_s := time.monotonic() - sent) < stun.RETRY_RTO:  # answered on its first send
+            self.server_round_trips_s.append(elapsed_s)
         local = protocol.local_candidate
         mapped_host, mapped_port = response.attributes["XOR-MAPPED-ADDRESS"]
         candidate = Candidate(
@@ -366,6 +381,44 @@ class LabConnection(Connection):
         self.check_complete(pair)
         self._consider_nomination()
 
+    def _check_periodic(self) -> bool:
+        """aioice starts one check per 20 ms tick; at a faster pace, the tick's other
+        checks start between it and the next (check_schedule.checks_per_tick)."""
+        if self.checking_started is None:
+            self.checking_started = time.monotonic()
+            self._derive_check_timeout()
+        busy = super()._check_periodic()
+        if busy:
+            loop = asyncio.get_running_loop()
+            interval_s = check_schedule.paced_interval_s(self.check_pacing_s)
+            for step in range(1, check_schedule.checks_per_tick(self.check_pacing_s)):
+                loop.call_later(step * interval_s, self._start_next_check)
+        return busy
+
+    def _derive_check_timeout(self) -> None:
+        """The checks' retransmission timeout from the round trips gathering measured
+        (the profile's where it measured none): a check retransmits after a few round
+        trips, so a pair that cannot work fails in a few hundred milliseconds."""
+        derived_s = check_schedule.derived_rto_s(self.server_round_trips_s, stun.RETRY_RTO)
+        if derived_s != stun.RETRY_RTO:
+            self.on_log(
+                f"checks retransmit after {derived_s * 1000:.0f} ms (profile "
+                f"{stun.RETRY_RTO * 1000:.0f} ms), from round trips to the STUN servers of "
+                f"{max(self.server_round_trips_s) * 1000:.1f} ms at most"
+            )
+            stun.RETRY_RTO = derived_s
+
+    def _start_next_check(self) -> None:
+        """Start the best pair no check has started yet: Waiting first, then Frozen (as
+        aioice's own tick picks)."""
+        if self._check_list_done:
+            return
+        for state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN):
+            for pair in self._check_list:
+                if pair.state == state and pair.task is None:
+                    self.check_start_task(pair)
+                    return
+
     def _check_list_maybe_fail(self) -> None:
         succeeded = any(p.state == CandidatePair.State.SUCCEEDED for p in self._check_list)
         if self.ice_controlling and not self._nominated and succeeded:
@@ -391,7 +444,30 @@ class LabConnection(Connection):
             self._start_nomination(best)
         elif self._nomination_timer is None:
             loop = asyncio.get_running_loop()
-            self._nomination_timer = loop.call_later(self.nomination_wait_s, self._nominate_now)
+            wait_s = max(0.0, self._nomination_deadline() - time.monotonic())
+            self._nomination_timer = loop.call_later(wait_s, self._nominate_now)
+
+    def _nomination_deadline(self) -> float:
+        """The profile's wait after the first pair worked; shorter where the other agent
+        paces like this one and every pair has had its chance (check_schedule.py)."""
+        now = time.monotonic()
+        self.first_success = self.first_success or now
+        cap = self.first_success + self.nomination_wait_s
+        if not self.other_paces_alike or self.checking_started is None:
+            return cap
+        return check_schedule.nomination_deadline(
+            checking_started=self.checking_started,
+            pairs=len(self.all_pairs),
+            pacing_s=self.check_pacing_s,
+            round_trips_s=self.exact_round_trips_s(),
+            first_success=self.first_success,
+            wait_cap_s=self.nomination_wait_s,
+            stun_rto_s=stun.RETRY_RTO,
+        )
+
+    def exact_round_trips_s(self) -> list[float]:
+        """The round trips (seconds) measured by checks answered on their first send."""
+        return [c.rtt_ms / 1000 for c in self.checks.values() if c.rtt_exact and c.rtt_ms]
 
     def _nominate_now(self) -> None:
         """The nomination wait is over: take the best pair that has worked so far."""
@@ -487,7 +563,24 @@ class LabConnection(Connection):
         if self.remote_password is not None and self._kept is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._time_selected_pair(), timeout=budget_s)
-                await asyncio.wait_for(self._audit_all(pacing_s), timeout=budget_s)
+                rto_s = check_schedule.derived_rto_s(self.exact_round_trips_s(), stun.RETRY_RTO)
+                unfinished = sum(1 for p in self.all_pairs if self.final_state(p) is None)
+                allowance_s = (
+                    check_schedule.transaction_s(rto_s, stun.RETRY_MAX)
+                    + unfinished * pacing_s
+                    + rto_s
+                )
+                self.on_log(
+                    f"auditing {unfinished} unfinished pairs: retransmission timeout "
+                    f"{rto_s * 1000:.0f} ms, {min(budget_s, allowance_s):.3f} s at most"
+                )
+                profile_rto_s, stun.RETRY_RTO = stun.RETRY_RTO, rto_s
+                try:
+                    await asyncio.wait_for(
+                        self._audit_all(pacing_s), timeout=min(budget_s, allowance_s)
+                    )
+                finally:
+                    stun.RETRY_RTO = profile_rto_s
         for pair in self.all_pairs:
             if self.final_state(pair) is None:
                 self.audited[id(pair)] = "failed"

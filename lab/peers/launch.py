@@ -15,7 +15,7 @@ from lab.network.resolver import node_directory
 from lab.peers.agents import START_UP_S
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
-from lab.peers.signaling_client import signed_channel_url
+from lab.peers.signaling_client import channel_url
 from lab.peers.timing import TimingProfile
 from lab.scenario.scenario import Scenario
 from lab.servers.credentials import rest_credentials
@@ -70,7 +70,7 @@ def peer_config(
         role=role,
         host=placement.host,
         mode=mode,
-        signaling_url=signed_channel_url(servers, client_id),
+        signaling_url=channel_url(servers.signaling_url, servers.channel_arn, client_id),
         service=servers.service_access(),
         client_id=VIEWER_CLIENT_ID,
         ca_file=str(servers.ca_file),
@@ -102,9 +102,10 @@ def start_up_s(configs: dict[str, PeerConfig]) -> float:
     return max(START_UP_S.get(config.agent, 0.0) for config in configs.values())
 
 
-def with_start_up(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
-    """Each peer's wait for the other's description grows by the other agent's start-up
-    allowance: a Firefox that is still starting is not a peer that never came."""
+def introduced(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
+    """Each peer told the other's agent; its wait for the other's description grows by
+    the other agent's start-up allowance: a Firefox that is still starting is not a peer
+    that never came."""
     grown = {}
     for role, config in configs.items():
         other = configs["master" if role == "viewer" else "viewer"]
@@ -112,7 +113,7 @@ def with_start_up(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
         timing = config.timing | {
             "signaling_timeout_s": config.timing["signaling_timeout_s"] + extra
         }
-        grown[role] = replace(config, timing=timing) if extra else config
+        grown[role] = replace(config, timing=timing, other_agent=other.agent)
     return grown
 
 
@@ -126,7 +127,7 @@ def run_peers(
     """Run both peers to the end, and the call's events while they run; return each
     peer's observations (or its error)."""
     processes: JsonObject = {}
-    configs = with_start_up(configs)
+    configs = introduced(configs)
     for role in ("master", "viewer"):
         config = configs[role]
         path = workdir / f"{role}.config.json"

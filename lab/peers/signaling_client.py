@@ -12,16 +12,13 @@ import json
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from lab.core.documents import JsonObject
-
-if TYPE_CHECKING:
-    from lab.servers.launch import RunningServers
+from lab.servers.credentials import AccessKey
 
 MAX_FRAME_BYTES = 256 * 1024
 
@@ -56,17 +53,17 @@ def channel_url(endpoint: str, channel_arn: str, client_id: str | None) -> str:
     return f"{endpoint.rstrip('/')}/?{urlencode(query)}"
 
 
-def signed_channel_url(servers: RunningServers, client_id: str | None) -> str:
-    """The run's channel URL presigned with the run's access key (SigV4 query parameters,
-    valid 299 s, as the KVS SDKs sign it), so any WebSocket client can connect with it."""
-    # Lazy: botocore takes about 0.15 s to import; the runner pays it while the servers start
-    # (servers/launch.py preloads it), not at every peer's start.
+def presigned(url: str, service: dict[str, str] | None) -> str:
+    """`url` presigned with the run's access key (SigV4 query parameters, valid 299 s, as
+    the KVS SDKs sign it), so any WebSocket client can connect with it; as is where the
+    service takes no signature. The peer signs it when it starts, as a client would."""
+    if service is None:
+        return url
+    # Lazy: botocore takes about 0.3 s of CPU to import; the zygote has it loaded.
     from lab.servers.sigv4 import presign_url
 
-    url = channel_url(servers.signaling_url, servers.channel_arn, client_id)
-    if servers.access_key is None:
-        return url
-    return presign_url(url, servers.access_key, servers.region)
+    key = AccessKey(service["access_key_id"], service["secret_access_key"])
+    return presign_url(url, key, service["region"])
 
 
 @dataclass(frozen=True)

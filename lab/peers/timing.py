@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from lab.core.documents import JsonObject
+from lab.peers.check_schedule import transaction_s
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class TimingProfile:
     @property
     def stun_transaction_s(self) -> float:
         """How long a STUN transaction waits before giving up (all sends, doubling RTO)."""
-        return self.stun_rto_s * (2 ** (self.stun_retries + 1) - 1)
+        return transaction_s(self.stun_rto_s, self.stun_retries)
 
     def as_dict(self) -> JsonObject:
         return asdict(self)

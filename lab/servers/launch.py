@@ -137,18 +137,10 @@ def start_servers(
         start = _start_mock if software == "mock" else _start_coturn
         waits.append(start(network, scenario, turn_cert, secret, servers, workdir))
     deadline = time.monotonic() + READY_TIMEOUT_S
-    _preload_signer()  # while the servers start: the peers' URLs are signed next
     for wait in waits:
         wait(deadline)
     start_proxies(network, scenario, workdir)
     return servers
-
-
-def _preload_signer() -> None:
-    # Lazy: importing botocore (about 0.15 s) is the point: it happens while the servers start.
-    from lab.servers.sigv4 import preload
-
-    preload()
 
 
 def _turn_certificate(
@@ -233,16 +225,16 @@ def _start_signaling(
         json.dumps(service_config(servers.access_key, turn), indent=2),
     )
     args = [
-        sys.executable, "-m", "lab.servers.signaling",
         "--listen", address, "--port", str(SIGNALING_PORT),
         "--cert", str(cert.cert), "--key", str(cert.key),
         "--channel-arn", servers.channel_arn, "--log", str(servers.logs["signaling"]),
         "--service-config", str(config), "--region", servers.region,
         "--endpoint-host", names.wss, "--endpoint-https-host", names.https,
     ]  # fmt: skip
-    process = network.popen(
-        scenario.signaling_host, args, stdout=subprocess.PIPE, stderr=stderr_path.open("wb")
-    )
+    process = network.fork(
+        scenario.signaling_host, "lab.servers.signaling:main", [args],
+        stderr_path=stderr_path, what="signaling server",
+    )  # fmt: skip
     return _ready_line_waiter(process, "signaling server", stderr_path)
 
 

@@ -28,10 +28,10 @@ from typing import TextIO
 from lab.core.documents import JsonObject
 from lab.core.errors import LabError
 from lab.core.lifecycle import Stopwatch, Terminated, interrupted_status, sigterm_raises
-from lab.peers.forked import preload_peer_code
 from lab.run.pipeline import run_scenario
 from lab.run.plan import RunOptions, prepare
 from lab.run.preflight import require_root
+from lab.run.programs import preload_programs
 from lab.run.sites import Kept, ReusedSites, ReuseRefused
 from lab.scenario.scenario import Scenario, load_scenario
 from lab.sweeps.matrix_cells import write_cell_documents
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints stay off the protocol
     _import_before_fork()
-    preload_peer_code()
+    preload_programs()
     options = Options(args.servers, args.timing, args.viewer, args.master)
     try:
         with sigterm_raises(), Worker(options) as worker:

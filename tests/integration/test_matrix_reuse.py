@@ -20,7 +20,7 @@ import pytest
 
 from lab.core.processes import is_same_process
 from lab.network.build import OWNER, PROCESS_RECORD
-from lab.peers.forked import preload_peer_code
+from lab.run.programs import preload_programs
 from lab.sweeps.cell_worker import Worker
 from lab.sweeps.matrix import run_cell, selected_types
 from lab.sweeps.workers import Options
@@ -64,7 +64,7 @@ def fresh_entries() -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_reused_cells_equal_fresh_runs_and_the_flush_clears_the_last_cells_state() -> None:
-    preload_peer_code()
+    preload_programs()
     with ThreadPoolExecutor(max_workers=1) as background:
         fresh = background.submit(fresh_entries)
         reused: dict[tuple[str, str], dict[str, Any]] = {}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from lab.core.documents import schema_errors
-from lab.peers.forked import preload_peer_code
 from lab.run.pipeline import run_scenario
 from lab.run.plan import RunOptions
+from lab.run.programs import preload_programs
 from lab.run.sites import ReusedSites
 from lab.scenario.scenario import load_scenario
 
@@ -88,7 +88,7 @@ def assert_same(reused: dict[str, Any], fresh: dict[str, Any]) -> None:
 
 
 def test_a_run_on_a_kept_site_equals_lab_run_section_by_section() -> None:
-    preload_peer_code()
+    preload_programs()
     captured = RunOptions(capture=True)
     with ReusedSites() as sites:
         first = run(load_scenario("home-nat-both"), RunOptions(), sites)

@@ -53,7 +53,7 @@ def test_console_urls_lose_their_presigned_query() -> None:
 def test_the_other_peers_wait_grows_by_firefoxs_start_up() -> None:
     from lab.peers.agents import START_UP_S
     from lab.peers.config import PeerConfig
-    from lab.peers.launch import start_up_s, with_start_up
+    from lab.peers.launch import introduced, start_up_s
 
     def config(role: str, agent: str) -> PeerConfig:
         timing = {"signaling_timeout_s": 8.0, "check_timeout_s": 4.0}
@@ -62,13 +62,16 @@ def test_the_other_peers_wait_grows_by_firefoxs_start_up() -> None:
         )
 
     configs = {"viewer": config("viewer", "firefox"), "master": config("master", "aiortc")}
-    grown = with_start_up(configs)
+    grown = introduced(configs)
     assert grown["master"].timing["signaling_timeout_s"] == 8.0 + START_UP_S["firefox"]
     assert grown["viewer"].timing["signaling_timeout_s"] == 8.0  # an aiortc master is quick
     assert configs["master"].timing["signaling_timeout_s"] == 8.0  # the input is not changed
     assert start_up_s(configs) == START_UP_S["firefox"]
     plain = {"viewer": config("viewer", "chromium"), "master": config("master", "aiortc")}
-    assert with_start_up(plain) == plain and start_up_s(plain) == 0.0
+    told = introduced(plain)
+    assert [told[r].timing for r in plain] == [plain[r].timing for r in plain]
+    assert (told["viewer"].other_agent, told["master"].other_agent) == ("aiortc", "chromium")
+    assert start_up_s(plain) == 0.0
 
 
 def test_a_browser_call_without_consent_records_knows_nothing_of_consent() -> None:
