@@ -15,9 +15,18 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
+from lab.run.programs import preload_programs
 
-from lab.commands import (
+#: The verbs that run peers: for them the zygote (lab/core/zygote.py) starts before the
+#: command line is even imported, so that aiortc and the signaling server are loaded on
+#: the other core by the time the network is built.
+RUNS_PEERS = frozenset({"run", "diagnose"})
+if len(sys.argv) > 1 and sys.argv[1] in RUNS_PEERS:
+    preload_programs()
+
+import typer  # noqa: E402
+
+from lab.commands import (  # noqa: E402
     capture,
     clean,
     compare,
@@ -31,7 +40,7 @@ from lab.commands import (
     scenarios,
     schema,
 )
-from lab.core.lifecycle import Terminated, interrupted_status, raise_on_sigterm
+from lab.core.lifecycle import Terminated, interrupted_status, raise_on_sigterm  # noqa: E402
 
 app = typer.Typer(
     help="ice-lab: build a real network for a WebRTC connectivity scenario and watch ICE.",

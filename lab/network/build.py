@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,11 +226,9 @@ class LabNetwork:
         # run is in progress and `lab clean` leaves it alone (lab/run/cleanup.py).
         self._record(os.getpid(), OWNER)
         self.net = Mininet(topo=None, controller=None, switch=None, build=False)
-        for node in self.topology.nodes.values():
-            self._add_host(node.name, f"shell {node.name}")
         self.wires = plan_wires({name: c.impairments for name, c in self.conditions.items()})
-        for wire in self.wires:
-            self._add_host(wire.name, f"shell {wire.name}")
+        self._add_hosts([node.name for node in self.topology.nodes.values()])
+        self._add_hosts([wire.name for wire in self.wires])
         for link in self.topology.links:
             for (a, a_name), (b, b_name) in link_segments(link, self.wires):
                 Link(self.hosts[a], self.hosts[b], intfName1=a_name, intfName2=b_name)
@@ -240,12 +239,18 @@ class LabNetwork:
         self._start_delay_lines()
         self.tunnel_processes = start_tunnels(self, self.tunnels, self.topology)
 
-    def _add_host(self, name: str, what: str) -> None:
-        assert self.net is not None
-        host = self.net.addHost(HOST_PREFIX + name, ip=None)
-        self.hosts[name] = host
-        self._record(host.pid, what)
-        self._namespaces.add(os.readlink(f"/proc/{host.pid}/ns/net"))
+    def _add_hosts(self, names: list[str]) -> None:
+        """One Mininet host (a shell in a new namespace) per name, started at once: each
+        waits tens of milliseconds for its shell's prompt, time spent in a read."""
+        net = self.net
+        assert net is not None
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            started = [pool.submit(net.addHost, HOST_PREFIX + name, ip=None) for name in names]
+        for name, future in zip(names, started, strict=True):
+            host = future.result()  # a host that failed to start fails the build here
+            self.hosts[name] = host
+            self._record(host.pid, f"shell {name}")
+            self._namespaces.add(os.readlink(f"/proc/{host.pid}/ns/net"))
 
     def _configure_all(self) -> None:
         losses = arrival_losses(
