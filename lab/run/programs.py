@@ -4,13 +4,20 @@ from one pre-loaded zygote (lab/core/zygote.py) rather than started as interpret
 from __future__ import annotations
 
 from lab.core.zygote import start_zygote
-from lab.peers.forked import PEER_MODULES
-from lab.servers.sigv4 import SIGNER_MODULES
 
 #: What the zygote imports, in the order a run needs it: the signaling server (started
-#: right after the network is built) and botocore's signer, which the peers sign their
-#: URLs with too; then the peers (the per-node resolver and aiortc).
-PROGRAM_MODULES = ("lab.servers.signaling", *SIGNER_MODULES, *PEER_MODULES)
+#: right after the network is built) and botocore's signer (lab.servers.sigv4
+#: SIGNER_MODULES), which the peers sign their URLs with too; then the peers
+#: (lab.peers.forked PEER_MODULES). Names, not imports: the lab starts the zygote before
+#: it imports anything else, so this module stays light (a unit test keeps the lists equal).
+PROGRAM_MODULES = (
+    "lab.servers.signaling",
+    "botocore.auth",
+    "botocore.awsrequest",
+    "botocore.credentials",
+    "lab.network.resolver",
+    "lab.peers.aiortc_peer",
+)
 
 
 def preload_programs() -> None:

@@ -47,3 +47,11 @@ def test_a_derived_timeout_is_a_few_round_trips_within_the_floor_and_the_profile
 def test_a_transaction_lasts_every_send_with_the_timeout_doubling() -> None:
     assert cs.transaction_s(0.03, 3) == pytest.approx(0.45)  # the fast profile's
     assert cs.transaction_s(0.015, 3) == pytest.approx(0.225)
+
+
+def test_the_zygote_preloads_the_signaling_server_the_signer_and_the_peers() -> None:
+    from lab.peers.forked import PEER_MODULES
+    from lab.run.programs import PROGRAM_MODULES
+    from lab.servers.sigv4 import SIGNER_MODULES
+
+    assert PROGRAM_MODULES == ("lab.servers.signaling", *SIGNER_MODULES, *PEER_MODULES)
