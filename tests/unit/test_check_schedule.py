@@ -54,4 +54,4 @@ def test_the_zygote_preloads_the_signaling_server_the_signer_and_the_peers() -> 
     from lab.run.programs import PROGRAM_MODULES
     from lab.servers.sigv4 import SIGNER_MODULES
 
-    assert PROGRAM_MODULES == ("lab.servers.signaling", *SIGNER_MODULES, *PEER_MODULES)
+    assert ("lab.servers.signaling", *SIGNER_MODULES, *PEER_MODULES) == PROGRAM_MODULES
