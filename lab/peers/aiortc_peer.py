@@ -28,9 +28,10 @@ from lab.peers.agents import run_peer
 from lab.peers.call_traffic import CallRecorder, is_call_message, mark_connected
 from lab.peers.check_schedule import AIOICE_TICK_S
 from lab.peers.config import PeerConfig
-from lab.peers.ice_agent import LabConnection
+from lab.peers.ice_agent import LabConnection, TimedTransaction
 from lab.peers.ice_servers import ServerPlan, parse_url, plan_servers
 from lab.peers.signaling_client import SignalingClient, SignalingMessage
+from lab.peers.timing import DERIVED
 
 log = logging.getLogger("lab.peer")
 PING = "ice-lab ping"
@@ -46,6 +47,7 @@ def server_plan(config: PeerConfig) -> ServerPlan:
 def install_lab_agent(config: PeerConfig, plan: ServerPlan) -> list[LabConnection]:
     """Make aiortc build LabConnection agents; returns the list they are added to."""
     stun.RETRY_RTO = config.timing["stun_rto_s"]
+    stun.Transaction = TimedTransaction  # type: ignore[misc]  (checks: a derived timeout)
     stun.RETRY_MAX = config.timing["stun_retries"]
     context = ssl.create_default_context(cafile=config.ca_file)
     created: list[LabConnection] = []
@@ -57,6 +59,7 @@ def install_lab_agent(config: PeerConfig, plan: ServerPlan) -> list[LabConnectio
             ssl_context=context,
             nomination_wait_s=config.timing.get("nomination_wait_s", 0.2),
             check_pacing_s=config.timing.get("check_pacing_s", AIOICE_TICK_S),
+            derived_timing=config.timing.get("name") in DERIVED,
             other_paces_alike=config.other_agent == "aiortc",
             on_log=log.info,
             **kwargs,

@@ -122,6 +122,35 @@ class ObservedStunProtocol(StunProtocol):
         super().datagram_received(data, addr)
 
 
+class CheckTimeout:
+    """The retransmission timeout connectivity checks use in this process (one agent per
+    peer process): derived by the agent (check_schedule.py), None for the profile's."""
+
+    rto_s: float | None = None
+
+
+class TimedTransaction(stun.Transaction):
+    """A STUN transaction that, for a connectivity check sent with retransmissions, waits
+    CheckTimeout.rto_s before its first retransmission; every other one (gathering, the
+    TURN client's requests, consent checks) keeps the profile's RETRY_RTO. aioice has no
+    per-transaction timeout, so this sets its private delay after construction."""
+
+    def __init__(
+        self,
+        request: stun.Message,
+        addr: tuple[str, int],
+        protocol: Any,
+        retransmissions: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request, addr, protocol, retransmissions, **kwargs)
+        is_check = request.message_method == stun.Method.BINDING and (
+            "PRIORITY" in request.attributes
+        )
+        if is_check and retransmissions != 0 and CheckTimeout.rto_s is not None:
+            self._Transaction__timeout_delay = CheckTimeout.rto_s
+
+
 class LabConnection(Connection):
     """aioice's ICE agent, gathering through a ServerPlan and keeping observations."""
 
@@ -133,6 +162,7 @@ class LabConnection(Connection):
         ssl_context: ssl.SSLContext | None,
         nomination_wait_s: float = 0.2,
         check_pacing_s: float = check_schedule.AIOICE_TICK_S,
+        derived_timing: bool = False,
         other_paces_alike: bool = False,
         on_log: Callable[[str], None] | None = None,
         **kwargs: Any,
@@ -153,9 +183,12 @@ class LabConnection(Connection):
         self.audit_over = False  # the check budget has run out: every pair has its verdict
         self.nomination_wait_s = nomination_wait_s
         self.check_pacing_s = check_pacing_s
+        #: Timeouts and the nomination wait from what the agent measures (the profile's
+        #: constants stay the bounds); off for the C SDK's faithful profile.
+        self.derived_timing = derived_timing
         #: The other agent is the lab's aiortc too: it paces its checks like this one, so
         #: the nomination wait can end once it has checked every pair (check_schedule.py).
-        self.other_paces_alike = other_paces_alike
+        self.other_paces_alike = other_paces_alike and derived_timing
         self.checking_started: float | None = None
         #: Round trips to the STUN servers while gathering (answered on their first send).
         self.server_round_trips_s: list[float] = []
@@ -386,7 +419,8 @@ class LabConnection(Connection):
         checks start between it and the next (check_schedule.checks_per_tick)."""
         if self.checking_started is None:
             self.checking_started = time.monotonic()
-            self._derive_check_timeout()
+            if self.derived_timing:
+                self._derive_check_timeout()
         busy = super()._check_periodic()
         if busy:
             loop = asyncio.get_running_loop()
@@ -406,7 +440,7 @@ class LabConnection(Connection):
                 f"{stun.RETRY_RTO * 1000:.0f} ms), from round trips to the STUN servers of "
                 f"{max(self.server_round_trips_s) * 1000:.1f} ms at most"
             )
-            stun.RETRY_RTO = derived_s
+            CheckTimeout.rto_s = derived_s
 
     def _start_next_check(self) -> None:
         """Start the best pair no check has started yet: Waiting first, then Frozen (as
@@ -462,7 +496,7 @@ class LabConnection(Connection):
             round_trips_s=self.exact_round_trips_s(),
             first_success=self.first_success,
             wait_cap_s=self.nomination_wait_s,
-            stun_rto_s=stun.RETRY_RTO,
+            stun_rto_s=CheckTimeout.rto_s or stun.RETRY_RTO,
         )
 
     def exact_round_trips_s(self) -> list[float]:
@@ -563,29 +597,31 @@ class LabConnection(Connection):
         if self.remote_password is not None and self._kept is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._time_selected_pair(), timeout=budget_s)
-                rto_s = check_schedule.derived_rto_s(self.exact_round_trips_s(), stun.RETRY_RTO)
-                unfinished = sum(1 for p in self.all_pairs if self.final_state(p) is None)
-                allowance_s = (
-                    check_schedule.transaction_s(rto_s, stun.RETRY_MAX)
-                    + unfinished * pacing_s
-                    + rto_s
-                )
-                self.on_log(
-                    f"auditing {unfinished} unfinished pairs: retransmission timeout "
-                    f"{rto_s * 1000:.0f} ms, {min(budget_s, allowance_s):.3f} s at most"
-                )
-                profile_rto_s, stun.RETRY_RTO = stun.RETRY_RTO, rto_s
-                try:
-                    await asyncio.wait_for(
-                        self._audit_all(pacing_s), timeout=min(budget_s, allowance_s)
-                    )
-                finally:
-                    stun.RETRY_RTO = profile_rto_s
+                audit_s = self._audit_budget(pacing_s, budget_s)
+                await asyncio.wait_for(self._audit_all(pacing_s), timeout=audit_s)
         for pair in self.all_pairs:
             if self.final_state(pair) is None:
                 self.audited[id(pair)] = "failed"
                 self.expired.add(id(pair))
         self.audit_over = True
+
+    def _audit_budget(self, pacing_s: float, budget_s: float) -> float:
+        """What is left of the check budget, for the faithful profile. With derived
+        timing, the audit's checks retransmit after a few of the round trips the pairs
+        measured, and the audit lasts one such transaction (plus its pacing): a pair
+        silent for that long on links that answered within it is not a pair that works."""
+        if not self.derived_timing:
+            return budget_s
+        rto_s = check_schedule.derived_rto_s(self.exact_round_trips_s(), stun.RETRY_RTO)
+        CheckTimeout.rto_s = rto_s
+        unfinished = sum(1 for p in self.all_pairs if self.final_state(p) is None)
+        transaction_s = check_schedule.transaction_s(rto_s, stun.RETRY_MAX)
+        audit_s = min(budget_s, transaction_s + unfinished * pacing_s + rto_s)
+        self.on_log(
+            f"auditing {unfinished} unfinished pairs: retransmission timeout "
+            f"{rto_s * 1000:.0f} ms, {audit_s:.3f} s at most"
+        )
+        return audit_s
 
     async def _time_selected_pair(self) -> None:
         """A round trip for the selected pair when its checks gave only a bound: the first

@@ -48,6 +48,10 @@ PROFILES: dict[str, TimingProfile] = {
 }
 
 
+#: Profiles whose agent derives its check timing from what it measures (round trips,
+#: the number of pairs: lab/peers/check_schedule.py). `kvs` keeps the C SDK's constants.
+DERIVED = frozenset({"fast"})
+
 #: Profiles stretched for impaired links. `kvs` keeps the C SDK's values whatever the
 #: links do: it shows what a customer's device would do on them.
 STRETCHED = frozenset({"fast"})
