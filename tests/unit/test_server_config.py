@@ -102,5 +102,10 @@ def test_kvs_status_codes() -> None:
     assert kvs_status(typed(result([])))["code"] == "0x5a00000e"
     assert kvs_status(typed(result([pair("failed")])))["code"] == "0x5a00000d"
     assert kvs_status(typed(result([pair("succeeded")])))["code"] == "0x5a000013"
+    # A browser's pair that worked reads in-progress while its next check is out.
+    answered = {**pair("in-progress"), "checks_sent": 138, "responses_received": 38}
+    assert kvs_status(typed(result([answered])))["code"] == "0x5a000013"
+    unanswered = {**pair("in-progress"), "checks_sent": 5, "responses_received": 0}
+    assert kvs_status(typed(result([unanswered])))["code"] == "0x5a00000d"
     refused = {"reason": "turn_error", "code": 403}
     assert kvs_status(typed(result([pair("failed", "relay", refused)])))["code"] == "0x5a000027"
