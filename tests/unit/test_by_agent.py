@@ -92,3 +92,42 @@ def test_an_entry_drops_what_does_not_apply_to_its_agents() -> None:
     both = expect_for(expect, {"viewer": "chromium", "master": "chromium"})
     assert "absent_candidates" not in both
     assert expect["absent_candidates"] == {"viewer": ["srflx"], "master": ["srflx"]}  # untouched
+
+
+def test_the_bundled_scenarios_per_agent_entries_leave_aiortc_alone_and_keep_a_check() -> None:
+    """No entry changes what two aiortc peers are judged by (the scenarios are written for
+    them), every entry says why, and every combination an entry applies to is still
+    judged by more than its outcome."""
+    from itertools import product
+
+    from lab.scenario.scenario import bundled_scenarios
+
+    agents = ("aiortc", "chromium", "kvs-js", "firefox")
+    for path in bundled_scenarios():
+        expect = load_scenario(path.stem).expect
+        entries = expect.get("where_agents", []) + expect.get("not_for_agents", [])
+        assert all(len(e["why"]) > 40 for e in entries), path.stem
+        plain = {k: v for k, v in expect.items() if k not in ("where_agents", "not_for_agents")}
+        for viewer, master in product(agents, agents):
+            roles = {"viewer": viewer, "master": master}
+            if not_meant_for(expect, roles) is not None:
+                continue
+            effective = expect_for(expect, roles)
+            assert set(effective) - {"outcome"}, (path.stem, roles)
+            if viewer == master == "aiortc":
+                assert effective == plain, path.stem
+
+
+def test_scenarios_say_which_agents_cannot_restart_ice_or_form_a_pair() -> None:
+    for name in ("call-nat-flush-ice-restart", "call-uplink-switch"):
+        expect = load_scenario(name).expect
+        assert not_meant_for(expect, {"viewer": "aiortc", "master": "chromium"})
+        assert not_meant_for(expect, {"viewer": "chromium", "master": "aiortc"})
+        assert not_meant_for(expect, {"viewer": "chromium", "master": "chromium"}) is None
+    unreachable = load_scenario("turn-unreachable").expect
+    assert expect_for(unreachable, {"viewer": "aiortc", "master": "chromium"})["kvs_status"] == (
+        "0x5a00000e"
+    )
+    assert expect_for(unreachable, {"viewer": "chromium", "master": "aiortc"})["kvs_status"] == (
+        "0x5a00000d"
+    )
