@@ -24,7 +24,7 @@ lint: setup
 	.venv/bin/lint-imports
 
 bench: setup
-	.venv/bin/python benchmarks/run_speed.py
+	.venv/bin/python benchmarks/speed.py --priority
 
 clean: setup
 	$(LAB) clean

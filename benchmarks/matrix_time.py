@@ -8,8 +8,7 @@ its own `lab run`). For each it prints the wall time, the cells that were reused
 fresh or did not connect, and agreement with libwebrtc; then the ratio fresh / reused
 and whether the wall time meets the target (7x7 under 10 s, 12x12 under 30 s).
 `--jobs 2,4,6` measures the reused matrix at each of those job counts (the choice of the
-default). Last, the single-run ratio: a `lab run` of one scenario against two aiortc
-peers over loopback in one process (`loopback_baseline.py`), target 2x.
+default). Every speed target side by side, with the profile: benchmarks/speed.py.
 
 The machine may be shared: repeat (`--repeat`) and read the load average printed first.
 Where cgroup v1's cpuacct exists, each matrix also prints the CPU time it and everything
@@ -17,7 +16,7 @@ it started used (peers, servers, namespaces' tools): the wall time on idle cores
 least that divided by the cores.
 
 Usage: sudo .venv/bin/python benchmarks/matrix_time.py [--full] [--jobs N[,N...]]
-       [--repeat N] [--no-fresh] [--no-single] [--keep DIR] [--viewer AGENT] [--master AGENT]
+       [--repeat N] [--no-fresh] [--keep DIR] [--viewer AGENT] [--master AGENT]
 """
 
 from __future__ import annotations
@@ -34,9 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
 TARGET_S = {"nats": 10.0, "all": 30.0}
-SINGLE_SCENARIO = "home-nat-both"
 
 
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
@@ -118,23 +115,6 @@ def relay_protocols(run: dict[str, Any]) -> dict[tuple[str, str], str]:
     return {(c["viewer"], c["master"]): describe_cell(c) for c in run["document"]["cells"]}
 
 
-def single_run_ratio(repeat: int) -> None:
-    """A `lab run` against the loopback baseline, medians of `repeat`, side by side."""
-    baseline_cmd = [sys.executable, str(HERE / "loopback_baseline.py")]
-    run_cmd = [sys.executable, "-m", "lab", "run", SINGLE_SCENARIO, "--quiet"]
-    baselines, runs = [], []
-    for _ in range(repeat):
-        for command, times in ((baseline_cmd, baselines), (run_cmd, runs)):
-            started = time.perf_counter()
-            subprocess.run(command, capture_output=True, timeout=300, check=True)
-            times.append(time.perf_counter() - started)
-    baseline, run = statistics.median(baselines), statistics.median(runs)
-    print(
-        f"single run: lab run {SINGLE_SCENARIO} {run:.2f} s, loopback baseline {baseline:.2f} s: "
-        f"{run / baseline:.2f}x (target 2x)"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="12x12: --nat all")
@@ -142,7 +122,6 @@ def main() -> None:
     parser.add_argument("--fresh-jobs", type=int, default=0, help="--fresh jobs (lab default)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-fresh", action="store_true", help="skip the --fresh matrix")
-    parser.add_argument("--no-single", action="store_true", help="skip the single-run ratio")
     parser.add_argument("--keep", type=Path, help="keep each matrix document in this folder")
     parser.add_argument("--viewer", help="the viewer's ICE agent (lab default: aiortc)")
     parser.add_argument("--master", help="the master's ICE agent (lab default: aiortc)")
@@ -177,8 +156,6 @@ def main() -> None:
     if fresh_walls:
         ratio = statistics.median(fresh_walls) / statistics.median(reused_walls)
         print(f"fresh / reused, medians: {ratio:.2f}x")
-    if not args.no_single:
-        single_run_ratio(max(args.repeat, 3))
 
 
 if __name__ == "__main__":
