@@ -161,7 +161,10 @@ def _failing_check(spec: JsonObject, result: RunResult) -> Expectation:
     if unformed:
         observed = [f"not formed: {', '.join(unformed)}"]
     elif formed and not pairs:
-        observed = [f"{len(formed)} formed, none checked: the agent stopped after selecting a pair"]
+        observed = [
+            f"{len(formed)} formed, none checked to a verdict: the agent stopped after "
+            "selecting a pair"
+        ]
     return Expectation(label, all(matches(p) for p in pairs) and bool(formed or unformed), observed)
 
 
@@ -176,8 +179,13 @@ def _local_type(pair: CandidatePair) -> str:
 
 
 def _never_checked(pair: CandidatePair) -> bool:
-    """A pair the agent formed but never checked (a browser stops starting new pairs once
-    one is selected): it neither worked nor failed, so it says nothing either way."""
+    """A pair the agent formed but never brought to a verdict: one it never checked (a
+    browser stops starting new pairs once one is selected), or one Firefox `cancelled`
+    (nICEr stops checking the pending pairs once one is nominated, and its getStats()
+    says neither why nor whether a check was sent). It neither worked nor failed, so it
+    says nothing either way."""
+    if pair.state == "cancelled":
+        return True
     return pair.state in ("waiting", "frozen") and not pair.checks_sent
 
 

@@ -58,6 +58,10 @@ def test_never_checked_pairs_say_nothing_either_way() -> None:
     assert unchecked["met"] and "none checked" in unchecked["observed"][0]
     succeeded = pair("succeeded", checks_sent=1)
     assert not check({"failing_pairs": [HOST_HOST]}, result([never, succeeded]))["met"]
+    # Firefox's `cancelled`: nICEr stopped checking it, with no verdict and no counters.
+    cancelled = pair("cancelled", agent_state="cancelled", checks_sent=None)
+    assert check({"failing_pairs": [HOST_HOST]}, result([cancelled, failed]))["met"]
+    assert not check({"failing_pairs": [HOST_HOST]}, result([cancelled, succeeded]))["met"]
 
 
 def test_an_unanswered_pair_at_the_end_of_the_budget_timed_out() -> None:
