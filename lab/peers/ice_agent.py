@@ -186,6 +186,7 @@ class LabConnection(Connection):
         #: Timeouts and the nomination wait from what the agent measures (the profile's
         #: constants stay the bounds); off for the C SDK's faithful profile.
         self.derived_timing = derived_timing
+        CheckTimeout.rto_s = None  # a new agent starts from the profile's timeout
         #: The other agent is the lab's aiortc too: it paces its checks like this one, so
         #: the nomination wait can end once it has checked every pair (check_schedule.py).
         self.other_paces_alike = other_paces_alike and derived_timing
@@ -419,8 +420,6 @@ class LabConnection(Connection):
         checks start between it and the next (check_schedule.checks_per_tick)."""
         if self.checking_started is None:
             self.checking_started = time.monotonic()
-            if self.derived_timing:
-                self._derive_check_timeout()
         busy = super()._check_periodic()
         if busy:
             loop = asyncio.get_running_loop()
@@ -429,18 +428,31 @@ class LabConnection(Connection):
                 loop.call_later(step * interval_s, self._start_next_check)
         return busy
 
-    def _derive_check_timeout(self) -> None:
-        """The checks' retransmission timeout from the round trips gathering measured
-        (the profile's where it measured none): a check retransmits after a few round
-        trips, so a pair that cannot work fails in a few hundred milliseconds."""
-        derived_s = check_schedule.derived_rto_s(self.server_round_trips_s, stun.RETRY_RTO)
+    def check_state(self, pair: CandidatePair, state: CandidatePair.State) -> None:
+        super().check_state(pair, state)
+        if state == CandidatePair.State.SUCCEEDED and CheckTimeout.rto_s is None:
+            self._derive_check_timeout(pair)
+
+    def _derive_check_timeout(self, first_success: CandidatePair) -> None:
+        """Once a pair has worked (the other agent answers, and its answer's round trip
+        crosses the far side's links), the checks started from then on retransmit after a
+        few of the longest round trip measured to the STUN servers or on that pair (its
+        bound, if it was answered only after a retransmission): a pair that cannot work
+        then fails in a few hundred milliseconds. Before, the profile's timeout (stretched
+        for the scenario's delays) holds: the other agent may not be checking yet, and a
+        delay on its link is in no round trip to a server."""
+        if not self.derived_timing:
+            return
+        pair_rtt_ms = self.pair_counters(first_success).rtt_ms
+        round_trips = self.server_round_trips_s + ([pair_rtt_ms / 1000] if pair_rtt_ms else [])
+        derived_s = check_schedule.derived_rto_s(round_trips, stun.RETRY_RTO)
+        CheckTimeout.rto_s = derived_s
         if derived_s != stun.RETRY_RTO:
             self.on_log(
                 f"checks retransmit after {derived_s * 1000:.0f} ms (profile "
-                f"{stun.RETRY_RTO * 1000:.0f} ms), from round trips to the STUN servers of "
-                f"{max(self.server_round_trips_s) * 1000:.1f} ms at most"
+                f"{stun.RETRY_RTO * 1000:.0f} ms), from round trips of "
+                f"{max(round_trips) * 1000:.1f} ms at most"
             )
-            CheckTimeout.rto_s = derived_s
 
     def _start_next_check(self) -> None:
         """Start the best pair no check has started yet: Waiting first, then Frozen (as
