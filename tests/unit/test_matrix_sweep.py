@@ -163,3 +163,18 @@ def test_reused_sweeps_run_more_jobs_than_fresh_ones_and_browsers_two() -> None:
     aiortc = {"viewer": "aiortc", "master": "aiortc"}
     assert default_jobs(aiortc, fresh=False) > default_jobs(aiortc, fresh=True)
     assert default_jobs({"viewer": "chromium", "master": "aiortc"}, fresh=False) == 2
+
+
+def test_only_nodes_with_a_ruleset_or_another_setup_are_reloaded_between_cells() -> None:
+    from lab.network.build import NodeSetup
+    from lab.network.reconfigure import unchanged_and_stateless
+
+    host = NodeSetup(commands=["ip addr add 10.0.0.2/24 dev eth0"])
+    nat = NodeSetup(ruleset="table ip nat {}", after_ruleset=["sysctl -w x=1"])
+    assert unchanged_and_stateless(host, NodeSetup(commands=list(host.commands)))
+    # A ruleset holds state (tracked connections, NAT maps) even when it is the same.
+    assert not unchanged_and_stateless(nat, NodeSetup(**vars(nat)))
+    assert not unchanged_and_stateless(
+        host, NodeSetup(commands=["ip addr add 10.0.0.3/24 dev eth0"])
+    )
+    assert not unchanged_and_stateless(NodeSetup(), nat)
