@@ -6,10 +6,12 @@ aioice starts one check every 20 ms; the lab's profiles ask for a pace of their 
 so that better pairs may finish (regular nomination): long enough for the other agent,
 pacing the same way, to have sent its first check on every pair, and for that check's
 triggered answer to come back; never longer than the profile's `nomination_wait_s`.
-Checks retransmit after a few of the round trips gathering measured to the STUN servers
-(at most the profile's timeout). Once the call is up, the pairs that never answered are
-checked once more, with a timeout from the round trips the working pairs measured: a
-pair that stays silent for several round trips is not a pair that works.
+Once a pair has worked, checks retransmit after a few of the longest round trip measured
+to the STUN servers or on that pair (at most the profile's timeout, which holds until
+then). Once the call is up, the pairs that never answered are checked once more, with a
+timeout from the round trips the working pairs measured: a pair that stays silent for
+several round trips is not a pair that works. Only the fast profile derives
+(lab/peers/timing.py DERIVED); the kvs profile keeps the C SDK's constants.
 """
 
 from __future__ import annotations
@@ -66,9 +68,7 @@ def nomination_deadline(
 
 def derived_rto_s(round_trips_s: Iterable[float], profile_rto_s: float) -> float:
     """A retransmission timeout of a few of the longest round trip measured, at least
-    MIN_RTO_S, at most the profile's (without a measured round trip, the profile's).
-    The checks use one from the round trips to the STUN servers; the checks after the
-    call is up, one from the round trips the pairs measured."""
+    MIN_RTO_S, at most the profile's (without a measured round trip, the profile's)."""
     measured = [rtt for rtt in round_trips_s if rtt > 0]
     if not measured:
         return profile_rto_s
