@@ -13,8 +13,13 @@
 #   scripts/vm-check.sh --clean          only remove what an earlier check left
 #
 # Environment: ICE_LAB_VM_ACCEL=kvm|tcg picks the accelerator (default: kvm where hardware KVM
-# works, else QEMU's CPU emulation, many times slower). ICE_LAB_VM_CACHE=DIR keeps a copy of the built box outside the clone (a
-# speed-up for fresh clones; the check works without it). ICE_LAB_VM_CHECK_COMMAND=CMD runs
+# works, else QEMU's CPU emulation, many times slower). ICE_LAB_VM_BOX=provisioned|blank picks
+# the box: provisioned (the default) has had scripts/setup.sh run in it while it was built, at
+# this host's speed, so the set-up in the VM finds everything installed and takes seconds;
+# blank is Debian alone, and the VM installs every package itself (the way a downloaded box
+# is set up; under QEMU's emulation that takes about twenty minutes). Either way `vagrant up`
+# runs scripts/setup.sh in the VM. ICE_LAB_VM_CACHE=DIR keeps a copy of the built box outside
+# the clone (a speed-up for fresh clones; the check works without it). ICE_LAB_VM_CHECK_COMMAND=CMD runs
 # CMD in /vagrant inside the VM (as root) after the checks, its output shown (benchmarks).
 # The host's packages (vagrant, vagrant-libvirt, libvirt, QEMU, mmdebstrap, ...) are installed
 # here when missing, not by scripts/setup.sh: only this check needs them.
@@ -30,11 +35,17 @@ DOMAIN="${NAME}-default"       # default_prefix + the machine's name
 POOL_DIR="/var/lib/libvirt/images/${NAME}"
 VM_NET=192.168.125.0/24
 BOX_NAME=ice-lab/debian-12-local
+BOX_KIND="${ICE_LAB_VM_BOX:-provisioned}"
+# What a provisioned box's set-up is made of: a change of any builds the box again (the set-up
+# in the VM would catch up by itself, but at the emulated CPU's speed).
+SETUP_INPUTS=(scripts/setup.sh scripts/vm/provision-box.sh pyproject.toml lab/peers/page/package.json
+    lab/peers/page/package-lock.json lab/peers/page/kvs_js.aws-sdk.mjs)
 VIRSH=(virsh --quiet -c qemu:///system)
 HOST_PACKAGES=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
     qemu-utils mmdebstrap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk rsync
     openssh-client dnsmasq-base iptables nftables python3)
 
+FAILED_CHECKS=()        # the checks in the VM that failed (step --check)
 STARTED_DAEMONS=()      # pids of libvirtd/virtlogd when this check started them
 CHILD=""                # the process group of the step running now
 CURRENT_STEP=""
@@ -79,6 +90,10 @@ choose_accel() {
         "") if hardware_kvm; then ICE_LAB_VM_ACCEL=kvm; else ICE_LAB_VM_ACCEL=tcg; fi ;;
         *) echo "vm-check: ICE_LAB_VM_ACCEL must be kvm or tcg, not '${ICE_LAB_VM_ACCEL}'" >&2; exit 2 ;;
     esac
+    case "$BOX_KIND" in
+        provisioned | blank) ;;
+        *) echo "vm-check: ICE_LAB_VM_BOX must be provisioned or blank, not '${BOX_KIND}'" >&2; exit 2 ;;
+    esac
     export ICE_LAB_VM_ACCEL
     if [ "$ICE_LAB_VM_ACCEL" = kvm ]; then
         kvm_works || fail "/dev/kvm cannot create a VM here (ICE_LAB_VM_ACCEL=tcg emulates the CPU)"
@@ -109,9 +124,12 @@ step() {
     # step --here TITLE FUNCTION runs it in this shell instead, for the steps that record what
     # the clean-up must undo (a subshell would lose it); an error there ends the script, and
     # on_exit names the step. Neither runs the step in an `||` or `if` context, where bash
-    # would ignore set -e inside it.
-    local here=0 status=0
+    # would ignore set -e inside it. step --check TITLE COMMAND... is a check in the VM: its
+    # failure is recorded (FAILED_CHECKS) and the next check still runs, so one run of this
+    # script says which of them fail; main fails after the last one.
+    local here=0 check=0 status=0
     [ "$1" = --here ] && { here=1; shift; }
+    [ "$1" = --check ] && { check=1; shift; }
     CURRENT_STEP="$1"
     STEP_START=$SECONDS
     shift
@@ -126,6 +144,12 @@ step() {
         status=$?
         set -e
         CHILD=""
+        if [ "$status" -ne 0 ] && [ "$check" -eq 1 ]; then
+            say "--- ${CURRENT_STEP}: FAILED (exit ${status}) after $((SECONDS - STEP_START)) s"
+            FAILED_CHECKS+=("$CURRENT_STEP")
+            CURRENT_STEP=""
+            return 0
+        fi
         [ "$status" -eq 0 ] || exit 1
     fi
     say "--- ${CURRENT_STEP}: ok in $((SECONDS - STEP_START)) s"
@@ -214,10 +238,11 @@ start_libvirt() {
 }
 
 image_inputs_digest() {
-    # What the disk image is made of: its builder and this host's registry configuration. A
-    # change of either builds it again.
+    # What the disk image is made of: its builder, this host's registry configuration and, for
+    # a provisioned box, the set-up's inputs. A change of any builds it again.
     local files
     mapfile -t files < <(registry_config_files)
+    [ "$BOX_KIND" = provisioned ] && files+=("${SETUP_INPUTS[@]/#/${REPO}/}")
     cat "${REPO}/scripts/vm/build-box.sh" "${REPO}/scripts/vm/registry-config.sh" "${files[@]}" |
         sha256sum | cut -c1-16
 }
@@ -225,8 +250,8 @@ image_inputs_digest() {
 ensure_image() {
     # ensure_image DIGEST: the disk image in .cache/vm-check/box/, built when missing; copied
     # from (and to) ICE_LAB_VM_CACHE when that is set.
-    local digest="$1" image outside=""
-    image="${CACHE}/box/debian-12-amd64-${digest}.qcow2"
+    local digest="$1" image outside="" flags=()
+    image="${CACHE}/box/debian-12-amd64-${BOX_KIND}-${digest}.qcow2"
     [ -n "${ICE_LAB_VM_CACHE:-}" ] && outside="${ICE_LAB_VM_CACHE}/${image##*/}"
     if [ ! -s "$image" ] && [ -n "$outside" ] && [ -s "$outside" ]; then
         say "disk image from ${outside}"
@@ -236,39 +261,40 @@ ensure_image() {
         say "disk image cached: ${image#"${REPO}/"}"
         return 0
     fi
-    rm -f "${CACHE}"/box/debian-12-amd64-*.qcow2
-    bash "${REPO}/scripts/vm/build-box.sh" "$image"
+    rm -f "${CACHE}"/box/debian-12-amd64-"${BOX_KIND}"-*.qcow2
+    [ "$BOX_KIND" = provisioned ] && flags+=(--provisioned)
+    bash "${REPO}/scripts/vm/build-box.sh" "$image" "${flags[@]}"
     if [ -n "$outside" ]; then
         mkdir -p "$ICE_LAB_VM_CACHE"
-        rm -f "${ICE_LAB_VM_CACHE}"/debian-12-amd64-*.qcow2
+        rm -f "${ICE_LAB_VM_CACHE}"/debian-12-amd64-"${BOX_KIND}"-*.qcow2
         cp "$image" "${outside}.tmp" && mv "${outside}.tmp" "$outside"
     fi
 }
 
 ensure_box() {
-    # The box: the disk image, its metadata and scripts/vm/box.Vagrantfile, added to the
-    # check's own VAGRANT_HOME; added again when either changed.
-    local digest box_digest image pack="${CACHE}/box/pack"
+    # The box: the disk image, its metadata and scripts/vm/box.Vagrantfile, laid out in the
+    # check's own VAGRANT_HOME as `vagrant box add` lays out a box without a version
+    # (boxes/NAME/0/libvirt/), with the image hard-linked rather than packed into a tar and
+    # unpacked again (two copies of a provisioned box's 3 GB took 150 s here); laid out again
+    # when either changed.
+    local digest box_digest image dir
     digest="$(image_inputs_digest)"
     ensure_image "$digest"
-    image="${CACHE}/box/debian-12-amd64-${digest}.qcow2"
+    image="${CACHE}/box/debian-12-amd64-${BOX_KIND}-${digest}.qcow2"
     box_digest="${digest}-$(sha256sum < "${REPO}/scripts/vm/box.Vagrantfile" | cut -c1-16)"
-    [ "$(cat "${CACHE}/box/added" 2>/dev/null)" = "$box_digest" ] && return 0
+    dir="${VAGRANT_HOME}/boxes/${BOX_NAME//\//-VAGRANTSLASH-}"
+    [ "$(cat "${CACHE}/box/added" 2>/dev/null)" = "$box_digest" ] && [ -s "${dir}/0/libvirt/box.img" ] &&
+        return 0
     rm -f "${CACHE}/box/added"
-    rm -rf "$pack" "${VAGRANT_HOME}/boxes/${BOX_NAME//\//-VAGRANTSLASH-}"
-    mkdir -p "$pack"
-    ln "$image" "${pack}/box.img" 2>/dev/null || cp "$image" "${pack}/box.img"
-    cp "${REPO}/scripts/vm/box.Vagrantfile" "${pack}/Vagrantfile"
+    rm -rf "$dir"
+    mkdir -p "${dir}/0/libvirt"
+    ln "$image" "${dir}/0/libvirt/box.img" 2>/dev/null || cp "$image" "${dir}/0/libvirt/box.img"
+    cp "${REPO}/scripts/vm/box.Vagrantfile" "${dir}/0/libvirt/Vagrantfile"
     printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %d}\n' \
         "$(qemu-img info --output=json "$image" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"] >> 30)')" \
-        > "${pack}/metadata.json"
-    # Added from an empty directory: Vagrant would otherwise load the repository's
-    # Vagrantfile merged with the old copy of the box's.
-    (cd "$pack" && tar -cf ../box.tar metadata.json Vagrantfile box.img)
-    rm -rf "$pack"
-    mkdir -p "${CACHE}/empty"
-    VAGRANT_CWD="${CACHE}/empty" vagrant box add --name "$BOX_NAME" --provider libvirt "${CACHE}/box/box.tar"
-    rm -f "${CACHE}/box/box.tar"
+        > "${dir}/0/libvirt/metadata.json"
+    VAGRANT_CWD="${CACHE}" vagrant box list | grep -q "^${BOX_NAME} " ||
+        fail "Vagrant does not list the box ${BOX_NAME} laid out in ${dir}"
     echo "$box_digest" > "${CACHE}/box/added"
 }
 
@@ -304,6 +330,15 @@ create_pool() {
     mkdir -p "$POOL_DIR"
     "${VIRSH[@]}" pool-create-as "$NAME" dir --target "$POOL_DIR" >/dev/null
 }
+
+# The VM's services came up: the boot finished with no failed unit (systemd's own verdict), and
+# which of the set-up's services are enabled (none should be: scripts/setup.sh disables the
+# distribution's coturn, squid and danted; the lab starts its own per run). Run in the VM.
+# shellcheck disable=SC2016
+SYSTEMD_CHECK='state=$(timeout 600 systemctl is-system-running --wait); echo "system: $state";
+systemctl --no-legend --failed; for s in ssh coturn squid danted tayga; do
+echo "$s: $(systemctl is-enabled $s 2>/dev/null)/$(systemctl is-active $s 2>/dev/null)"; done;
+[ "$state" = running ]'
 
 in_vm() {
     # One command in the VM, as root, in /vagrant; its output shown, its status returned.
@@ -450,17 +485,22 @@ main() {
     if [ "$ICE_LAB_VM_ACCEL" = kvm ]; then step --here "/dev/kvm for QEMU" open_kvm_to_qemu; fi
     step --here "libvirt" start_libvirt
     step --here "leftovers of an earlier check" remove_leftovers
+    say "box: ${BOX_KIND} ($([ "$BOX_KIND" = provisioned ] && echo "scripts/setup.sh run in it at build time; ICE_LAB_VM_BOX=blank: the VM installs everything" || echo "Debian alone: the VM installs everything"))"
     step "box (Debian 12, built here from Debian packages when not cached)" ensure_box
     step --here "VM network restricted to the package registries" restrict_vm_network
     step "storage pool" create_pool
-    step "vagrant up (boot, then scripts/setup.sh in the VM)" vagrant up --provider libvirt
-    step "netem in the VM's kernel" in_vm "modprobe sch_netem && lsmod | grep -w sch_netem"
-    step "sudo make run (enterprise-firewall) in the VM" in_vm "make run"
-    step "Chromium viewer run in the VM, result checked here" run_and_check chromium chromium
-    step "kvs-js viewer run in the VM, result checked here" run_and_check kvs-js kvs-js
+    step "vagrant up --no-provision (boot, rsync of the repository)" vagrant up --provider libvirt --no-provision
+    step "vagrant provision (scripts/setup.sh in the VM)" vagrant provision
+    step --check "systemd in the VM: every unit started" in_vm "$SYSTEMD_CHECK"
+    step --check "netem in the VM's kernel" in_vm "modprobe sch_netem && lsmod | grep -w sch_netem"
+    step --check "sudo make run (enterprise-firewall) in the VM" in_vm "make run"
+    step --check "Chromium viewer run in the VM, result checked here" run_and_check chromium chromium
+    step --check "kvs-js viewer run in the VM, result checked here" run_and_check kvs-js kvs-js
     if [ -n "${ICE_LAB_VM_CHECK_COMMAND:-}" ]; then
         step "ICE_LAB_VM_CHECK_COMMAND in the VM" in_vm "$ICE_LAB_VM_CHECK_COMMAND"
     fi
+    [ "${#FAILED_CHECKS[@]}" -eq 0 ] ||
+        fail "$(printf '%s; ' "${FAILED_CHECKS[@]}")(${#FAILED_CHECKS[@]} of the checks in the VM)"
     step "vagrant destroy" vagrant destroy -f
     step --here "clean-up" clean_up
     step --here "nothing left" verify_nothing_left

@@ -8,7 +8,12 @@
 # pip's and npm's settings) so that scripts/setup.sh inside the VM installs packages the way
 # this host does.
 #
-#   scripts/vm/build-box.sh OUTPUT.qcow2
+#   scripts/vm/build-box.sh OUTPUT.qcow2                 a blank box: the VM sets itself up
+#   scripts/vm/build-box.sh OUTPUT.qcow2 --provisioned   scripts/setup.sh run in it already
+#
+# --provisioned runs the repository's scripts/setup.sh in the root file system while it is
+# built (scripts/vm/provision-box.sh), at this host's speed; `vagrant up` runs it again in the
+# VM, where it then finds everything installed.
 #
 # No loop device, mount or root file system of the host is touched: mke2fs fills the ext4
 # file system from a directory, mtools and syslinux write the FAT one inside the image file.
@@ -18,7 +23,13 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/vm/registry-config.sh
 . "${HERE}/registry-config.sh"
-OUTPUT="${1:?usage: scripts/vm/build-box.sh OUTPUT.qcow2}"
+OUTPUT="${1:?usage: scripts/vm/build-box.sh OUTPUT.qcow2 [--provisioned]}"
+PROVISIONED=0
+case "${2:-}" in
+    "") ;;
+    --provisioned) PROVISIONED=1 ;;
+    *) echo "usage: scripts/vm/build-box.sh OUTPUT.qcow2 [--provisioned]" >&2; exit 2 ;;
+esac
 SUITE=bookworm
 ARCH="$(dpkg --print-architecture)"
 # Sizes in MiB: the boot partition holds one kernel and its initramfs; the root file system
@@ -66,14 +77,20 @@ configure_guest() {
 }
 
 make_root_filesystem() {
-    local sources aptopts=()
+    local sources aptopts=() hooks=()
     mapfile -t sources < <(host_apt_sources)
     [ "${#sources[@]}" -gt 0 ] || die "this host has no apt sources to build from"
     [ -f /etc/apt/apt.conf.d/99artifact-registry ] &&
         aptopts+=(--aptopt=/etc/apt/apt.conf.d/99artifact-registry)
+    # The hook runs with /proc, /sys and /dev mounted in the root file system and with
+    # mmdebstrap's policy-rc.d, so no package's service starts on this host.
+    # Its output goes to stderr: mmdebstrap's own stdout is silenced.
+    if [ "$PROVISIONED" -eq 1 ]; then
+        hooks+=(--customize-hook="bash '${HERE}/provision-box.sh' \"\$1\" '${HERE%/scripts/vm}' >&2")
+    fi
     echo "build-box: Debian ${SUITE} with mmdebstrap"
     mmdebstrap --quiet --mode=root --variant=minbase --include="$INCLUDE" "${aptopts[@]}" \
-        "$SUITE" "$ROOTFS" "${sources[@]}" >/dev/null
+        "${hooks[@]}" "$SUITE" "$ROOTFS" "${sources[@]}" >/dev/null
 }
 
 make_disk() {

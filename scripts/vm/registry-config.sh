@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/vm/build-box.sh and scripts/vm/base-image.sh: carries this host's way to the
 # package registries into a Debian root file system (the VM's, the container base image's), so
 # that scripts/setup.sh there installs packages as it does here, through the same sources and
@@ -27,7 +28,7 @@ registry_config_files() {
 # copy_registry_config ROOT: apt sources with their keyrings and options, the extra CA
 # certificates (the registries' TLS is checked against them), pip's and npm's settings.
 copy_registry_config() {
-    local root="$1" file keyring
+    local root="$1" file keyring line
     rm -f "${root}/etc/apt/sources.list" "${root}"/etc/apt/sources.list.d/*
     while read -r file; do
         install -D -m 0644 "$file" "${root}${file}"
@@ -43,8 +44,11 @@ copy_registry_config() {
     chroot "$root" update-ca-certificates >/dev/null 2>&1
     # pip and npm read the system CA bundle only where told to (PIP_CERT here, cafile in npmrc).
     # PIP_FIND_LINKS (a wheel directory of this host's) is left out: the guest has none.
-    printf '%s\n' PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
-        PIP_DISABLE_PIP_VERSION_CHECK=1 >> "${root}/etc/environment"
+    # Idempotent: a provisioned box (scripts/vm/provision-box.sh) has it copied twice.
+    for line in PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
+        PIP_DISABLE_PIP_VERSION_CHECK=1; do
+        grep -qxF "$line" "${root}/etc/environment" 2>/dev/null || echo "$line" >> "${root}/etc/environment"
+    done
     printf '%s\n' cafile=/etc/ssl/certs/ca-certificates.crt fund=false audit=false \
         update-notifier=false > "${root}/etc/npmrc"
     install -D -m 0644 "${root}/etc/npmrc" "${root}/root/.npmrc"
