@@ -177,8 +177,9 @@ class ForkedProcess:
     program that is not the lab's own child: its exit is seen through a pidfd, its status
     is not."""
 
-    def __init__(self, pid: int, stdout: Any = None) -> None:
+    def __init__(self, pid: int, args: Sequence[str] = (), stdout: Any = None) -> None:
         self.pid = pid
+        self.args = list(args)  # as Popen's: the program (`module:function`) and its arguments
         self.stdout = stdout
         self.returncode: int | None = None
         try:

@@ -358,7 +358,7 @@ class LabNetwork:
         finally:
             os.close(write_end)
             os.close(stderr)
-        process = ForkedProcess(pid, stdout=os.fdopen(read_end, "rb"))
+        process = ForkedProcess(pid, [target, *args], stdout=os.fdopen(read_end, "rb"))
         self.processes.append(process)  # type: ignore[arg-type]
         self._record(pid, f"{node}: {what}")
         return process

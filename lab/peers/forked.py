@@ -17,10 +17,9 @@ PEER_MODULES = ("lab.network.resolver", "lab.peers.aiortc_peer")
 def fork_peer(namespace_pid: int, log_path: Path, config_path: Path) -> ForkedProcess:
     """Run the peer described by `config_path` inside the namespace of `namespace_pid`."""
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    target, args = "lab.peers.agents:run_peer", [str(config_path)]
     try:
-        pid = zygote().fork(
-            namespace_pid, "lab.peers.agents:run_peer", [str(config_path)], stdout=log, stderr=log
-        )
+        pid = zygote().fork(namespace_pid, target, args, stdout=log, stderr=log)
     finally:
         os.close(log)
-    return ForkedProcess(pid)
+    return ForkedProcess(pid, [target, *args])

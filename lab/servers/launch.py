@@ -232,7 +232,7 @@ def _start_signaling(
         "--endpoint-host", names.wss, "--endpoint-https-host", names.https,
     ]  # fmt: skip
     process = network.fork(
-        scenario.signaling_host, "lab.servers.signaling:main", [args],
+        scenario.signaling_host, "lab.servers.signaling:forked_main", args,
         stderr_path=stderr_path, what="signaling server",
     )  # fmt: skip
     return _ready_line_waiter(process, "signaling server", stderr_path)

@@ -733,6 +733,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def forked_main(*argv: str) -> int:
+    """The server forked from the lab's zygote (lab/core/zygote.py), its arguments as on
+    the command line."""
+    return main(argv)
+
+
 if __name__ == "__main__":
     status = main()
     sys.stdout.flush()
