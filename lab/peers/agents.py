@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lab.core.errors import LabInputError
 from lab.peers.config import PeerConfig
-from lab.peers.signaling_client import presigned
+from lab.peers.signaling_url import presigned
 
 #: Agent name -> the module that runs it.
 AGENTS = {

@@ -15,7 +15,7 @@ from lab.network.resolver import node_directory
 from lab.peers.agents import START_UP_S
 from lab.peers.config import IceServerConfig, PeerConfig
 from lab.peers.forked import fork_peer
-from lab.peers.signaling_client import channel_url
+from lab.peers.signaling_url import channel_url
 from lab.peers.timing import TimingProfile
 from lab.scenario.scenario import Scenario
 from lab.servers.credentials import rest_credentials

@@ -12,13 +12,12 @@ import json
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from lab.core.documents import JsonObject
-from lab.servers.credentials import AccessKey
 
 MAX_FRAME_BYTES = 256 * 1024
 
@@ -43,27 +42,6 @@ def decode_payload(text: str) -> JsonObject:
     if not isinstance(decoded, dict):
         raise ValueError("messagePayload is not a JSON object")
     return decoded
-
-
-def channel_url(endpoint: str, channel_arn: str, client_id: str | None) -> str:
-    """The WebSocket URL: the master's carries only the channel ARN; a viewer adds its id."""
-    query = {"X-Amz-ChannelARN": channel_arn}
-    if client_id is not None:
-        query["X-Amz-ClientId"] = client_id
-    return f"{endpoint.rstrip('/')}/?{urlencode(query)}"
-
-
-def presigned(url: str, service: dict[str, str] | None) -> str:
-    """`url` presigned with the run's access key (SigV4 query parameters, valid 299 s, as
-    the KVS SDKs sign it), so any WebSocket client can connect with it; as is where the
-    service takes no signature. The peer signs it when it starts, as a client would."""
-    if service is None:
-        return url
-    # Lazy: botocore takes about 0.3 s of CPU to import; the zygote has it loaded.
-    from lab.servers.sigv4 import presign_url
-
-    key = AccessKey(service["access_key_id"], service["secret_access_key"])
-    return presign_url(url, key, service["region"])
 
 
 @dataclass(frozen=True)

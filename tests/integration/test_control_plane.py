@@ -40,7 +40,8 @@ CLIENT = textwrap.dedent(
     import botocore.exceptions
     from aioice.turn import create_turn_endpoint
 
-    from lab.peers.signaling_client import SignalingClient, SignalingRejected, channel_url
+    from lab.peers.signaling_client import SignalingClient, SignalingRejected
+    from lab.peers.signaling_url import channel_url
     from lab.servers.credentials import AccessKey
     from lab.servers.sigv4 import presign_url
 

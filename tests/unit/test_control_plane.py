@@ -21,7 +21,8 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from lab.peers.signaling_client import SignalingClient, SignalingRejected, channel_url
+from lab.peers.signaling_client import SignalingClient, SignalingRejected
+from lab.peers.signaling_url import channel_url
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
 from lab.servers.channels import ChannelRegistry
 from lab.servers.control_plane import (

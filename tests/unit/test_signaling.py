@@ -22,10 +22,10 @@ from lab.peers.signaling_client import (
     SignalingClient,
     SignalingMessage,
     SignalingRejected,
-    channel_url,
     decode_payload,
     encode_payload,
 )
+from lab.peers.signaling_url import channel_url
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
 from lab.servers.signaling import (
     Channel,
