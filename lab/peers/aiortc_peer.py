@@ -31,7 +31,7 @@ from lab.peers.config import PeerConfig
 from lab.peers.ice_agent import LabConnection, TimedTransaction
 from lab.peers.ice_servers import ServerPlan, parse_url, plan_servers
 from lab.peers.signaling_client import SignalingClient, SignalingMessage
-from lab.peers.timing import DERIVED
+from lab.peers.timing import derives_timing
 
 log = logging.getLogger("lab.peer")
 PING = "ice-lab ping"
@@ -59,7 +59,7 @@ def install_lab_agent(config: PeerConfig, plan: ServerPlan) -> list[LabConnectio
             ssl_context=context,
             nomination_wait_s=config.timing.get("nomination_wait_s", 0.2),
             check_pacing_s=config.timing.get("check_pacing_s", AIOICE_TICK_S),
-            derived_timing=config.timing.get("name") in DERIVED,
+            derived_timing=derives_timing(config.timing),
             other_paces_alike=config.other_agent == "aiortc",
             on_log=log.info,
             **kwargs,

@@ -52,6 +52,20 @@ PROFILES: dict[str, TimingProfile] = {
 #: the number of pairs: lab/peers/check_schedule.py). `kvs` keeps the C SDK's constants.
 DERIVED = frozenset({"fast"})
 
+
+def derives_timing(timing: JsonObject) -> bool:
+    """Whether an agent with this (profile) timing derives its check timing: a DERIVED
+    profile on links without added delay. A delay the scenario adds on one path (a far
+    TURN server, a radio link) is in no round trip measured on another, so a stretched
+    profile keeps its stretched constants."""
+    base = PROFILES.get(timing.get("name", ""))
+    return (
+        timing.get("name") in DERIVED
+        and base is not None
+        and timing["stun_rto_s"] <= base.stun_rto_s
+    )
+
+
 #: Profiles stretched for impaired links. `kvs` keeps the C SDK's values whatever the
 #: links do: it shows what a customer's device would do on them.
 STRETCHED = frozenset({"fast"})

@@ -55,3 +55,12 @@ def test_the_zygote_preloads_the_signaling_server_the_signer_and_the_peers() -> 
     from lab.servers.sigv4 import SIGNER_MODULES
 
     assert ("lab.servers.signaling", *SIGNER_MODULES, *PEER_MODULES) == PROGRAM_MODULES
+
+
+def test_only_the_fast_profile_on_links_without_added_delay_derives_its_timing() -> None:
+    from lab.peers.timing import PROFILES, derives_timing, for_links
+
+    assert derives_timing(PROFILES["fast"].as_dict())
+    assert not derives_timing(PROFILES["kvs"].as_dict())  # the C SDK's constants
+    assert not derives_timing(for_links(PROFILES["fast"], added_rtt_ms=340).as_dict())
+    assert derives_timing(for_links(PROFILES["fast"], loss_percent=10).as_dict())
