@@ -465,6 +465,20 @@ class LabConnection(Connection):
                     self.check_start_task(pair)
                     return
 
+    def check_complete(self, pair: CandidatePair) -> None:
+        """aioice's controlled agent takes each newly nominated pair as the selected one;
+        with an agent that nominates several (Firefox's nICEr), the selected pair is the
+        highest-priority nominated pair (RFC 5245 section 8.1.1), as browsers choose."""
+        previous = self._nominated.get(pair.component)
+        super().check_complete(pair)
+        if self.ice_controlling or previous is None or previous is pair:
+            return
+        if self._nominated.get(pair.component) is pair and self._priority(previous) > (
+            self._priority(pair)
+        ):
+            self.on_log(f"keeping the higher-priority nominated pair, not {pair}")
+            self._nominated[pair.component] = previous
+
     def _check_list_maybe_fail(self) -> None:
         succeeded = any(p.state == CandidatePair.State.SUCCEEDED for p in self._check_list)
         if self.ice_controlling and not self._nominated and succeeded:

@@ -26,3 +26,37 @@ def test_local_candidates_and_selection_survive_close() -> None:
     assert before > 0
     assert after == before
     assert nothing_selected
+
+
+def test_the_controlled_agent_keeps_the_highest_priority_pair_the_other_nominated() -> None:
+    """Firefox's nICEr nominates several pairs; the selected one is the best of them."""
+    from aioice.candidate import Candidate
+    from aioice.ice import CandidatePair
+
+    def candidate(kind: str, priority: int, port: int) -> Candidate:
+        return Candidate("f", 1, "udp", priority, "198.51.100.2", port, kind)
+
+    async def scenario() -> tuple[CandidatePair, CandidatePair]:
+        connection = LabConnection(
+            plan=plan_servers([], "stun-turn"),
+            gathering_timeout_s=0.5,
+            ssl_context=None,
+            ice_controlling=False,
+        )
+        await connection.gather_candidates()
+        local = connection._protocols[0]
+        best, worse = (
+            CandidatePair(local, candidate("host", 2130706431, 1000)),
+            CandidatePair(local, candidate("relay", 16777215, 2000)),
+        )
+        for pair in (best, worse):  # nominated and answered in this order
+            connection._check_list.append(pair)
+            pair.nominated = True
+            pair.state = CandidatePair.State.SUCCEEDED
+            connection.check_complete(pair)
+        selected = connection.selected_pair()
+        await connection.close()
+        return selected, best
+
+    selected, best = asyncio.run(scenario())
+    assert selected is best
