@@ -122,6 +122,11 @@ class ObservedStunProtocol(StunProtocol):
         super().datagram_received(data, addr)
 
 
+#: Nominations by the controlling agent within this long of its first are one round of
+#: aggressive nomination (nICEr's come within about 0.15 s); a later one renominates.
+AGGRESSIVE_ROUND_S = 1.0
+
+
 class CheckTimeout:
     """The retransmission timeout connectivity checks use in this process (one agent per
     peer process): derived by the agent (check_schedule.py), None for the profile's."""
@@ -194,6 +199,7 @@ class LabConnection(Connection):
         #: Round trips to the STUN servers while gathering (answered on their first send).
         self.server_round_trips_s: list[float] = []
         self.first_success: float | None = None
+        self.first_nominated_at: float | None = None  # by the other agent, when controlled
         self._nomination_task: asyncio.Task[None] | None = None
         self._nomination_timer: asyncio.TimerHandle | None = None
         self.gathering_s: float | None = None
@@ -466,16 +472,22 @@ class LabConnection(Connection):
                     return
 
     def check_complete(self, pair: CandidatePair) -> None:
-        """aioice's controlled agent takes each newly nominated pair as the selected one;
-        with an agent that nominates several (Firefox's nICEr), the selected pair is the
-        highest-priority nominated pair (RFC 5245 section 8.1.1), as browsers choose."""
+        """aioice's controlled agent takes each newly nominated pair as the selected one.
+        An agent that nominates aggressively (Firefox's nICEr) nominates several pairs at
+        once: of those, the selected pair is the highest-priority one (RFC 5245 section
+        8.1.1). A nomination after that round is a renomination (a browser moving the
+        call to another pair), which the controlled agent follows."""
         previous = self._nominated.get(pair.component)
         super().check_complete(pair)
-        if self.ice_controlling or previous is None or previous is pair:
+        if self.ice_controlling or self._nominated.get(pair.component) is not pair:
             return
-        if self._nominated.get(pair.component) is pair and self._priority(previous) > (
-            self._priority(pair)
-        ):
+        now = time.monotonic()
+        if previous is None:
+            self.first_nominated_at = now
+            return
+        started = self.first_nominated_at
+        one_round = started is not None and now - started <= AGGRESSIVE_ROUND_S
+        if previous is not pair and one_round and self._priority(previous) > self._priority(pair):
             self.on_log(f"keeping the higher-priority nominated pair, not {pair}")
             self._nominated[pair.component] = previous
 

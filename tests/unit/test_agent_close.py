@@ -29,14 +29,15 @@ def test_local_candidates_and_selection_survive_close() -> None:
 
 
 def test_the_controlled_agent_keeps_the_highest_priority_pair_the_other_nominated() -> None:
-    """Firefox's nICEr nominates several pairs; the selected one is the best of them."""
+    """Firefox's nICEr nominates several pairs at once; the selected one is the best of
+    them. A later nomination moves the selected pair."""
     from aioice.candidate import Candidate
     from aioice.ice import CandidatePair
 
     def candidate(kind: str, priority: int, port: int) -> Candidate:
         return Candidate("f", 1, "udp", priority, "198.51.100.2", port, kind)
 
-    async def scenario() -> tuple[CandidatePair, CandidatePair]:
+    async def scenario(later_s: float) -> tuple[bool, bool]:
         connection = LabConnection(
             plan=plan_servers([], "stun-turn"),
             gathering_timeout_s=0.5,
@@ -54,9 +55,13 @@ def test_the_controlled_agent_keeps_the_highest_priority_pair_the_other_nominate
             pair.nominated = True
             pair.state = CandidatePair.State.SUCCEEDED
             connection.check_complete(pair)
+            if connection.first_nominated_at is not None:
+                connection.first_nominated_at -= later_s
         selected = connection.selected_pair()
         await connection.close()
-        return selected, best
+        return selected is best, selected is worse
 
-    selected, best = asyncio.run(scenario())
-    assert selected is best
+    # One round of aggressive nomination: the best pair of the round.
+    assert asyncio.run(scenario(later_s=0.1)) == (True, False)
+    # A nomination seconds later is a renomination (a browser moving the call): followed.
+    assert asyncio.run(scenario(later_s=5.0)) == (False, True)
