@@ -102,9 +102,10 @@ choose_accel() {
     else
         say "accelerator: tcg (QEMU emulates the CPU: no hardware KVM here$([ -d /sys/module/kvm_pvm ] && echo ", /dev/kvm is kvm_pvm"); slow)"
         # The lab's default timing (fast) gives each STUN/TURN server 0.5 s to answer and a
-        # peer about 20 s in all: on an emulated CPU a TURN Allocate and a browser's start take
-        # longer (7 of 8 runs in the VM failed so, at load averages 3 to 20). kvs is the C SDK's own timing
-        # (10 s per server, 30 s for signaling).
+        # peer about 20 s in all: on an emulated CPU a TURN Allocate and a browser's start
+        # take longer (8 of 9 such runs in the VM failed on 2026-12-06, some of them on the
+        # lab's fixed start-up timeouts under a load average of 12-20). kvs is the C SDK's
+        # own timing (10 s per server, 30 s for signaling).
         LAB_TIMING="--timing kvs"
         say "the lab runs in the VM with ${LAB_TIMING} (the default, fast, is too short for an emulated CPU)"
     fi
@@ -489,7 +490,11 @@ main() {
     step "host packages" install_host_packages
     # An earlier check's libvirt tables count as leftovers, not as the machine's own.
     TABLES_BEFORE="$(nft list tables 2>/dev/null | grep -vxF -f <(libvirt_only_tables; echo '#') || true)"
-    if [ "$ICE_LAB_VM_ACCEL" = kvm ]; then step --here "/dev/kvm for QEMU" open_kvm_to_qemu; fi
+    # With tcg too: libvirt checks its cached QEMU capabilities (which found KVM) against
+    # whether libvirt-qemu can open /dev/kvm; where it cannot, every look-up probes QEMU again
+    # (4 s each here: 23 of them, about 100 s, while vagrant-libvirt defined and started the
+    # domain; 0.05 s each with /dev/kvm open to the group). The domain still runs on tcg.
+    step --here "/dev/kvm for QEMU" open_kvm_to_qemu
     step --here "libvirt" start_libvirt
     step --here "leftovers of an earlier check" remove_leftovers
     say "box: ${BOX_KIND} ($([ "$BOX_KIND" = provisioned ] && echo "scripts/setup.sh run in it at build time; ICE_LAB_VM_BOX=blank: the VM installs everything" || echo "Debian alone: the VM installs everything"))"
