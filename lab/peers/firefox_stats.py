@@ -1,10 +1,10 @@
 """Observations from a Firefox peer's page: chromium_stats's mapping, with Firefox's pairs.
 
-Firefox's getStats() (measured on 140 ESR) agrees with Chromium's on candidates (type,
-protocol, relayProtocol, address or mDNS name, port, priority) and differs on pairs:
-- no `requestsSent`, `responsesReceived`, `currentRoundTripTime`, `totalRoundTripTime`:
-  checks and round trips are recorded as unknown (None) and named in `not_exposed`,
-  never as zero;
+Firefox's getStats() (measured on 140 and 153 ESR) agrees with Chromium's on candidates
+(type, protocol, relayProtocol, address or mDNS name, port, priority) and differs on pairs:
+- counters it lacks (140: `requestsSent`, `responsesReceived`, `currentRoundTripTime`,
+  `totalRoundTripTime`; 153: `requestsSent`) are recorded as unknown (None) and named in
+  `not_exposed`, never as zero;
 - no `transport` entry: the selected pair is the pair Firefox marks `selected: true`
   (non-standard, Firefox's own), and the ICE role is unknown;
 - its own state names: `inprogress` (the webrtc-stats drafts' spelling) is the lab's

@@ -86,19 +86,31 @@ def test_each_result_names_the_firefox_that_ran(runs: dict) -> None:
     assert master["agent"] == "aiortc" and master["software"]["name"] == "aiortc"
 
 
+#: The lab's pair counters and the RTCIceCandidatePairStats fields they come from.
+PAIR_COUNTERS = {
+    "checks_sent": "requestsSent",
+    "responses_received": "responsesReceived",
+    "rtt_ms": "currentRoundTripTime",
+}
+
+
 def test_what_firefox_does_not_count_is_marked_unknown_not_zero(runs: dict) -> None:
     pairs = [p for p in runs["home"][1]["pairs"] if p["agent"] == "viewer"]
     assert pairs and {p["state"] for p in pairs} <= FIREFOX_STATES
     assert any(p["nominated"] and p["state"] == "succeeded" for p in pairs)
+    # Which counters a pair lacks depends on the Firefox: 140 ESR's getStats() had none of
+    # the three, 153 ESR's has all but requestsSent. A missing one is null and named in
+    # `not_exposed`, never a zero; the peer lists the stats fields its Firefox lacked.
+    missing = runs["home"][1]["peers"]["viewer"]["not_exposed"]["candidate-pair"]
+    assert "requestsSent" in missing
     for p in pairs:
-        # Firefox 140's getStats() has no requestsSent/responsesReceived/RTT for a pair.
-        assert p["checks_sent"] is None and p["responses_received"] is None
-        assert p["rtt_ms"] is None
-        assert set(p["not_exposed"]) == {"checks_sent", "responses_received", "rtt_ms"}
+        for counter, field in PAIR_COUNTERS.items():
+            if field in missing:
+                assert p[counter] is None and counter in p["not_exposed"], (counter, p)
+            elif p["state"] == "succeeded":
+                assert p[counter] is not None and counter not in p["not_exposed"], (counter, p)
         if p["state"] in {"in-progress", "waiting", "frozen", "cancelled"}:
             assert p["note"], p
-    missing = runs["home"][1]["peers"]["viewer"]["not_exposed"]
-    assert "requestsSent" in missing["candidate-pair"] and "iceRole" in missing["transport"]
 
 
 def test_firefox_names_its_host_candidates_by_mdns_across_the_nats(runs: dict) -> None:
@@ -121,7 +133,9 @@ def test_firefox_refuses_a_turn_certificate_it_cannot_verify(runs: dict) -> None
     assert result["outcome"] == "failed", output
     viewer = result["peers"]["viewer"]
     assert not [c for c in viewer["candidates"] if c["type"] == "relay"]
-    assert viewer["gathering_errors"] == []  # Firefox fires no icecandidateerror for it
+    # Firefox 140 ESR fired no icecandidateerror for it; 153 ESR fires 701 for the URL.
+    for error in viewer["gathering_errors"]:
+        assert error["url"].startswith("turns:") and error["reason"] == "701", error
 
 
 def test_turns_urls_named_by_address_are_reported_unused(runs: dict) -> None:
@@ -138,8 +152,10 @@ def test_a_firefox_stopped_while_starting_still_reports(runs: dict) -> None:
 
 
 def test_two_firefoxes_hold_a_call_whose_consent_is_unknown(runs: dict) -> None:
+    # Whether the rebind breaks the call is the scenario's verdict (Firefox 153 ESR
+    # follows it in some runs); this is about Firefox holding a call the lab can watch.
     status, result, output = runs["call"]
-    assert status == 0 and result["outcome"] == "connected", output
+    assert result["outcome"] == "connected", output
     call = result["call"]
     assert call["started"] and call["messages_sent"] > 0 and call["messages_echoed"] > 0
     for role in ("viewer", "master"):
