@@ -56,17 +56,11 @@ class Zygote:
         *,
         stdout: int,
         stderr: int,
-        before: Sequence[tuple[str, Sequence[Any]]] = (),
     ) -> int:
         """Run `target(*args)` (`module:function`) in the namespace of `namespace_pid`,
-        after each `before` call, with `stdout` and `stderr` as its fds 1 and 2; returns
-        its pid once the zygote has forked it."""
-        request = {
-            "namespace_pid": namespace_pid,
-            "target": target,
-            "args": list(args),
-            "before": [[name, list(call_args)] for name, call_args in before],
-        }
+        with `stdout` and `stderr` as its fds 1 and 2; returns its pid once the zygote has
+        forked it."""
+        request = {"namespace_pid": namespace_pid, "target": target, "args": list(args)}
         socket.send_fds(self.channel, [json.dumps(request).encode()], [stdout, stderr])
         reply = self.channel.recv(64)
         if not reply:
@@ -159,8 +153,6 @@ def _run_child(request: dict[str, Any], fds: list[int]) -> None:
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         _enter_namespace(request["namespace_pid"])
-        for name, args in request["before"]:
-            _function(name)(*args)
         returned = _function(request["target"])(*request["args"])
         status = returned if isinstance(returned, int) else 0
     except BaseException:  # the child must never return into the zygote's code

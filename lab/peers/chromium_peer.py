@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from lab.core.documents import JsonObject
-from lab.peers import chromium_stats
+from lab.peers import check_schedule, chromium_stats
 from lab.peers.call_traffic import mark_connected
 from lab.peers.cdp import DevToolsError
 from lab.peers.chromium_browser import Browser, chromium_binary, launch
@@ -49,7 +49,7 @@ def page_config(config: PeerConfig, servers: list[JsonObject]) -> JsonObject:
     timing = config.timing
     # After the outcome, pairs still checking get one STUN transaction's worth of time
     # (the fast profile's 0.45 s), at most what is left of the check budget.
-    transaction_s = timing["stun_rto_s"] * (2 ** (timing["stun_retries"] + 1) - 1)
+    transaction_s = check_schedule.transaction_s(timing["stun_rto_s"], timing["stun_retries"])
     return {
         "role": config.role,
         "signaling_url": config.signaling_url,
