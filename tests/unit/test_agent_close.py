@@ -9,15 +9,21 @@ from lab.peers.ice_agent import LabConnection
 from lab.peers.ice_servers import plan_servers
 
 
+async def gathered_agent(controlling: bool) -> LabConnection:
+    """An agent with no STUN or TURN server, its host candidates gathered."""
+    connection = LabConnection(
+        plan=plan_servers([], "stun-turn"),
+        gathering_timeout_s=0.5,
+        ssl_context=None,
+        ice_controlling=controlling,
+    )
+    await connection.gather_candidates()
+    return connection
+
+
 def test_local_candidates_and_selection_survive_close() -> None:
     async def scenario() -> tuple[int, int, bool]:
-        connection = LabConnection(
-            plan=plan_servers([], "stun-turn"),
-            gathering_timeout_s=0.5,
-            ssl_context=None,
-            ice_controlling=True,
-        )
-        await connection.gather_candidates()
+        connection = await gathered_agent(controlling=True)
         before = len(connection.local_candidates)
         await connection.close()
         return before, len(connection.local_candidates), connection.selected_pair() is None
@@ -38,13 +44,7 @@ def test_the_controlled_agent_keeps_the_highest_priority_pair_the_other_nominate
         return Candidate("f", 1, "udp", priority, "198.51.100.2", port, kind)
 
     async def scenario(later_s: float) -> tuple[bool, bool]:
-        connection = LabConnection(
-            plan=plan_servers([], "stun-turn"),
-            gathering_timeout_s=0.5,
-            ssl_context=None,
-            ice_controlling=False,
-        )
-        await connection.gather_candidates()
+        connection = await gathered_agent(controlling=False)
         local = connection._protocols[0]
         best, worse = (
             CandidatePair(local, candidate("host", 2130706431, 1000)),
