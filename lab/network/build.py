@@ -33,6 +33,7 @@ from mininet.node import Host
 
 from lab.core.errors import LabRunError
 from lab.core.processes import start_time
+from lab.core.slowdown import scaled
 from lab.core.zygote import ForkedProcess, zygote
 from lab.network.conditions import NodeConditions
 from lab.network.firewall import render_firewall
@@ -84,6 +85,8 @@ OWNER = "owner"
 BRIDGE = "br0"
 #: How long a delay line may take to start (a Python process) before the build fails.
 DELAY_LINE_START_S = 10.0
+#: How long one node's configuration (addresses, routes, ruleset) may take.
+NODE_SETUP_S = 20.0
 
 
 @dataclass
@@ -271,7 +274,7 @@ class LabNetwork:
             setups[wire.name] = NodeSetup(render_wire_commands(wire), render_wire_ruleset(wire))
         running = {name: self._apply_setup(name, setup) for name, setup in setups.items()}
         for name, process in running.items():
-            _, stderr = process.communicate(timeout=20)
+            _, stderr = process.communicate(timeout=scaled(NODE_SETUP_S))
             if process.returncode != 0:
                 raise LabRunError(
                     f"configuring node '{name}' failed: {stderr.decode().strip() or 'no output'}"
@@ -303,7 +306,7 @@ class LabNetwork:
                 process = self.popen(wire.name, command, stdout=subprocess.PIPE, stderr=log_file)
             started.append((wire, process, log_path))
             self.delay_lines[wire.name] = process
-        deadline = time.monotonic() + DELAY_LINE_START_S
+        deadline = time.monotonic() + scaled(DELAY_LINE_START_S)
         for wire, process, log_path in started:
             if not _says_ready(process, deadline):
                 output = log_path.read_text(errors="replace").strip().splitlines()

@@ -13,7 +13,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lab.network.build import LabNetwork, NodeSetup, render_node_setup
+from lab.core.slowdown import scaled
+from lab.network.build import NODE_SETUP_S, LabNetwork, NodeSetup, render_node_setup
 from lab.network.conditions import NodeConditions
 from lab.network.impairments import arrival_losses
 from lab.network.ipv6 import delegated_routes
@@ -65,7 +66,7 @@ def reconfigure(
             stderr=subprocess.PIPE,
         )
     for name, process in running.items():
-        _, stderr = process.communicate(timeout=20)
+        _, stderr = process.communicate(timeout=scaled(NODE_SETUP_S))
         if process.returncode != 0:
             raise NotReconfigurable(f"reloading node '{name}' failed: {stderr.decode().strip()}")
     network.conditions = dict(conditions)

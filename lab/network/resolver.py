@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from lab.core.slowdown import scaled
 from lab.network.topology import Topology
 
 DIRECTORY = "resolv"
@@ -63,8 +64,9 @@ def resolver_addresses(
 def resolver_timeout_s(added_rtt_ms: float) -> int:
     """Seconds a query waits for its answer: 1 on the lab's fast links (a name with no
     server answering fails in about 2 s rather than 10), more where the scenario's delays
-    make a round trip longer (glibc allows at most 30)."""
-    return min(30, 1 + math.ceil(added_rtt_ms / 1000))
+    make a round trip longer, and on a slow machine (ICE_LAB_SLOWDOWN), whose DNS server
+    answers late (glibc allows at most 30)."""
+    return min(30, math.ceil(scaled(1 + math.ceil(added_rtt_ms / 1000))))
 
 
 def resolver_attempts(loss_percent: float) -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lab.core.errors import LabRunError
+from lab.core.slowdown import scaled
 from lab.network.topology import Topology
 from lab.network.tunnels import WIREGUARD_PORT, Tunnel
 
@@ -158,7 +159,7 @@ def _start_wireguard(network: Network, node: str, interface: str) -> subprocess.
         process = network.popen(
             node, ["wireguard-go", interface], env=env, stdout=log_file, stderr=log_file
         )
-    deadline = time.monotonic() + START_S
+    deadline = time.monotonic() + scaled(START_S)
     while not socket_path(interface).exists():
         if process.poll() is not None or time.monotonic() > deadline:
             output = (network.workdir / f"{interface}.log").read_text(errors="replace").strip()

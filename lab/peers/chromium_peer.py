@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from lab.core.documents import JsonObject
+from lab.core.slowdown import scaled
 from lab.peers import check_schedule, chromium_stats
 from lab.peers.call_traffic import mark_connected
 from lab.peers.cdp import DevToolsError
@@ -111,7 +112,7 @@ class PageSession:
         self.session = attached["sessionId"]
         await self.call("Runtime.enable")
         await self.call("Log.enable")
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(scaled(timeout_s)):
             while True:  # the first document may still be about:blank, or navigating
                 with contextlib.suppress(DevToolsError):
                     if await self.evaluate("typeof window.icelab") == "object":

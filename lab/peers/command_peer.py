@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError
+from lab.core.slowdown import scaled
 from lab.peers.config import PeerConfig
 
 #: The environment a command gets beside its own (docs/how-to/your-own-program.md).
@@ -88,7 +89,7 @@ def command_environment(
 def deadline_for(config: PeerConfig) -> float:
     """How long the program may run: signaling wait, gathering and the check budget."""
     timing = config.timing
-    return float(timing["signaling_timeout_s"] + timing["check_timeout_s"] + 5.0)
+    return float(timing["signaling_timeout_s"] + timing["check_timeout_s"] + scaled(5.0))
 
 
 def tail(text: str, lines: int = OUTPUT_LINES) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.core.slowdown import scaled
 from lab.peers.bidi import BiDiConnection, BiDiError
 from lab.peers.chromium_browser import find_binary, nss_trust
 
@@ -164,7 +165,7 @@ async def launch(
         preexec_fn=_die_with_parent,
     )
     try:
-        port = await bidi_port(profile, process, STARTUP_TIMEOUT_S)
+        port = await bidi_port(profile, process, scaled(STARTUP_TIMEOUT_S))
         bidi = await BiDiConnection.open(f"ws://127.0.0.1:{port}/session")
     except BaseException:
         await kill(process)

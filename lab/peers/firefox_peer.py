@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from lab.core.slowdown import scaled
 from lab.peers import firefox_stats
 from lab.peers.bidi import BiDiError
 from lab.peers.chromium_peer import (
@@ -61,7 +62,7 @@ class PageSession:
             await bidi.call("session.subscribe", {"events": ["log.entryAdded"]})
         tree = await bidi.call("browsingContext.getTree", {"maxDepth": 0})
         self.context = tree["contexts"][0]["context"]
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(scaled(timeout_s)):
             while True:  # the first document may still be about:blank, or loading
                 with contextlib.suppress(BiDiError):
                     if await self.evaluate("typeof window.icelab") == "object":

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.core.documents import JsonObject
+from lab.core.slowdown import scaled
 from lab.peers import chromium_stats
 from lab.peers.cdp import DevToolsError
 from lab.peers.chromium_browser import chromium_binary, launch
@@ -140,6 +141,7 @@ def software(sdk_version: str | None, browser: dict[str, str]) -> JsonObject:
 async def wait_ready(page: PageSession, timeout_s: float = 10.0) -> None:
     """Until kvs_js.js has run (attach() returns once peer.js, loaded before it, has)."""
     try:
+        timeout_s = scaled(timeout_s)
         async with asyncio.timeout(timeout_s):
             while await page.evaluate("typeof window.kvsjs") != "object":
                 await asyncio.sleep(0.01)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab.core.documents import JsonObject
+from lab.core.slowdown import scaled
 from lab.network.build import LabNetwork, terminate_processes
 from lab.network.resolver import node_directory
 from lab.peers.agents import START_UP_S
@@ -99,7 +100,7 @@ def _proxy_url(scenario: Scenario, host: str) -> str | None:
 
 def start_up_s(configs: dict[str, PeerConfig]) -> float:
     """The longest start-up allowance of the run's agents (agents.START_UP_S)."""
-    return max(START_UP_S.get(config.agent, 0.0) for config in configs.values())
+    return max(scaled(START_UP_S.get(config.agent, 0.0)) for config in configs.values())
 
 
 def introduced(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
@@ -109,7 +110,7 @@ def introduced(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
     grown = {}
     for role, config in configs.items():
         other = configs["master" if role == "viewer" else "viewer"]
-        extra = START_UP_S.get(other.agent, 0.0)
+        extra = scaled(START_UP_S.get(other.agent, 0.0))
         timing = config.timing | {
             "signaling_timeout_s": config.timing["signaling_timeout_s"] + extra
         }
@@ -144,7 +145,7 @@ def run_peers(
         _wait(processes["viewer"], profile.peer_deadline_s + call_s + start_up_s(configs))
         # A user's program as the viewer ends when it likes; the master may still be
         # driving its pairs to a verdict: give it its check budget to write them.
-        grace = MASTER_GRACE_S
+        grace = scaled(MASTER_GRACE_S)
         if configs["viewer"].agent == "command":
             grace += profile.as_dict()["check_timeout_s"]
         _wait(processes["master"], grace)

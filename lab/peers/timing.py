@@ -23,6 +23,7 @@ class TimingProfile:
     signaling_timeout_s: float  # waiting for the other peer's description
     check_pacing_s: float  # between starting two checks (RFC 8445's Ta)
     nomination_wait_s: float  # after a pair works, how long better pairs may still finish
+    slowdown: float = 1.0  # the machine's (lab/core/slowdown.py): every budget multiplied by it
 
     @property
     def stun_transaction_s(self) -> float:
@@ -36,7 +37,8 @@ class TimingProfile:
     def peer_deadline_s(self) -> float:
         """Longest a peer process may live; the runner kills it a little after."""
         checks = self.check_timeout_s * 2  # connecting, then finishing every pair
-        return self.gathering_timeout_s * 2 + self.signaling_timeout_s + checks + 2
+        start_and_exit = 2 * self.slowdown
+        return self.gathering_timeout_s * 2 + self.signaling_timeout_s + checks + start_and_exit
 
 
 PROFILES: dict[str, TimingProfile] = {
@@ -77,6 +79,24 @@ LOSSY_CHECK_TIMEOUT_S = 30.0
 #: sends all fail about once in 200, enough to lose the one nomination check of a run;
 #: six sends make that about once in 2000 (a failing pair then gives up after 1.9 s).
 LOSSY_STUN_RETRIES = 5
+
+
+def for_host(profile: TimingProfile, slowdown: float) -> TimingProfile:
+    """The profile on a machine whose CPU is `slowdown` times slower (lab/core/slowdown.py):
+    every wait multiplied, so a STUN answer or a handshake that a slow CPU delays is not
+    taken for a lost one. The check pacing stays: it is how fast checks go out, not a
+    wait. A profile so stretched no longer derives its timing (derives_timing)."""
+    if slowdown <= 1.0:
+        return profile
+    return replace(
+        profile,
+        stun_rto_s=round(profile.stun_rto_s * slowdown, 3),
+        gathering_timeout_s=round(profile.gathering_timeout_s * slowdown, 3),
+        check_timeout_s=round(profile.check_timeout_s * slowdown, 3),
+        signaling_timeout_s=round(profile.signaling_timeout_s * slowdown, 3),
+        nomination_wait_s=round(profile.nomination_wait_s * slowdown, 3),
+        slowdown=slowdown,
+    )
 
 
 def for_links(

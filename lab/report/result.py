@@ -158,6 +158,8 @@ class RunResult:
     timings: Timings
     description: str = ""
     timing_profile: str | None = None
+    #: ICE_LAB_SLOWDOWN when the run had one (lab/core/slowdown.py): every wait multiplied.
+    slowdown: float | None = None
     #: The network the run was observed on: topology, each node's conditions, the graph.
     network: JsonObject | None = None
     servers: ServerFacts | None = None
@@ -184,6 +186,7 @@ class RunResult:
             timings=Timings.from_json(document["timings"]),
             description=document.get("description", ""),
             timing_profile=document.get("timing_profile"),
+            slowdown=document.get("slowdown"),
             network=document.get("network"),
             servers=None if servers is None else ServerFacts.from_json(servers),
             echo=bool(document.get("echo", False)),
@@ -201,6 +204,8 @@ class RunResult:
                                 "expectations_met": self.expectations_met}  # fmt: skip
         if self.timing_profile is not None:
             document["timing_profile"] = self.timing_profile
+        if self.slowdown is not None:
+            document["slowdown"] = self.slowdown
         if self.network is not None:
             document["network"] = self.network
         if self.servers is not None:
@@ -237,9 +242,9 @@ class RunResult:
 
 
 _RESULT_KEYS = (
-    "scenario", "description", "outcome", "expectations_met", "timing_profile", "network",
-    "servers", "echo", "peers", "pairs", "selected", "timings", "kvs_status", "expectations",
-    "call", "capture",
+    "scenario", "description", "outcome", "expectations_met", "timing_profile", "slowdown",
+    "network", "servers", "echo", "peers", "pairs", "selected", "timings", "kvs_status",
+    "expectations", "call", "capture",
 )  # fmt: skip
 
 

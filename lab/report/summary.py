@@ -52,7 +52,9 @@ def render(
     console.print(
         f"outcome: [{colour}]{result.outcome}[/{colour}]"
         + (f" in {connected:.3f} s" if connected is not None else "")
-        + f" (run {timings.total_s:.2f} s, timing {result.timing_profile})"
+        + f" (run {timings.total_s:.2f} s, timing {result.timing_profile}"
+        + (f", slowdown {result.slowdown:g}" if result.slowdown else "")
+        + ")"
     )
     for line in family_lines(result):
         console.print(line, highlight=False, markup=False)

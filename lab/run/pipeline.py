@@ -57,6 +57,8 @@ def run_scenario(scenario: Scenario, options: RunOptions, sites: Sites | None = 
             servers, call_of(plan, ran),
         )  # fmt: skip
         result.timings.phases = phases
+        if plan.profile.slowdown > 1:
+            result.slowdown = plan.profile.slowdown
         if captured is not None:  # the evidence is written beside the pcaps, as JSON
             document = result.to_json()
             attach_evidence(document, captured, options.pcap_dir)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.core import slowdown
 from lab.core.errors import LabInputError
 from lab.observations.capture.capture import require_capture_tools
 from lab.peers.agents import require_agent, require_call_support
-from lab.peers.timing import PROFILES, TimingProfile, for_links
+from lab.peers.timing import PROFILES, TimingProfile, for_host, for_links
 from lab.run.preflight import require_impairment_support, require_root, require_tools
 from lab.scenario.scenario import ROLES, Scenario
 
@@ -64,6 +65,7 @@ def prepare(scenario: Scenario, options: RunOptions, with_peers: bool = True) ->
     profile = for_links(
         PROFILES[options.timing or scenario.timing], scenario.added_rtt_ms, scenario.loss_percent
     )
+    profile = for_host(profile, slowdown.factor())
     return Plan(scenario, options, software, agents, peer_modes(scenario, options), profile)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from lab.core.documents import JsonObject
 from lab.core.errors import LabRunError
+from lab.core.slowdown import scaled
 from lab.network.build import LabNetwork, terminate_processes
 from lab.scenario.scenario import Scenario
 from lab.servers.certificates import ServerCertificate, issue_server_certificate, make_ca
@@ -136,7 +137,7 @@ def start_servers(
         )
         start = _start_mock if software == "mock" else _start_coturn
         waits.append(start(network, scenario, turn_cert, secret, servers, workdir))
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + scaled(READY_TIMEOUT_S)
     for wait in waits:
         wait(deadline)
     start_proxies(network, scenario, workdir)
@@ -293,7 +294,7 @@ def _restarter(
 
     def restart() -> None:
         terminate_processes(running)
-        start()(time.monotonic() + READY_TIMEOUT_S)
+        start()(time.monotonic() + scaled(READY_TIMEOUT_S))
 
     return restart
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.core.errors import LabRunError
+from lab.core.slowdown import scaled
 
 if TYPE_CHECKING:
     from lab.network.build import LabNetwork
@@ -205,7 +206,7 @@ def start_proxies(network: LabNetwork, scenario: Scenario, workdir: Path) -> lis
                 proxy.node, command(proxy, workdir), stdout=output, stderr=subprocess.STDOUT
             )
         started.append((proxy, process, log))
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + scaled(START_TIMEOUT_S)
     for proxy, process, log in started:
         while not _listening(network, proxy):
             if process.poll() is not None or time.monotonic() > deadline:

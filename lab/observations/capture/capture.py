@@ -25,6 +25,7 @@ from typing import Any
 
 from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError, LabRunError
+from lab.core.slowdown import scaled
 from lab.network.ipv6 import has_ipv6
 from lab.network.topology import Link, Topology
 from lab.observations.capture.decode import start_decode
@@ -189,7 +190,7 @@ class Capture:
 
     def _await_capturing(self, waiting: list[tuple[str, Path, subprocess.Popen[bytes]]]) -> None:
         """dumpcap names its file on stderr once its socket is open and filtering."""
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + scaled(START_TIMEOUT_S)
         for node, log, process in waiting:
             while b"File:" not in log.read_bytes():
                 if process.poll() is not None or time.monotonic() > deadline:

@@ -16,6 +16,7 @@ from typing import Any
 
 from lab.core.documents import JsonObject
 from lab.core.errors import LabInputError, LabRunError
+from lab.core.slowdown import scaled
 from lab.run.hands_on.processes import daemon_alive
 from lab.run.hands_on.state import READY_TIMEOUT_S, read_state, state_lock
 from lab.run.hands_on.teardown import DOWN_TIMEOUT_S, purge, stop
@@ -73,7 +74,7 @@ def _spawn(
 
 def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> JsonObject:
     """The daemon's one-line report, or why none came in time."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + scaled(READY_TIMEOUT_S)
     buffer = b""
     while time.monotonic() < deadline:
         ready, _, _ = select.select([read_end], [], [], 0.2)
@@ -87,7 +88,7 @@ def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> JsonObject:
         buffer += chunk
         if buffer.endswith(b"\n"):
             return json.loads(buffer)
-    return {"ok": False, "error": f"the network was not up after {READY_TIMEOUT_S:.0f} s"}
+    return {"ok": False, "error": f"the network was not up after {scaled(READY_TIMEOUT_S):.0f} s"}
 
 
 def _check_ready(message: JsonObject, process: subprocess.Popen[bytes]) -> JsonObject:

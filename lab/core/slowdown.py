@@ -1,0 +1,66 @@
+"""How many times slower this machine's CPU is than the machines the lab's limits were set on.
+
+Every limit the lab puts on its own parts (a server's readiness, a node's configuration, a
+browser's start, a peer's life) and every budget of the timing profile was chosen on
+ordinary x86 machines. On a CPU many times slower (QEMU emulating one without KVM, a
+small ARM board) those limits run out before the parts are slow in any way that matters,
+and a run fails for the machine rather than for the network. `ICE_LAB_SLOWDOWN=N` tells
+the lab that its CPU is N times slower: it multiplies those limits by N and records N in
+the result. It never shortens a limit.
+
+`python3 -m lab.core.slowdown` prints the seconds a fixed CPU-bound workload takes here,
+with the standard library only; the same figure on two machines gives the factor between
+them (`scripts/vm-check.sh` measures the VM against the host this way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from lab.core.errors import LabInputError
+
+ENV = "ICE_LAB_SLOWDOWN"
+#: Above this the value is surely a mistake (an emulated CPU is 10-50 times slower).
+MAX_FACTOR = 1000.0
+
+
+def factor() -> float:
+    """ICE_LAB_SLOWDOWN as a number (1 when unset); bad input names the variable."""
+    text = os.environ.get(ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 1.0 <= value <= MAX_FACTOR:
+        raise LabInputError(
+            f"{ENV}={text!r}: must be a number from 1 to {MAX_FACTOR:g}, how many times slower "
+            "this machine's CPU is than an ordinary one"
+        )
+    return value
+
+
+def scaled(seconds: float) -> float:
+    """A limit of the lab's own, stretched by the machine's slowdown."""
+    return seconds * factor()
+
+
+def workload_s(rounds: int = 3) -> float:
+    """The best of `rounds` timings of a fixed CPU-bound job: interpreted Python (what the
+    aiortc peers and the lab spend their time in) and hashing (C code)."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        total = 0
+        for number in range(300_000):
+            total += number * number % 7
+        hashlib.sha256(bytes(4_000_000)).digest()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+if __name__ == "__main__":
+    print(f"{workload_s():.4f}")

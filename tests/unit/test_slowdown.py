@@ -1,0 +1,102 @@
+"""ICE_LAB_SLOWDOWN: a slow machine's CPU stretches every wait of the lab, never shortens one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+from rich.console import Console
+
+from lab.core import slowdown
+from lab.core.errors import LabInputError
+from lab.peers.launch import introduced, start_up_s
+from lab.peers.timing import PROFILES, derives_timing, for_host, for_links
+from lab.report.result import RunResult
+from lab.report.summary import render
+from tests.result_docs import typed
+
+WAITS = ("stun_rto_s", "gathering_timeout_s", "check_timeout_s", "signaling_timeout_s",
+         "nomination_wait_s")  # fmt: skip
+
+
+def test_unset_means_an_ordinary_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(slowdown.ENV, raising=False)
+    assert slowdown.factor() == 1.0
+    assert slowdown.scaled(10.0) == 10.0
+
+
+def test_a_factor_multiplies_the_labs_own_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(slowdown.ENV, "12.5")
+    assert slowdown.scaled(10.0) == 125.0
+
+
+@pytest.mark.parametrize("value", ["fast", "0.5", "0", "-3", "nan", "1e9"])
+def test_a_bad_value_is_bad_input_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(slowdown.ENV, value)
+    with pytest.raises(LabInputError, match=rf"ICE_LAB_SLOWDOWN='{value}': must be a number"):
+        slowdown.factor()
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_wait_of_the_profile_is_multiplied_and_the_pacing_kept(name: str) -> None:
+    profile = PROFILES[name]
+    slow = for_host(profile, 20)
+    for wait in WAITS:
+        assert getattr(slow, wait) == pytest.approx(getattr(profile, wait) * 20)
+    assert slow.check_pacing_s == profile.check_pacing_s
+    assert slow.stun_retries == profile.stun_retries
+    assert slow.stun_transaction_s == pytest.approx(profile.stun_transaction_s * 20)
+    assert slow.peer_deadline_s == pytest.approx(profile.peer_deadline_s * 20)
+    assert slow.as_dict()["slowdown"] == 20
+
+
+def test_an_ordinary_machine_keeps_the_profile_unchanged() -> None:
+    profile = for_links(PROFILES["fast"], added_rtt_ms=100)
+    assert for_host(profile, 1.0) is profile
+    assert {f.name for f in fields(profile)} >= set(WAITS) | {"slowdown"}
+
+
+def test_a_slowed_profile_no_longer_derives_its_timing() -> None:
+    """Round trips measured on a slow CPU say nothing about the network's: the fast
+    profile's derived check timing (check_schedule) is for ordinary machines only."""
+    assert derives_timing(PROFILES["fast"].as_dict())
+    assert not derives_timing(for_host(PROFILES["fast"], 4).as_dict())
+
+
+def test_a_browsers_start_up_allowance_is_stretched(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Config:
+        agent = "firefox"
+
+    monkeypatch.delenv(slowdown.ENV, raising=False)
+    ordinary = start_up_s({"viewer": Config(), "master": Config()})  # type: ignore[dict-item]
+    monkeypatch.setenv(slowdown.ENV, "10")
+    assert start_up_s({"viewer": Config()}) == pytest.approx(ordinary * 10)  # type: ignore[dict-item]
+    assert callable(introduced)
+
+
+def test_the_result_records_the_slowdown_and_the_summary_says_it() -> None:
+    result = typed({"timing_profile": "fast"})
+    assert "slowdown" not in result.to_json()
+    result.slowdown = 20.0
+    document = result.to_json()
+    assert document["slowdown"] == 20.0
+    assert RunResult.from_json(document).slowdown == 20.0
+    console = Console(record=True, width=200)
+    render(result, console)
+    assert "timing fast, slowdown 20)" in console.export_text()
+
+
+def test_the_workload_runs_with_the_standard_library_alone() -> None:
+    """scripts/vm-check.sh runs it with the system's python3 in the VM and on the host,
+    before any virtualenv: it must need nothing the lab installs."""
+    out = subprocess.run(
+        [sys.executable, "-S", "-m", "lab.core.slowdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 0 < float(out) < 60
