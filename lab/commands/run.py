@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from lab.commands.options import Agent, Mode, Servers, Timing
+from lab.core import slowdown
 from lab.core.errors import EXIT_EXPECTATIONS_FAILED, LabError, LabInputError
 from lab.core.terminal import console, fail, reported_failures, require_output_dirs
 from lab.scenario.scenario import load_scenario
@@ -106,6 +107,8 @@ def register(app: typer.Typer) -> None:
             render(
                 result, console, kvs_log=log == "kvs", server_log=show_server_log, pair_list=pairs
             )
+        if not result.expectations_met and (hint := slowdown.hint_for_failed_run()):
+            console.print(hint, style="yellow", highlight=False)
         if not result.expectations_met:
             raise typer.Exit(EXIT_EXPECTATIONS_FAILED)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import time
 
 from lab.core.errors import LabInputError
@@ -46,6 +48,28 @@ def factor() -> float:
 def scaled(seconds: float) -> float:
     """A limit of the lab's own, stretched by the machine's slowdown."""
     return seconds * factor()
+
+
+def emulated_cpu() -> bool:
+    """Whether this machine is a VM whose CPU QEMU emulates (no KVM under it), the commonest
+    slow machine: systemd-detect-virt says `qemu` there and `kvm` under hardware KVM."""
+    detect = shutil.which("systemd-detect-virt")
+    if detect is None:
+        return False
+    found = subprocess.run([detect, "--vm"], capture_output=True, text=True, check=False)
+    return found.stdout.strip() == "qemu"
+
+
+def hint_for_failed_run() -> str | None:
+    """What to tell the user whose run failed on an emulated CPU without ICE_LAB_SLOWDOWN:
+    the lab's limits, not the network, may be what ran out."""
+    if os.environ.get(ENV, "").strip() or not emulated_cpu():
+        return None
+    return (
+        f"note: this machine's CPU is emulated (QEMU without KVM), many times slower than the "
+        f"lab's limits assume; measure how much slower and set {ENV} "
+        "(docs/reference/run-output.md, 'On a slow machine')"
+    )
 
 
 def workload_s(rounds: int = 3) -> float:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from lab.core import slowdown
 from lab.core.errors import LabInputError
-from lab.peers.launch import introduced, start_up_s
+from lab.peers.launch import start_up_s
 from lab.peers.timing import PROFILES, derives_timing, for_host, for_links
 from lab.report.result import RunResult
 from lab.report.summary import render
@@ -75,7 +77,6 @@ def test_a_browsers_start_up_allowance_is_stretched(monkeypatch: pytest.MonkeyPa
     ordinary = start_up_s({"viewer": Config(), "master": Config()})  # type: ignore[dict-item]
     monkeypatch.setenv(slowdown.ENV, "10")
     assert start_up_s({"viewer": Config()}) == pytest.approx(ordinary * 10)  # type: ignore[dict-item]
-    assert callable(introduced)
 
 
 def test_the_result_records_the_slowdown_and_the_summary_says_it() -> None:
@@ -100,3 +101,31 @@ def test_the_workload_runs_with_the_standard_library_alone() -> None:
         check=True,
     ).stdout
     assert 0 < float(out) < 60
+
+
+def _detect_virt_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str) -> None:
+    """A systemd-detect-virt on PATH that answers as it does in such a VM."""
+    tool = tmp_path / "systemd-detect-virt"
+    tool.write_text(f"#!/bin/sh\necho {answer}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+
+def test_a_failed_run_on_an_emulated_cpu_points_at_the_slowdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(slowdown.ENV, raising=False)
+    _detect_virt_says(tmp_path, monkeypatch, "qemu")
+    hint = slowdown.hint_for_failed_run()
+    assert hint is not None and "ICE_LAB_SLOWDOWN" in hint and "emulated" in hint
+    monkeypatch.setenv(slowdown.ENV, "20")
+    assert slowdown.hint_for_failed_run() is None  # already said
+
+
+@pytest.mark.parametrize("answer", ["kvm", "none", "docker"])
+def test_no_hint_where_the_cpu_is_the_machines_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    monkeypatch.delenv(slowdown.ENV, raising=False)
+    _detect_virt_says(tmp_path, monkeypatch, answer)
+    assert slowdown.hint_for_failed_run() is None
