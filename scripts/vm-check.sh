@@ -7,6 +7,8 @@
 # result documents back and checks them, then destroys the VM and checks that no libvirt
 # domain, network, pool or volume and no process it started is left. Each step prints its
 # time; any failure exits non-zero, after the same clean-up (also on Ctrl-C and SIGTERM).
+# Before the first run it times one CPU-bound workload here and in the VM: the lab in the VM
+# runs with ICE_LAB_SLOWDOWN set to the ratio (an emulated CPU is 20-30 times slower).
 #
 #   scripts/vm-check.sh                  the whole check
 #   scripts/vm-check.sh --kvm-works      exit 0 where hardware KVM runs a stock kernel (.ci/run)
@@ -36,7 +38,7 @@ POOL_DIR="/var/lib/libvirt/images/${NAME}"
 VM_NET=192.168.125.0/24
 BOX_NAME=ice-lab/debian-12-local
 BOX_KIND="${ICE_LAB_VM_BOX:-provisioned}"
-LAB_TIMING=""           # the lab's timing option in the VM: kvs on an emulated CPU (choose_accel)
+SLOWDOWN=1              # the VM's CPU against this host's (measure_slowdown): ICE_LAB_SLOWDOWN in it
 # What a provisioned box's set-up is made of: a change of any builds the box again (the set-up
 # in the VM would catch up by itself, but at the emulated CPU's speed).
 SETUP_INPUTS=(scripts/setup.sh scripts/vm/provision-box.sh pyproject.toml lab/peers/page/package.json
@@ -101,14 +103,22 @@ choose_accel() {
         say "accelerator: kvm"
     else
         say "accelerator: tcg (QEMU emulates the CPU: no hardware KVM here$([ -d /sys/module/kvm_pvm ] && echo ", /dev/kvm is kvm_pvm"); slow)"
-        # The lab's default timing (fast) gives each STUN/TURN server 0.5 s to answer and a
-        # peer about 20 s in all: on an emulated CPU a TURN Allocate and a browser's start
-        # take longer (8 of 9 such runs in the VM failed on 2026-12-06, some of them on the
-        # lab's fixed start-up timeouts under a load average of 12-20). kvs is the C SDK's
-        # own timing (10 s per server, 30 s for signaling).
-        LAB_TIMING="--timing kvs"
-        say "the lab runs in the VM with ${LAB_TIMING} (the default, fast, is too short for an emulated CPU)"
     fi
+}
+
+measure_slowdown() {
+    # How many times slower the VM's CPU is than this host's: one CPU-bound workload
+    # (python3 -m lab.core.slowdown, the standard library alone) timed here and in the VM.
+    # The lab in the VM gets it as ICE_LAB_SLOWDOWN, which stretches every wait of its own
+    # and of its timing profile (an emulated CPU is 10-50 times slower; the lab's limits
+    # were set on ordinary machines). Under 2 (hardware KVM) the lab runs as it is.
+    local here vm
+    here="$(cd "$REPO" && python3 -S -m lab.core.slowdown)"
+    vm="$(in_vm "python3 -S -m lab.core.slowdown" | tr -d '\r' | tail -n 1)"
+    SLOWDOWN="$(python3 -c 'import sys
+ratio = float(sys.argv[2]) / float(sys.argv[1])
+print(f"{ratio:.1f}" if ratio >= 2 else "1")' "$here" "$vm")"
+    say "CPU workload: ${here} s here, ${vm} s in the VM: the lab in the VM runs with ICE_LAB_SLOWDOWN=${SLOWDOWN}"
 }
 
 kvm_works() {
@@ -363,7 +373,7 @@ run_and_check() {
     # and checked.
     local name="$1" agent="$2"
     # results/ is the VM's own (the rsync copy leaves it out): made here on a fresh VM.
-    in_vm "mkdir -p results && .venv/bin/lab run home-nat-both --viewer ${agent} ${LAB_TIMING} --json results/vm-check-${name}.json" &&
+    in_vm "mkdir -p results && ICE_LAB_SLOWDOWN=${SLOWDOWN} .venv/bin/lab run home-nat-both --viewer ${agent} --json results/vm-check-${name}.json" &&
         copy_back "/vagrant/results/vm-check-${name}.json" "${CACHE}/results/${name}.json" &&
         python3 "${REPO}/scripts/vm/check_result.py" "${CACHE}/results/${name}.json" "$agent"
 }
@@ -505,12 +515,9 @@ main() {
     step "vagrant provision (scripts/setup.sh in the VM)" vagrant provision
     step --check "systemd in the VM: every unit started" in_vm "$SYSTEMD_CHECK"
     step --check "netem in the VM's kernel" in_vm "modprobe sch_netem && lsmod | grep -w sch_netem"
-    if [ -n "$LAB_TIMING" ]; then
-        step --check "sudo make run (enterprise-firewall, ${LAB_TIMING}) in the VM" \
-            in_vm "make run SCENARIO=\"enterprise-firewall ${LAB_TIMING}\""
-    else
-        step --check "sudo make run (enterprise-firewall) in the VM" in_vm "make run"
-    fi
+    step --here "the VM's CPU against this host's" measure_slowdown
+    step --check "sudo make run (enterprise-firewall, ICE_LAB_SLOWDOWN=${SLOWDOWN}) in the VM" \
+        in_vm "ICE_LAB_SLOWDOWN=${SLOWDOWN} make run"
     step --check "Chromium viewer run in the VM, result checked here" run_and_check chromium chromium
     step --check "kvs-js viewer run in the VM, result checked here" run_and_check kvs-js kvs-js
     if [ -n "${ICE_LAB_VM_CHECK_COMMAND:-}" ]; then

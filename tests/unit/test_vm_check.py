@@ -138,3 +138,15 @@ def test_ci_runs_vm_check_only_where_kvm_works_and_says_when_it_skips() -> None:
         pytest.skip(".ci/run does not run make vm-check")
     assert "scripts/vm-check.sh --kvm-works" in ci
     assert re.search(r"echo .*skip", ci, re.IGNORECASE), ci
+
+
+def test_every_lab_run_in_the_vm_gets_the_measured_slowdown() -> None:
+    """The VM's CPU may be emulated: each run of the lab in it carries ICE_LAB_SLOWDOWN,
+    measured by the same workload here and in the VM before the first run."""
+    script = VM_CHECK.read_text()
+    runs = re.findall(r'in_vm "[^"]*(?:make run|lab run)[^"]*"', script)
+    assert len(runs) >= 2, runs
+    assert all("ICE_LAB_SLOWDOWN=${SLOWDOWN} " in run for run in runs), runs
+    measured = script.index("step --here \"the VM's CPU against this host's\" measure_slowdown")
+    assert measured < script.index('in_vm "ICE_LAB_SLOWDOWN=${SLOWDOWN} make run"')
+    assert "python3 -S -m lab.core.slowdown" in script
