@@ -32,7 +32,7 @@ from lab.peers.agents import AGENTS
 from lab.report.result import PeerResult, RunResult, load_result
 from lab.scenario.by_agent import not_meant_for
 from lab.scenario.scenario import bundled_scenarios, load_scenario
-from lab.sweeps.bounded_run import run_bounded
+from lab.sweeps.bounded_run import CELL_TIMEOUT_S, run_bounded
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 DEFAULT_AGENTS = "aiortc,chromium"
 #: Two browsers per Chromium run: more than two runs at once starve each other's checks.
 DEFAULT_JOBS = 2
-CELL_TIMEOUT_S = 600
 #: The fields of a cell `differences` compares: the outcome, the viewer's selected pair
 #: types and the relay protocol at each end (the master's: `remote_relay_protocol`).
 COMPARED = (
@@ -412,7 +411,7 @@ def run_cell(scenario: str, combo: Combo, extra: list[str]) -> JsonObject:
             "--viewer", combo.viewer, "--master", combo.master, *extra,
         ]  # fmt: skip
         done = run_bounded(command, CELL_TIMEOUT_S)
-        error = f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
+        error = done.error(_last_line(done.stderr))
         result = load_result(result_path) if result_path.exists() else None
         return summarize(result, error, done.returncode)
 

@@ -31,7 +31,7 @@ from lab.core.errors import LabInputError
 from lab.observations.ice import Candidate, SelectedPair
 from lab.peers.agents import DEFAULT_AGENT, require_agent
 from lab.report.result import RunResult
-from lab.sweeps.bounded_run import run_bounded
+from lab.sweeps.bounded_run import CELL_TIMEOUT_S, run_bounded
 from lab.sweeps.libwebrtc_matrix import CONFIGS, Expectation, expectation
 from lab.sweeps.matrix_cells import GROUPS, ROWS, write_cell_documents
 from lab.sweeps.workers import ReusedSweep
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from lab.sweeps.progress import Sweep
     from lab.sweeps.workers import Options as SweepOptions
 
-CELL_TIMEOUT_S = 600
 #: Reused-network workers per core: a cell mostly waits on ICE timers, but each worker's
 #: start and network builds cost CPU; 2 was as fast as 3 with less CPU, 4 slower
 #: (benchmarks/matrix_time.py -j 4,6,8 on two cores).
@@ -90,7 +89,7 @@ def _run(command: list[str]) -> str:
     SIGKILL would leave its namespaces to `lab clean`)."""
 
     done = run_bounded(command, CELL_TIMEOUT_S)
-    return f"timed out after {CELL_TIMEOUT_S} s" if done.timed_out else _last_line(done.stderr)
+    return done.error(_last_line(done.stderr))
 
 
 def run_cell(viewer: str, master: str, extra: list[str]) -> JsonObject:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lab.peers.launch import start_up_s
 from lab.peers.timing import PROFILES, derives_timing, for_host, for_links
 from lab.report.result import RunResult
 from lab.report.summary import render
+from lab.sweeps.bounded_run import run_bounded
 from tests.result_docs import typed
 
 WAITS = ("stun_rto_s", "gathering_timeout_s", "check_timeout_s", "signaling_timeout_s",
@@ -129,3 +131,17 @@ def test_no_hint_where_the_cpu_is_the_machines_own(
     monkeypatch.delenv(slowdown.ENV, raising=False)
     _detect_virt_says(tmp_path, monkeypatch, answer)
     assert slowdown.hint_for_failed_run() is None
+
+
+def test_a_sweeps_run_gets_the_stretched_time_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`lab matrix --fresh` and `lab compare` bound each child run; on a slow machine the
+    child's own waits are longer, and so is its bound."""
+    monkeypatch.setenv(slowdown.ENV, "3")
+    started = time.monotonic()
+    done = run_bounded([sys.executable, "-c", "import time; time.sleep(0.2); print('x')"], 0.1)
+    assert not done.timed_out and done.returncode == 0  # 0.2 s < 0.1 s x 3
+    done = run_bounded(["sleep", "5"], 0.1)
+    assert done.timed_out and done.error("unused") == "timed out after 0.3 s"
+    assert time.monotonic() - started < 4
