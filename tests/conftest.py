@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 
 import pytest
+
+# A suite started in the background by a non-interactive shell (`.ci/run &`, `nohup`) inherits
+# SIGINT ignored, and so would every `lab run` it starts: Python then installs no Ctrl-C
+# handler, and the tests that press Ctrl-C on a run would see it run on. A terminal's Ctrl-C
+# reaches a foreground `lab run` with SIGINT at its default: give the children that.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _root_ready() -> str | None:
