@@ -68,12 +68,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict,
     }
 
 
-def test_home_routers_connect_two_firefoxes_with_a_reflexive_pair(runs: dict) -> None:
+def test_home_routers_let_two_firefoxes_connect_and_no_direct_pair_fail(runs: dict) -> None:
+    """Behind two home routers the direct path works. Which pair the Firefox viewer
+    nominates is a race (home-nat-both's where_agents): the direct pair, or the pair to
+    the master's relay when that answered first. Either way no direct pair failed: they
+    succeeded, or were cancelled or still in progress when the relay pair won."""
     status, result, output = runs["home"]
     assert status == 0 and result["outcome"] == "connected", output
-    for role in ("viewer", "master"):
-        assert result["selected"][role]["local"]["type"] in {"srflx", "prflx"}
-        assert result["selected"][role]["remote"]["type"] in {"srflx", "prflx"}
+    assert result["selected"]["viewer"]["local"]["type"] in {"srflx", "prflx"}
+    direct = [
+        pair
+        for pair in result["pairs"]
+        if pair["agent"] == "viewer" and pair["remote"]["type"] in {"srflx", "prflx"}
+    ]
+    assert direct, output  # the viewer paired the master's reflexive address
+    assert not [pair for pair in direct if pair["state"] == "failed"], output
 
 
 def test_each_result_names_the_firefox_that_ran(runs: dict) -> None:
