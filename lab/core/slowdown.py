@@ -10,7 +10,9 @@ the result. It never shortens a limit.
 
 `python3 -m lab.core.slowdown` prints the seconds a fixed CPU-bound workload takes here,
 with the standard library only; the same figure on two machines gives the factor between
-them (`scripts/vm-check.sh` measures the VM against the host this way).
+them (`scripts/vm-check.sh` measures the VM against the host this way). With `--factor` it
+prints the factor against this project's own machines instead, for when no second machine
+is at hand.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from lab.core.errors import LabInputError
 ENV = "ICE_LAB_SLOWDOWN"
 #: Above this the value is surely a mistake (an emulated CPU is 10-50 times slower).
 MAX_FACTOR = 1000.0
+#: workload_s() on this project's machines (two cores of a cloud x86 server): 0.035-0.046 s
+#: on 2026-12-07, and 0.60-0.86 s in `make vm-check`'s VM on QEMU's emulated CPU.
+REFERENCE_WORKLOAD_S = 0.04
 
 
 def factor() -> float:
@@ -60,14 +65,25 @@ def emulated_cpu() -> bool:
     return found.stdout.strip() == "qemu"
 
 
+def factor_against_reference(seconds: float) -> float:
+    """How many times slower than this project's machines a workload_s() of `seconds` is:
+    a whole number, at least 1 (an estimate; a factor measured against a machine of your
+    own is better)."""
+    return float(max(1, round(seconds / REFERENCE_WORKLOAD_S)))
+
+
 def hint_for_failed_run() -> str | None:
     """What to tell the user whose run failed on an emulated CPU without ICE_LAB_SLOWDOWN:
-    the lab's limits, not the network, may be what ran out."""
+    the lab's limits, not the network, may be what ran out, and the factor to try (the
+    workload measured now, in about a second there)."""
     if os.environ.get(ENV, "").strip() or not emulated_cpu():
         return None
+    seconds = workload_s()
     return (
-        f"note: this machine's CPU is emulated (QEMU without KVM), many times slower than the "
-        f"lab's limits assume; measure how much slower and set {ENV} "
+        f"note: this machine's CPU is emulated (QEMU without KVM): the lab's CPU workload took "
+        f"{seconds:.2f} s here, about {REFERENCE_WORKLOAD_S:g} s on an ordinary machine, and "
+        "the lab's limits may have run out before the network did; run it again with "
+        f"{ENV}={factor_against_reference(seconds):g} "
         "(docs/reference/run-output.md, 'On a slow machine')"
     )
 
@@ -87,4 +103,10 @@ def workload_s(rounds: int = 3) -> float:
 
 
 if __name__ == "__main__":
-    print(f"{workload_s():.4f}")
+    import sys
+
+    measured = workload_s()
+    if sys.argv[1:] == ["--factor"]:
+        print(f"{factor_against_reference(measured):g}")
+    else:
+        print(f"{measured:.4f}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -119,7 +120,8 @@ def test_a_failed_run_on_an_emulated_cpu_points_at_the_slowdown(
     monkeypatch.delenv(slowdown.ENV, raising=False)
     _detect_virt_says(tmp_path, monkeypatch, "qemu")
     hint = slowdown.hint_for_failed_run()
-    assert hint is not None and "ICE_LAB_SLOWDOWN" in hint and "emulated" in hint
+    assert hint is not None and "emulated" in hint
+    assert re.search(r"took \d+\.\d\d s here, .* with ICE_LAB_SLOWDOWN=\d+ ", hint), hint
     monkeypatch.setenv(slowdown.ENV, "20")
     assert slowdown.hint_for_failed_run() is None  # already said
 
@@ -145,3 +147,16 @@ def test_a_sweeps_run_gets_the_stretched_time_and_says_so(
     done = run_bounded(["sleep", "5"], 0.1)
     assert done.timed_out and done.error("unused") == "timed out after 0.3 s"
     assert time.monotonic() - started < 4
+
+
+def test_the_factor_against_this_projects_machines_is_a_whole_number_of_at_least_one() -> None:
+    assert slowdown.factor_against_reference(0.6) == 15  # make vm-check's VM, 0.04 s here
+    assert slowdown.factor_against_reference(0.86) == 22
+    assert slowdown.factor_against_reference(0.01) == 1  # a faster machine gets no slowdown
+    out = subprocess.run(
+        [sys.executable, "-S", "-m", "lab.core.slowdown", "--factor"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert float(out) >= 1 and float(out).is_integer()
