@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from lab.core import slowdown
 from lab.sweeps.compare import (
     DEFAULT_AGENTS,
     DEFAULT_JOBS,
@@ -68,6 +69,7 @@ def register(app: typer.Typer) -> None:
             for agent in dict.fromkeys(a for c in chosen for a in (c.viewer, c.master)):
                 require_agent(agent, "--combos" if combos is not None else "--agents")
             require_root()
+            slowdown.factor()  # a bad ICE_LAB_SLOWDOWN: said here, not by a cell
         except LabError as exc:
             raise fail(exc) from None
         from lab.sweeps.progress import Sweep

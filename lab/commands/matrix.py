@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from lab.core import slowdown
 from lab.sweeps.matrix import (
     cell_agents,
     cells_without_result,
@@ -80,6 +81,7 @@ def register(app: typer.Typer) -> None:
             slice_ = None if shard is None else parse_shard(shard)
             agents = cell_agents(viewer, master)
             require_root()
+            slowdown.factor()  # a bad ICE_LAB_SLOWDOWN: said here, not by a cell
         except LabError as exc:
             raise fail(exc) from None
         extra = [

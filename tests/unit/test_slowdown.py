@@ -160,3 +160,30 @@ def test_the_factor_against_this_projects_machines_is_a_whole_number_of_at_least
         check=True,
     ).stdout
     assert float(out) >= 1 and float(out).is_integer()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(
+    "command",
+    [["run", "home-nat-both"], ["matrix", "--nat", "open"], ["compare", "home-nat-both"]],
+    ids=["run", "matrix", "compare"],
+)
+def test_a_bad_slowdown_is_one_line_and_exit_2_before_anything_is_built(
+    command: list[str],
+) -> None:
+    """Said by the command itself, not by a sweep's cell (a traceback, once)."""
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {slowdown.ENV: "abc"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: ICE_LAB_SLOWDOWN='abc': must be a number from 1 to 1000, how many times slower "
+        "this machine's CPU is than an ordinary one"
+    ]
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert after == before
