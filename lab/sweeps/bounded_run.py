@@ -23,9 +23,13 @@ class BoundedRun:
     timed_out: bool
     limit_s: float  # the time it was given (stretched on a slow machine)
 
-    def error(self, stderr_line: str) -> str:
-        """Why the run left no result: it overstayed, or the last line it printed."""
-        return f"timed out after {self.limit_s:g} s" if self.timed_out else stderr_line
+    def error(self) -> str | None:
+        """Why the run left no result: it overstayed, or the last line it printed on
+        stderr (None when it printed nothing)."""
+        if self.timed_out:
+            return f"timed out after {self.limit_s:g} s"
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else None
 
 
 def run_bounded(command: list[str], timeout_s: float) -> BoundedRun:

@@ -385,11 +385,6 @@ def exit_status(rows: Iterable[Mapping[str, Any]]) -> int:
     return EXIT_BAD_INPUT if all(s == EXIT_BAD_INPUT for s in statuses) else EXIT_LAB_FAILED
 
 
-def _last_line(text: str) -> str | None:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else None
-
-
 def not_meant_cell(why: str) -> JsonObject:
     """A cell for a combination the scenario says it is not meant for: not run, not judged."""
     return {**summarize(None), "outcome": "n/a", "error": None, "not_meant_for": why}
@@ -411,7 +406,7 @@ def run_cell(scenario: str, combo: Combo, extra: list[str]) -> JsonObject:
             "--viewer", combo.viewer, "--master", combo.master, *extra,
         ]  # fmt: skip
         done = run_bounded(command, CELL_TIMEOUT_S)
-        error = done.error(_last_line(done.stderr))
+        error = done.error()
         result = load_result(result_path) if result_path.exists() else None
         return summarize(result, error, done.returncode)
 

@@ -78,18 +78,13 @@ def parse_rows(text: str) -> list[str]:
     return rows
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no result"
-
-
 def _run(command: list[str]) -> str:
     """Run one `lab run`; returns the last line it printed on stderr (its error, if it left
     no result). One that overstays gets SIGTERM, which it turns into a full teardown (a
     SIGKILL would leave its namespaces to `lab clean`)."""
 
     done = run_bounded(command, CELL_TIMEOUT_S)
-    return done.error(_last_line(done.stderr))
+    return done.error() or "no result"
 
 
 def run_cell(viewer: str, master: str, extra: list[str]) -> JsonObject:

@@ -145,7 +145,7 @@ def test_a_sweeps_run_gets_the_stretched_time_and_says_so(
     done = run_bounded([sys.executable, "-c", "import time; time.sleep(0.2); print('x')"], 0.1)
     assert not done.timed_out and done.returncode == 0  # 0.2 s < 0.1 s x 3
     done = run_bounded(["sleep", "5"], 0.1)
-    assert done.timed_out and done.error("unused") == "timed out after 0.3 s"
+    assert done.timed_out and done.error() == "timed out after 0.3 s"
     assert time.monotonic() - started < 4
 
 
