@@ -8,7 +8,7 @@
 # domain, network, pool or volume and no process it started is left. Each step prints its
 # time; any failure exits non-zero, after the same clean-up (also on Ctrl-C and SIGTERM).
 # Before the first run it times one CPU-bound workload here and in the VM: the lab in the VM
-# runs with ICE_LAB_SLOWDOWN set to the ratio (an emulated CPU is 20-30 times slower).
+# runs with ICE_LAB_SLOWDOWN set to the ratio (an emulated CPU measured 14-25 times slower).
 #
 #   scripts/vm-check.sh                  the whole check
 #   scripts/vm-check.sh --kvm-works      exit 0 where /dev/kvm can create a VM (.ci/run runs the
@@ -111,7 +111,7 @@ measure_slowdown() {
     # How many times slower the VM's CPU is than this host's: one CPU-bound workload
     # (python3 -m lab.core.slowdown, the standard library alone) timed here and in the VM.
     # The lab in the VM gets it as ICE_LAB_SLOWDOWN, which stretches every wait of its own
-    # and of its timing profile (an emulated CPU is 10-50 times slower; the lab's limits
+    # and of its timing profile (an emulated CPU measured 14-25 times slower; the lab's limits
     # were set on ordinary machines). Under 2 (hardware KVM) the lab runs as it is.
     local here vm
     here="$(cd "$REPO" && python3 -S -m lab.core.slowdown)"

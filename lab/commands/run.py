@@ -107,9 +107,9 @@ def register(app: typer.Typer) -> None:
             render(
                 result, console, kvs_log=log == "kvs", server_log=show_server_log, pair_list=pairs
             )
-        if not result.expectations_met and (hint := slowdown.hint_for_failed_run()):
-            console.print(hint, style="yellow", highlight=False)
         if not result.expectations_met:
+            if hint := slowdown.hint_for_failed_run():
+                console.print(hint, style="yellow", highlight=False)
             raise typer.Exit(EXIT_EXPECTATIONS_FAILED)
 
 

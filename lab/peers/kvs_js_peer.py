@@ -140,8 +140,8 @@ def software(sdk_version: str | None, browser: dict[str, str]) -> JsonObject:
 
 async def wait_ready(page: PageSession, timeout_s: float = 10.0) -> None:
     """Until kvs_js.js has run (attach() returns once peer.js, loaded before it, has)."""
+    timeout_s = scaled(timeout_s)
     try:
-        timeout_s = scaled(timeout_s)
         async with asyncio.timeout(timeout_s):
             while await page.evaluate("typeof window.kvsjs") != "object":
                 await asyncio.sleep(0.01)

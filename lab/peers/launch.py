@@ -98,9 +98,14 @@ def _proxy_url(scenario: Scenario, host: str) -> str | None:
     return proxy.url if proxy else None
 
 
+def start_up_allowance_s(agent: str) -> float:
+    """How long `agent` may take to start (agents.START_UP_S), on this machine."""
+    return scaled(START_UP_S.get(agent, 0.0))
+
+
 def start_up_s(configs: dict[str, PeerConfig]) -> float:
-    """The longest start-up allowance of the run's agents (agents.START_UP_S)."""
-    return max(scaled(START_UP_S.get(config.agent, 0.0)) for config in configs.values())
+    """The longest start-up allowance of the run's agents."""
+    return max(start_up_allowance_s(config.agent) for config in configs.values())
 
 
 def introduced(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
@@ -110,7 +115,7 @@ def introduced(configs: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
     grown = {}
     for role, config in configs.items():
         other = configs["master" if role == "viewer" else "viewer"]
-        extra = scaled(START_UP_S.get(other.agent, 0.0))
+        extra = start_up_allowance_s(other.agent)
         timing = config.timing | {
             "signaling_timeout_s": config.timing["signaling_timeout_s"] + extra
         }

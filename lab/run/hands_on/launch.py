@@ -74,7 +74,8 @@ def _spawn(
 
 def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> JsonObject:
     """The daemon's one-line report, or why none came in time."""
-    deadline = time.monotonic() + scaled(READY_TIMEOUT_S)
+    wait_s = scaled(READY_TIMEOUT_S)
+    deadline = time.monotonic() + wait_s
     buffer = b""
     while time.monotonic() < deadline:
         ready, _, _ = select.select([read_end], [], [], 0.2)
@@ -88,7 +89,7 @@ def _await_ready(read_end: int, process: subprocess.Popen[bytes]) -> JsonObject:
         buffer += chunk
         if buffer.endswith(b"\n"):
             return json.loads(buffer)
-    return {"ok": False, "error": f"the network was not up after {scaled(READY_TIMEOUT_S):.0f} s"}
+    return {"ok": False, "error": f"the network was not up after {wait_s:.0f} s"}
 
 
 def _check_ready(message: JsonObject, process: subprocess.Popen[bytes]) -> JsonObject:
